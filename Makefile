@@ -1,0 +1,47 @@
+# Quick start: `make run` serves on :8887, `make test` runs the whole suite.
+# Both create .venv from the pinned requirements on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+HOST   ?= 127.0.0.1
+PORT   ?= 8887
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev run test check-terraform bench container-smoke model clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "botscore needs Python 3.11+, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.txt requirements-train.txt $(VENV)/.runtime
+	$(PIP) install -r requirements-dev.txt
+	@touch $@
+
+## install: create .venv with the runtime dependencies and the `botscore` command
+install: $(VENV)/.runtime
+
+## install-dev: add the training, test and checking tools
+install-dev: $(VENV)/.dev
+
+## run: serve the API on $(HOST):$(PORT) with embedded defaults (audit records under var/audit)
+run: install
+	$(BIN)/botscore serve --host $(HOST) --port $(PORT)
+
+## test: the whole suite; starts every server it needs (SeaweedFS S3, the service) by itself
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## model: regenerate the dataset and retrain the shipped model (deterministic)
+model: install-dev
+	$(BIN)/botscore make-data
+	$(BIN)/botscore train
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis var test-artifacts *.egg-info

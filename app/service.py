@@ -1,0 +1,82 @@
+"""The composition root: builds model, audit log and app from one Settings, and owns their lifetime.
+
+Start-up loads and checks the model (a broken artifact stops start-up), opens the spool and
+starts the shipper. Shutdown runs after uvicorn stopped accepting and finished in-flight
+requests: seal the spool and ship it within the deadline, then close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from app import artifact
+from app.api import BotscoreApp, ModelSlot, create_app
+from app.audit import AuditLog, spool_dir
+from app.logs import configure as configure_logging
+from app.scoring import Scorer
+from app.settings import Settings, SettingsError, load_settings
+from app.spool import Spool
+from app.uploaders import LocalUploader, S3Uploader, Uploader
+
+
+@dataclass
+class Service:
+    """Everything one worker runs, wired together."""
+
+    settings: Settings
+    model: ModelSlot
+    audit: AuditLog
+    app: BotscoreApp
+
+
+def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
+    """Wire the parts; raises ArtifactError for a bad model. `uploader` overrides the settings' choice."""
+    model = ModelSlot(Scorer(artifact.load(settings.model_path)))
+    directory = spool_dir(settings.audit_dir)
+    if uploader is None:
+        uploader = S3Uploader(settings.audit_bucket) if settings.audit_bucket else LocalUploader(directory / "shipped")
+    spool = Spool(
+        directory,
+        segment_max_bytes=settings.audit_segment_max_bytes,
+        segment_max_age=settings.audit_segment_max_age_seconds,
+    )
+    audit = AuditLog(
+        spool,
+        uploader,
+        prefix=settings.audit_prefix,
+        spool_max_bytes=settings.audit_spool_max_bytes,
+        when_full=settings.audit_when_full,
+        shutdown_seconds=settings.audit_shutdown_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        audit.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(audit.close)
+
+    app = create_app(model, audit, max_body_bytes=settings.max_body_bytes, lifespan=lifespan)
+    return Service(settings, model, audit, app)
+
+
+def build_from_environment() -> Service:
+    """Settings from BOTSCORE_*, logging, parts; a bad setting or model exits with one line."""
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        return build(settings)
+    except (SettingsError, artifact.ArtifactError) as exc:
+        fail(str(exc))
+
+
+def fail(message: str) -> Any:
+    """Stop start-up with one clear line on stderr."""
+    sys.stderr.write(f"botscore: {message}\n")
+    raise SystemExit(2)

@@ -1,0 +1,285 @@
+"""The audit spool: append-only JSON-lines segment files on local disk, one set per worker.
+
+Layout under the spool directory:
+
+    workers/<worker>/lock              flock held for the worker's lifetime
+    workers/<worker>/active/<name>     the segment being appended to (at most one)
+    workers/<worker>/sealed/<name>     closed segments waiting to be shipped
+
+A segment's name is fixed when it opens and encodes its object key (`object_key`), so a
+retried upload overwrites the same object. A worker that died leaves its directory with
+an unlocked `lock`; another worker claims its segments by renaming them into its own
+`sealed/` (atomic, so exactly one claimer wins) and ships them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+SEGMENT_SUFFIX = ".jsonl"
+
+
+def object_key(prefix: str, opened_at: datetime, host: str, worker: str, seq: int) -> str:
+    """The S3 key of a segment, fixed when it opens: Athena partition projection on dt and hour (UTC)."""
+    return f"{prefix}dt={opened_at:%Y-%m-%d}/hour={opened_at:%H}/{host}-{worker}-{seq:06d}.jsonl.gz"
+
+
+def key_for(prefix: str, segment_name: str) -> str:
+    """The object key of a segment file name (the name is the key without prefix, '/' as '+')."""
+    return prefix + segment_name[: -len(SEGMENT_SUFFIX)].replace("+", "/") + ".jsonl.gz"
+
+
+def _segment_name(opened_at: datetime, host: str, worker: str, seq: int) -> str:
+    return object_key("", opened_at, host, worker, seq)[: -len(".jsonl.gz")].replace("/", "+") + SEGMENT_SUFFIX
+
+
+def _remove_quietly(remove) -> None:  # type: ignore[no-untyped-def]
+    try:
+        remove()
+    except FileNotFoundError:
+        pass  # another claimer got there first
+
+
+def _safe_host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:63] or "host"
+
+
+@dataclass
+class Segment:
+    """A sealed segment waiting to be shipped."""
+
+    path: Path
+    name: str
+    opened_at: float  # wall-clock seconds of its first record (mtime for claimed leftovers)
+    claimed: bool  # left by an earlier process: its lines are checked before shipping
+
+
+class SpoolUnavailable(Exception):
+    """The spool cannot take the record (disk full, directory unwritable); the message says why."""
+
+
+class Spool:
+    """One worker's segments. `append` is called from the event loop, the rest from the shipper thread."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_max_bytes: int,
+        segment_max_age: float,
+        host: str | None = None,
+        worker: str | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.segment_max_bytes = segment_max_bytes
+        self.segment_max_age = segment_max_age
+        self.host = host or _safe_host()
+        self.worker = worker or f"{os.getpid()}.{secrets.token_hex(4)}"
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._active_name: str | None = None
+        self._active_opened = 0.0
+        self._active_bytes = 0
+        self._active_records = 0
+        self._seq = 0
+        self._lock_fd: int | None = None
+        self._sealed: dict[str, Segment] = {}
+        self.sealed_bytes = 0
+        self.records_written = 0
+
+    # -- set-up ---------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "workers" / self.worker
+
+    def open(self) -> None:
+        """Create this worker's directory, created whole under a temporary name, and lock it."""
+        workers = self.directory / "workers"
+        workers.mkdir(parents=True, exist_ok=True)
+        staging = workers / f".new-{self.worker}"
+        (staging / "active").mkdir(parents=True, exist_ok=True)
+        (staging / "sealed").mkdir(exist_ok=True)
+        fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(staging, self.root)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Seal what is active and release the worker lock; sealed files stay for the next start.
+
+        An emptied worker directory is removed; one with segments left is claimed by the next start.
+        """
+        self.seal()
+        if self._lock_fd is None:
+            return
+        if not self._sealed:
+            for path in (self.root / "active", self.root / "sealed", self.root / "lock", self.root):
+                try:
+                    path.rmdir() if path.is_dir() else path.unlink()
+                except OSError:
+                    break  # not empty after all: leave it for the next start
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    # -- the request path -------------------------------------------------------
+
+    def append(self, line: bytes) -> None:
+        """Append one record line with one write; raise SpoolUnavailable if the disk refuses it."""
+        with self._lock:
+            if self._fd is None:
+                self._open_segment()
+            fd = self._fd
+            assert fd is not None
+            try:
+                written = os.write(fd, line)
+            except OSError as exc:
+                raise SpoolUnavailable(f"cannot write {self._active_name}: {exc.strerror}") from None
+            if written != len(line):
+                # A short write (disk full) would leave a torn line in the middle; cut it off.
+                os.ftruncate(fd, self._active_bytes)
+                raise SpoolUnavailable(f"cannot write {self._active_name}: short write, disk full")
+            self._active_bytes += written
+            self._active_records += 1
+            self.records_written += 1
+            if self._active_bytes >= self.segment_max_bytes:
+                self._seal_locked()
+
+    def _open_segment(self) -> None:
+        self._seq += 1
+        now = time.time()
+        name = _segment_name(datetime.fromtimestamp(now, timezone.utc), self.host, self.worker, self._seq)
+        path = self.root / "active" / name
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise SpoolUnavailable(f"cannot create segment in {path.parent}: {exc.strerror}") from None
+        self._active_name = name
+        self._active_opened = now
+        self._active_bytes = 0
+        self._active_records = 0
+
+    # -- sealing ----------------------------------------------------------------
+
+    @property
+    def active_bytes(self) -> int:
+        return self._active_bytes
+
+    def seal_if_due(self, now: float | None = None) -> None:
+        """Seal the active segment once it is older than the age bound."""
+        now = time.time() if now is None else now
+        with self._lock:
+            if self._fd is not None and now - self._active_opened >= self.segment_max_age:
+                self._seal_locked()
+
+    def seal(self) -> None:
+        with self._lock:
+            self._seal_locked()
+
+    def _seal_locked(self) -> None:
+        if self._fd is None or self._active_name is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        name = self._active_name
+        self._active_name = None
+        if self._active_bytes == 0:
+            os.unlink(self.root / "active" / name)
+            return
+        target = self.root / "sealed" / name
+        os.rename(self.root / "active" / name, target)
+        self._sealed[name] = Segment(target, name, self._active_opened, claimed=False)
+        self.sealed_bytes += self._active_bytes
+
+    # -- shipping side ------------------------------------------------------------
+
+    def sealed(self) -> list[Segment]:
+        """Sealed segments, oldest first."""
+        with self._lock:
+            return sorted(self._sealed.values(), key=lambda s: (s.opened_at, s.name))
+
+    def remove(self, segment: Segment) -> None:
+        """Delete a segment that S3 (or the local folder) has accepted."""
+        size = segment.path.stat().st_size
+        segment.path.unlink()
+        with self._lock:
+            self._sealed.pop(segment.name, None)
+            self.sealed_bytes -= size
+
+    def oldest_unshipped(self) -> float | None:
+        """Wall-clock time of the oldest record not yet shipped, or None."""
+        with self._lock:
+            times = [s.opened_at for s in self._sealed.values()]
+            if self._fd is not None and self._active_bytes:
+                times.append(self._active_opened)
+        return min(times) if times else None
+
+    def claim_leftovers(self) -> int:
+        """Take over segments of dead workers (and of our own earlier lives); return how many."""
+        claimed = 0
+        workers = self.directory / "workers"
+        for other in sorted(workers.iterdir()) if workers.is_dir() else []:
+            if other.name == self.worker or other.name.startswith("."):
+                continue
+            claimed += self._claim_from(other)
+        return claimed
+
+    def _claim_from(self, other: Path) -> int:
+        try:
+            fd = os.open(other / "lock", os.O_RDWR)
+        except FileNotFoundError:
+            return 0  # being removed by another claimer
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return 0  # its worker is alive
+                raise
+            claimed = 0
+            for state in ("sealed", "active"):
+                folder = other / state
+                for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                    target = self.root / "sealed" / path.name
+                    try:
+                        size = path.stat().st_size
+                        mtime = path.stat().st_mtime
+                        os.rename(path, target)
+                    except FileNotFoundError:
+                        continue
+                    if size == 0:
+                        target.unlink()
+                        continue
+                    with self._lock:
+                        self._sealed[path.name] = Segment(target, path.name, mtime, claimed=True)
+                        self.sealed_bytes += size
+                    claimed += 1
+                _remove_quietly(folder.rmdir)
+            _remove_quietly((other / "lock").unlink)
+            _remove_quietly(other.rmdir)
+            return claimed
+        finally:
+            os.close(fd)
+
+    def usage_bytes(self) -> int:
+        """Bytes of every segment in the spool, all workers' together."""
+        total = 0
+        workers = self.directory / "workers"
+        for dirpath, _, filenames in os.walk(workers):
+            for filename in filenames:
+                if filename.endswith(SEGMENT_SUFFIX):
+                    try:
+                        total += os.stat(os.path.join(dirpath, filename)).st_size
+                    except FileNotFoundError:
+                        pass
+        return total

@@ -1,0 +1,134 @@
+"""Strict parsing of a scoring request body into (x1, x2).
+
+Written by hand on purpose: pydantic's JSON parser keeps the last of duplicate keys and
+turns `true` into 1.0 in lax mode; the standard `json` module with hooks lets us refuse
+duplicate keys, NaN/Infinity and overflowing numbers by name, and it is faster for a
+two-field body than building a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from app.errors import RequestError
+
+FIELDS = ("x1", "x2")
+_EXPECTED = 'a JSON object like {"x1": 0.1, "x2": 0.2}'
+
+
+class _NonFinite:
+    """Stands in for NaN, Infinity and numbers beyond a double, so the error can name the field."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __str__(self) -> str:  # how it appears in an audit record's `request`
+        return self.token
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _float(token: str) -> float | _NonFinite:
+    value = float(token)
+    return value if math.isfinite(value) else _NonFinite(token)
+
+
+def _int(token: str) -> float | _NonFinite:
+    try:
+        return float(int(token))
+    except (OverflowError, ValueError):
+        return _NonFinite(token if len(token) <= 20 else token[:20] + "...")
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_float, parse_int=_int, parse_constant=_NonFinite)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def decode(body: bytes) -> Any:
+    """Bytes to a JSON value, refusing non-UTF-8, malformed JSON and duplicate keys."""
+    if not body.strip():
+        raise RequestError(f"request body is empty; expected {_EXPECTED}", status=400, code="malformed_json")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"request body is not valid UTF-8 (byte {exc.start}); expected {_EXPECTED}",
+            status=400,
+            code="invalid_encoding",
+        ) from None
+    try:
+        return _decoder.decode(text)
+    except _DuplicateKey as exc:
+        raise RequestError(
+            f"duplicate key {exc.key!r}: each field may appear once", field=exc.key, code="duplicate_key"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=400, code="malformed_json"
+        ) from None
+    except RecursionError:
+        raise RequestError("malformed JSON: nested too deeply", status=400, code="malformed_json") from None
+
+
+def features(document: Any) -> tuple[float, float]:
+    """A decoded body to (x1, x2): exactly the two fields, each a finite number."""
+    if not isinstance(document, dict):
+        raise RequestError(f"request body must be {_EXPECTED}, got {_kind(document)}", code="invalid_body")
+    if len(document) != 2 or "x1" not in document or "x2" not in document:
+        for key in document:
+            if key not in FIELDS:
+                raise RequestError(
+                    f"unknown field {key!r}: the only fields are x1 and x2 (names are case-sensitive)",
+                    field=key,
+                    code="unknown_field",
+                )
+        for key in FIELDS:
+            if key not in document:
+                raise RequestError(f"{key} is required", field=key, code="missing_field")
+    values = []
+    for key in FIELDS:
+        value = document[key]
+        if type(value) is not float:
+            if isinstance(value, _NonFinite):
+                raise RequestError(
+                    f"{key} must be a finite number, got {value.token}", field=key, code="not_finite"
+                )
+            raise RequestError(f"{key} must be a number, got {_kind(value)}", field=key, code="invalid_type")
+        values.append(value)
+    return values[0], values[1]
+
+
+def parse(body: bytes) -> tuple[float, float]:
+    """The whole check: bytes of a /bot-score body to (x1, x2), or RequestError naming the problem."""
+    return features(decode(body))
