@@ -37,6 +37,11 @@ run: install
 ## test: the whole suite; starts every server it needs (SeaweedFS S3, the service) by itself
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	bash scripts/check-terraform.sh --no-pytest
+
+## check-terraform: terraform fmt, checkov (zero failures) and the config-agrees-with-app tests
+check-terraform: install-dev
+	bash scripts/check-terraform.sh
 
 ## model: regenerate the dataset and retrain the shipped model (deterministic)
 model: install-dev

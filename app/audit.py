@@ -46,6 +46,7 @@ class AuditLog:
         spool_max_bytes: int,
         when_full: Literal["reject", "drop"],
         shutdown_seconds: float,
+        retry_max_seconds: float = 30.0,
         tick: float = 0.5,
     ) -> None:
         self.spool = spool
@@ -54,7 +55,9 @@ class AuditLog:
         self.when_full = when_full
         self.shutdown_seconds = shutdown_seconds
         self.counters = AuditCounters()
-        self.shipper = Shipper(spool, uploader, prefix=prefix, tick=tick, on_tick=self._refresh)
+        self.shipper = Shipper(
+            spool, uploader, prefix=prefix, tick=tick, backoff_cap=retry_max_seconds, on_tick=self._refresh
+        )
         self._usage_scanned = 0
         self._appended_since_scan = 0
         self._unavailable: str | None = "not started"

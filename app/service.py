@@ -52,6 +52,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         spool_max_bytes=settings.audit_spool_max_bytes,
         when_full=settings.audit_when_full,
         shutdown_seconds=settings.audit_shutdown_seconds,
+        retry_max_seconds=settings.audit_retry_max_seconds,
     )
 
     @asynccontextmanager

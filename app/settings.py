@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default="reject",
         description="At the bound: `reject` answers 503 + Retry-After; `drop` serves and counts dropped records.",
     )
+    audit_retry_max_seconds: float = Field(
+        default=30.0, ge=0.01, le=600, description="Cap of the backoff between failed uploads (retried forever)."
+    )
     audit_shutdown_seconds: float = Field(
         default=20.0, ge=0, le=300, description="On SIGTERM, time allowed to seal and ship the spool."
     )

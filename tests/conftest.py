@@ -12,15 +12,16 @@ from starlette.testclient import TestClient
 
 from app.service import Service, build
 from app.settings import load_settings
+from app.uploaders import Uploader
 
 
 @pytest.fixture
 def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     """Build the whole service in-process with settings overrides; audit spool under tmp_path."""
 
-    def make(**overrides: Any) -> Service:
+    def make(uploader: Uploader | None = None, **overrides: Any) -> Service:
         overrides.setdefault("audit_dir", tmp_path / "audit")
-        return build(load_settings(**overrides))
+        return build(load_settings(**overrides), uploader=uploader)
 
     yield make
 

@@ -128,15 +128,16 @@ class Service:
 class Weed:
     """SeaweedFS (`weed mini`) as a real S3 server on 127.0.0.1, data in a temp dir."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, ports: list[int] | None = None) -> None:
         self.dir = tmp / "weed"
         self.dir.mkdir(parents=True, exist_ok=True)
         # weed binds each port + 10000 for gRPC too, so both must be free.
-        ports: list[int] = []
+        ports = list(ports or [])
         while len(ports) < 5:
             port = free_port(below=55000)
             if port not in ports and _port_is_free(port + 10000):
                 ports.append(port)
+        self.ports = ports
         self.s3_port, self.master_port, self.volume_port, self.filer_port, self.admin_port = ports
         self.endpoint = f"http://{LOOPBACK}:{self.s3_port}"
         self.process: Process | None = None

@@ -1,0 +1,231 @@
+################################################################################
+# ECS Fargate: cluster, task definition, service, autoscaling
+################################################################################
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+resource "aws_cloudwatch_log_group" "app" {
+  name              = "/ecs/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+}
+
+locals {
+  container_definition = {
+    name      = local.container_name
+    image     = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
+    essential = true
+    user      = "10001:10001"
+
+    readonlyRootFilesystem = true
+    privileged             = false
+    # ECS waits this long after SIGTERM before SIGKILL; the app needs
+    # BOTSCORE_AUDIT_SHUTDOWN_SECONDS of it to seal and ship its spool.
+    stopTimeout = var.stop_timeout
+
+    portMappings = [
+      {
+        name          = "http"
+        containerPort = local.container_port
+        hostPort      = local.container_port
+        protocol      = "tcp"
+      },
+    ]
+
+    # The app's settings (app.settings.Settings): each is BOTSCORE_ + a field name in
+    # upper case. tests/test_terraform.py checks the names and values against the app.
+    environment = [
+      { name = "BOTSCORE_HOST", value = "0.0.0.0" },
+      { name = "BOTSCORE_PORT", value = tostring(local.container_port) },
+      { name = "BOTSCORE_WORKERS", value = tostring(var.workers) },
+      { name = "BOTSCORE_LOG_LEVEL", value = var.log_level },
+      { name = "BOTSCORE_AUDIT_DIR", value = local.audit_dir },
+      { name = "BOTSCORE_AUDIT_BUCKET", value = aws_s3_bucket.audit.bucket },
+      { name = "BOTSCORE_AUDIT_PREFIX", value = var.audit_prefix },
+      { name = "BOTSCORE_AUDIT_SHUTDOWN_SECONDS", value = tostring(var.audit_shutdown_seconds) },
+      { name = "BOTSCORE_AUDIT_WHEN_FULL", value = var.audit_when_full },
+      { name = "AWS_REGION", value = local.region },
+    ]
+
+    # The only writable path: the audit spool, on the task's ephemeral storage.
+    mountPoints = [
+      {
+        sourceVolume  = "audit-spool"
+        containerPath = local.audit_dir
+        readOnly      = false
+      },
+    ]
+
+    linuxParameters = {
+      initProcessEnabled = true
+      capabilities       = { drop = ["ALL"] }
+    }
+
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.app.name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "app"
+        mode                  = "non-blocking"
+        max-buffer-size       = "4m"
+      }
+    }
+  }
+}
+
+resource "aws_ecs_task_definition" "this" {
+  family                   = var.name
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  container_definitions = jsonencode([local.container_definition])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  # A bind-mount volume on the task's (encrypted) ephemeral storage. The image declares
+  # VOLUME /var/lib/botscore owned by 10001, so Fargate hands the non-root user a
+  # writable directory.
+  volume {
+    name = "audit-spool"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.stop_timeout > var.audit_shutdown_seconds
+      error_message = "stop_timeout must exceed audit_shutdown_seconds, or ECS kills the app while it ships its spool."
+    }
+  }
+}
+
+resource "aws_ecs_service" "this" {
+  name                              = var.name
+  cluster                           = aws_ecs_cluster.this.id
+  task_definition                   = aws_ecs_task_definition.this.arn
+  desired_count                     = var.min_capacity
+  launch_type                       = "FARGATE"
+  platform_version                  = "LATEST"
+  health_check_grace_period_seconds = var.health_check_grace_period_seconds
+  enable_ecs_managed_tags           = true
+  propagate_tags                    = "SERVICE"
+  wait_for_steady_state             = false
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = local.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.this.arn
+    container_name   = local.container_name
+    container_port   = local.container_port
+  }
+
+  lifecycle {
+    ignore_changes = [desired_count] # Owned by autoscaling after the first apply.
+
+    precondition {
+      condition     = var.create_vpc || (var.vpc_id != null && length(var.private_subnet_ids) >= 2 && length(var.public_subnet_ids) >= 2)
+      error_message = "With create_vpc = false, set vpc_id and at least two private_subnet_ids and two public_subnet_ids."
+    }
+  }
+
+  depends_on = [
+    aws_lb_listener.http_redirect,
+    aws_lb_listener.http_forward,
+    aws_lb_listener.https,
+    aws_iam_role_policy.execution,
+    aws_iam_role_policy.task,
+    aws_vpc_endpoint.interface,
+    aws_vpc_endpoint.s3,
+  ]
+}
+
+################################################################################
+# Autoscaling: target tracking on CPU and on requests per target
+################################################################################
+
+resource "aws_appautoscaling_target" "this" {
+  service_namespace  = "ecs"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this.name}"
+  scalable_dimension = "ecs:service:DesiredCount"
+  min_capacity       = var.min_capacity
+  max_capacity       = var.max_capacity
+
+  lifecycle {
+    precondition {
+      condition     = var.min_capacity <= var.max_capacity
+      error_message = "min_capacity must not exceed max_capacity."
+    }
+  }
+}
+
+resource "aws_appautoscaling_policy" "cpu" {
+  name               = "${var.name}-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this.service_namespace
+  resource_id        = aws_appautoscaling_target.this.resource_id
+  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.cpu_target_percent
+    scale_in_cooldown  = var.scale_in_cooldown
+    scale_out_cooldown = var.scale_out_cooldown
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
+}
+
+resource "aws_appautoscaling_policy" "requests" {
+  name               = "${var.name}-requests"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this.service_namespace
+  resource_id        = aws_appautoscaling_target.this.resource_id
+  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.requests_per_target
+    scale_in_cooldown  = var.scale_in_cooldown
+    scale_out_cooldown = var.scale_out_cooldown
+
+    predefined_metric_specification {
+      predefined_metric_type = "ALBRequestCountPerTarget"
+      resource_label         = "${aws_lb.this.arn_suffix}/${aws_lb_target_group.this.arn_suffix}"
+    }
+  }
+}

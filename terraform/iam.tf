@@ -1,0 +1,104 @@
+################################################################################
+# IAM: the execution role (ECS agent: pull the image, write logs) and the task
+# role (the app: put audit objects) are separate.
+################################################################################
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
+    }
+  }
+}
+
+################################################################################
+# Execution role
+################################################################################
+
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  description        = "ECS agent of ${var.name}: pulls the image, writes the container logs"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid       = "EcrLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"] # AWS requires "*": GetAuthorizationToken has no resource to scope to.
+  }
+
+  statement {
+    sid = "PullImage"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [aws_ecr_repository.this.arn]
+  }
+
+  statement {
+    sid       = "WriteContainerLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [aws_cloudwatch_log_group.app.arn, "${aws_cloudwatch_log_group.app.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "pull-image-write-logs"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+################################################################################
+# Task role: the app may put objects under the audit prefix and nothing else.
+################################################################################
+
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-task"
+  description        = "The ${var.name} app: ships audit records to S3"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "task" {
+  statement {
+    sid       = "PutAuditObjects"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.audit_prefix}*"]
+  }
+
+  # SSE-KMS: S3 asks KMS for a data key on the caller's behalf.
+  statement {
+    sid       = "EncryptAuditObjects"
+    actions   = ["kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "put-audit-records"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task.json
+}

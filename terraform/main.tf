@@ -1,0 +1,35 @@
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:Only the first az_count names (sorted) are used via slice(); AWS names new zones with later letters, so the chosen zones do not change. Opt-in Local/Wavelength zones are filtered out.
+  state = "available"
+
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
+
+  # Globally unique bucket names: name, purpose, account and region.
+  bucket_suffix = "${local.account_id}-${local.region}"
+
+  # The app's port (app.settings.DEFAULT_PORT) and readiness route (app.api.READINESS_PATH);
+  # tests/test_terraform.py checks both against the application.
+  container_name = "botscore"
+  container_port = 8887
+  readiness_path = "/readyz"
+
+  # The spool volume the read-only container writes its audit segments to.
+  audit_dir = "/var/lib/botscore"
+
+  https_enabled = var.certificate_arn != null
+}

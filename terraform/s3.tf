@@ -1,0 +1,439 @@
+################################################################################
+# Buckets
+# - audit:   the audit records the app ships (s3:PutObject under var.audit_prefix)
+# - athena:  Athena query results
+# - logs:    ALB access logs, VPC flow logs and the other buckets' access logs
+################################################################################
+
+locals {
+  audit_bucket_name  = "${var.name}-audit-${local.bucket_suffix}"
+  athena_bucket_name = "${var.name}-athena-${local.bucket_suffix}"
+  logs_bucket_name   = "${var.name}-logs-${local.bucket_suffix}"
+}
+
+################################################################################
+# Audit bucket
+################################################################################
+
+resource "aws_s3_bucket" "audit" {
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery decision for the account, not this service; versioning keeps every record object.
+  bucket        = local.audit_bucket_name
+  force_destroy = var.force_destroy_buckets
+}
+
+resource "aws_s3_bucket_ownership_controls" "audit" {
+  bucket = aws_s3_bucket.audit.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced" # ACLs disabled
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "audit" {
+  bucket                  = aws_s3_bucket.audit.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "audit" {
+  bucket = aws_s3_bucket.audit.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "audit" {
+  bucket = aws_s3_bucket.audit.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.this.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "audit" {
+  bucket = aws_s3_bucket.audit.id
+
+  rule {
+    id     = "audit-records"
+    status = "Enabled"
+
+    filter {
+      prefix = var.audit_prefix
+    }
+
+    transition {
+      days          = var.audit_transition_days
+      storage_class = "STANDARD_IA"
+    }
+
+    transition {
+      days          = var.audit_glacier_days
+      storage_class = "GLACIER_IR"
+    }
+
+    expiration {
+      days = var.audit_expiration_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.audit_transition_days < var.audit_glacier_days && var.audit_glacier_days < var.audit_expiration_days
+      error_message = "Need audit_transition_days < audit_glacier_days < audit_expiration_days."
+    }
+  }
+}
+
+resource "aws_s3_bucket_logging" "audit" {
+  bucket        = aws_s3_bucket.audit.id
+  target_bucket = aws_s3_bucket.logs.id
+  target_prefix = "s3-access/${local.audit_bucket_name}/"
+}
+
+resource "aws_s3_bucket_notification" "audit" {
+  bucket      = aws_s3_bucket.audit.id
+  eventbridge = true # New audit objects are visible on the default event bus for whoever wants them.
+}
+
+data "aws_iam_policy_document" "audit_bucket" {
+  statement {
+    sid       = "DenyPlainHttp"
+    effect    = "Deny"
+    actions   = ["s3:*"] # Deny every action over plain HTTP: the AWS-recommended TLS-only policy.
+    resources = [aws_s3_bucket.audit.arn, "${aws_s3_bucket.audit.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"] # Everyone, in a Deny.
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "audit" {
+  bucket = aws_s3_bucket.audit.id
+  policy = data.aws_iam_policy_document.audit_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.audit]
+}
+
+################################################################################
+# Athena results bucket
+################################################################################
+
+resource "aws_s3_bucket" "athena" {
+  #checkov:skip=CKV_AWS_144:Query results are disposable (they expire after athena_results_expiration_days); replicating them to another region buys nothing.
+  bucket        = local.athena_bucket_name
+  force_destroy = var.force_destroy_buckets
+}
+
+resource "aws_s3_bucket_ownership_controls" "athena" {
+  bucket = aws_s3_bucket.athena.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced" # ACLs disabled
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "athena" {
+  bucket                  = aws_s3_bucket.athena.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "athena" {
+  bucket = aws_s3_bucket.athena.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "athena" {
+  bucket = aws_s3_bucket.athena.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.this.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "athena" {
+  bucket = aws_s3_bucket.athena.id
+
+  rule {
+    id     = "expire-results"
+    status = "Enabled"
+
+    filter {}
+
+    expiration {
+      days = var.athena_results_expiration_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+resource "aws_s3_bucket_logging" "athena" {
+  bucket        = aws_s3_bucket.athena.id
+  target_bucket = aws_s3_bucket.logs.id
+  target_prefix = "s3-access/${local.athena_bucket_name}/"
+}
+
+resource "aws_s3_bucket_notification" "athena" {
+  bucket      = aws_s3_bucket.athena.id
+  eventbridge = true
+}
+
+data "aws_iam_policy_document" "athena_bucket" {
+  statement {
+    sid       = "DenyPlainHttp"
+    effect    = "Deny"
+    actions   = ["s3:*"] # Deny every action over plain HTTP: the AWS-recommended TLS-only policy.
+    resources = [aws_s3_bucket.athena.arn, "${aws_s3_bucket.athena.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"] # Everyone, in a Deny.
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "athena" {
+  bucket = aws_s3_bucket.athena.id
+  policy = data.aws_iam_policy_document.athena_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.athena]
+}
+
+################################################################################
+# Logs bucket: ALB access logs, VPC flow logs, S3 server access logs
+################################################################################
+
+data "aws_elb_service_account" "this" {}
+
+resource "aws_s3_bucket" "logs" {
+  #checkov:skip=CKV_AWS_18:This is the access-log destination of the other buckets; logging it into itself would loop.
+  #checkov:skip=CKV_AWS_144:Operational logs with a short life; replicating them to another region buys nothing.
+  #checkov:skip=CKV_AWS_145:ALB access logs and S3 server access logs can only be delivered to SSE-S3 (AES256) buckets, not SSE-KMS.
+  bucket        = local.logs_bucket_name
+  force_destroy = var.force_destroy_buckets
+}
+
+resource "aws_s3_bucket_ownership_controls" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced" # ACLs disabled
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "logs" {
+  bucket                  = aws_s3_bucket.logs.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256" # The only encryption ALB and S3 access-log delivery support.
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    id     = "expire-logs"
+    status = "Enabled"
+
+    filter {}
+
+    # Standard-IA only pays off for logs kept well past its 30-day minimum.
+    dynamic "transition" {
+      for_each = var.log_retention_days > 60 ? [30] : []
+      content {
+        days          = transition.value
+        storage_class = "STANDARD_IA"
+      }
+    }
+
+    expiration {
+      days = var.log_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+resource "aws_s3_bucket_notification" "logs" {
+  bucket      = aws_s3_bucket.logs.id
+  eventbridge = true
+}
+
+data "aws_iam_policy_document" "logs_bucket" {
+  statement {
+    sid       = "DenyPlainHttp"
+    effect    = "Deny"
+    actions   = ["s3:*"] # Deny every action over plain HTTP: the AWS-recommended TLS-only policy.
+    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"] # Everyone, in a Deny.
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  # ALB access logs: regions from before August 2022 deliver as the regional ELB account,
+  # newer ones as the log-delivery service.
+  statement {
+    sid       = "AlbAccessLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [data.aws_elb_service_account.this.arn]
+    }
+  }
+
+  statement {
+    sid       = "AlbAccessLogsDeliveryService"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logdelivery.elasticloadbalancing.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "VpcFlowLogsWrite"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/vpc-flow-logs/AWSLogs/${local.account_id}/*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "VpcFlowLogsAclCheck"
+    actions   = ["s3:GetBucketAcl"]
+    resources = [aws_s3_bucket.logs.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "S3ServerAccessLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/s3-access/*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logging.s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  policy = data.aws_iam_policy_document.logs_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.logs]
+}

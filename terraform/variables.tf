@@ -1,0 +1,498 @@
+################################################################################
+# General
+################################################################################
+
+variable "name" {
+  description = "Name prefix of every resource (ECS cluster and service, ALB, ECR repository, buckets, ...)."
+  type        = string
+  default     = "botscore"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}[a-z0-9]$", var.name))
+    error_message = "name must be 3-22 characters of lower-case letters, digits and '-', starting with a letter (it goes into bucket and ALB names)."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like an AWS region, e.g. eu-west-1."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags applied to every resource (through the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}
+
+################################################################################
+# Network
+################################################################################
+
+variable "create_vpc" {
+  description = "Create a VPC (public subnets for the ALB, private subnets for the tasks, VPC endpoints for ECR, CloudWatch Logs and S3). false: use vpc_id, public_subnet_ids and private_subnet_ids."
+  type        = bool
+  default     = true
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the created VPC (create_vpc = true)."
+  type        = string
+  default     = "10.40.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) <= 20
+    error_message = "vpc_cidr must be an IPv4 CIDR block of /20 or larger."
+  }
+}
+
+variable "az_count" {
+  description = "Number of availability zones the created VPC spans (create_vpc = true)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.az_count >= 2 && var.az_count <= 4 && floor(var.az_count) == var.az_count
+    error_message = "az_count must be a whole number from 2 to 4."
+  }
+}
+
+variable "vpc_id" {
+  description = "Existing VPC (create_vpc = false). Its private subnets must reach ECR, CloudWatch Logs and S3 (NAT gateway or VPC endpoints)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be null or a VPC id (vpc-...)."
+  }
+}
+
+variable "public_subnet_ids" {
+  description = "Existing public subnets for the ALB, in at least two AZs (create_vpc = false)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.public_subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "public_subnet_ids must be subnet ids (subnet-...)."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "Existing private subnets for the tasks, in at least two AZs (create_vpc = false)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.private_subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "private_subnet_ids must be subnet ids (subnet-...)."
+  }
+}
+
+################################################################################
+# Image and tasks
+################################################################################
+
+variable "image_tag" {
+  description = "Tag of the image in the ECR repository to run (tags are immutable: use a version or git SHA, never latest)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) && var.image_tag != "latest"
+    error_message = "image_tag must be a valid Docker tag other than 'latest' (the repository's tags are immutable)."
+  }
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture of the image and the Fargate tasks: X86_64 (docker build --platform linux/amd64) or ARM64 (linux/arm64)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture must be X86_64 or ARM64."
+  }
+}
+
+variable "task_cpu" {
+  description = "CPU units of a task (1024 = 1 vCPU)."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096], var.task_cpu)
+    error_message = "task_cpu must be one of 256, 512, 1024, 2048, 4096."
+  }
+}
+
+variable "task_memory" {
+  description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = var.task_memory >= 512 && var.task_memory <= 30720 && var.task_memory % 512 == 0
+    error_message = "task_memory must be a multiple of 512 MiB between 512 and 30720."
+  }
+}
+
+variable "workers" {
+  description = "Worker processes per task (BOTSCORE_WORKERS); about one per vCPU."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.workers >= 1 && var.workers <= 64 && floor(var.workers) == var.workers
+    error_message = "workers must be a whole number from 1 to 64 (the app's bounds)."
+  }
+}
+
+variable "log_level" {
+  description = "Level of the app's JSON log lines (BOTSCORE_LOG_LEVEL)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "stop_timeout" {
+  description = "Seconds ECS waits after SIGTERM before SIGKILL (Fargate: at most 120). Must exceed audit_shutdown_seconds so the spool is shipped."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.stop_timeout >= 2 && var.stop_timeout <= 120 && floor(var.stop_timeout) == var.stop_timeout
+    error_message = "stop_timeout must be a whole number of seconds from 2 to 120 (the Fargate maximum)."
+  }
+}
+
+variable "health_check_grace_period_seconds" {
+  description = "Seconds after a task starts during which ECS ignores failed ALB health checks."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.health_check_grace_period_seconds >= 0 && var.health_check_grace_period_seconds <= 2147483647
+    error_message = "health_check_grace_period_seconds must not be negative."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the app's CloudWatch log group, in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...)."
+  }
+}
+
+################################################################################
+# Audit trail
+################################################################################
+
+variable "audit_prefix" {
+  description = "Key prefix of the audit objects in the audit bucket (BOTSCORE_AUDIT_PREFIX); empty or ending in '/'."
+  type        = string
+  default     = "bot-score/"
+
+  validation {
+    condition     = var.audit_prefix == "" || can(regex("^[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*/$", var.audit_prefix))
+    error_message = "audit_prefix must be empty or end with '/', must not start with '/', and may hold only S3-safe characters."
+  }
+}
+
+variable "audit_shutdown_seconds" {
+  description = "Seconds the app spends sealing and shipping its spool after SIGTERM (BOTSCORE_AUDIT_SHUTDOWN_SECONDS); below stop_timeout."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.audit_shutdown_seconds >= 0 && var.audit_shutdown_seconds <= 110
+    error_message = "audit_shutdown_seconds must be from 0 to 110 (it must fit in a Fargate stop_timeout of at most 120 s)."
+  }
+}
+
+variable "audit_when_full" {
+  description = "What the app does when its spool is full (BOTSCORE_AUDIT_WHEN_FULL): reject (503) or drop records."
+  type        = string
+  default     = "reject"
+
+  validation {
+    condition     = contains(["reject", "drop"], var.audit_when_full)
+    error_message = "audit_when_full must be reject or drop."
+  }
+}
+
+variable "audit_transition_days" {
+  description = "Days after which audit objects move to S3 Standard-IA (at least 30)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.audit_transition_days >= 30
+    error_message = "audit_transition_days must be at least 30 (the S3 minimum for Standard-IA)."
+  }
+}
+
+variable "audit_glacier_days" {
+  description = "Days after which audit objects move to S3 Glacier Instant Retrieval (still queryable by Athena)."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.audit_glacier_days >= 60
+    error_message = "audit_glacier_days must be at least 60."
+  }
+}
+
+variable "audit_expiration_days" {
+  description = "Days after which audit objects are deleted."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.audit_expiration_days >= 1
+    error_message = "audit_expiration_days must be at least 1."
+  }
+}
+
+variable "force_destroy_buckets" {
+  description = "Let terraform destroy delete non-empty buckets (audit, Athena results, logs). For trials only."
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# Load balancer
+################################################################################
+
+variable "certificate_arn" {
+  description = "ACM certificate for the HTTPS listener. null: plain HTTP on port 80, for trials only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$", var.certificate_arn))
+    error_message = "certificate_arn must be null or an ACM certificate ARN."
+  }
+}
+
+variable "ssl_policy" {
+  description = "TLS policy of the HTTPS listener (TLS 1.2 or later only)."
+  type        = string
+  default     = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+  validation {
+    condition     = contains(["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06", "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04", "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04"], var.ssl_policy)
+    error_message = "ssl_policy must be one of the ELBSecurityPolicy-TLS13-1-2/1-3 policies."
+  }
+}
+
+variable "alb_ingress_cidrs" {
+  description = "IPv4 CIDR blocks allowed to reach the ALB."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = length(var.alb_ingress_cidrs) > 0 && alltrue([for c in var.alb_ingress_cidrs : can(cidrhost(c, 0))])
+    error_message = "alb_ingress_cidrs must be a non-empty list of IPv4 CIDR blocks."
+  }
+}
+
+variable "alb_deletion_protection" {
+  description = "Deletion protection of the ALB (set false before terraform destroy)."
+  type        = bool
+  default     = true
+}
+
+variable "alb_idle_timeout" {
+  description = "ALB idle timeout in seconds."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.alb_idle_timeout >= 1 && var.alb_idle_timeout <= 4000
+    error_message = "alb_idle_timeout must be from 1 to 4000 seconds."
+  }
+}
+
+variable "waf_rate_limit" {
+  description = "Requests per 5 minutes from one IP address above which the WAF blocks it."
+  type        = number
+  default     = 20000
+
+  validation {
+    condition     = var.waf_rate_limit >= 100 && var.waf_rate_limit <= 2000000000
+    error_message = "waf_rate_limit must be from 100 to 2,000,000,000."
+  }
+}
+
+################################################################################
+# Scaling
+################################################################################
+
+variable "min_capacity" {
+  description = "Fewest running tasks (also the initial desired count)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.min_capacity >= 1 && floor(var.min_capacity) == var.min_capacity
+    error_message = "min_capacity must be a whole number of at least 1."
+  }
+}
+
+variable "max_capacity" {
+  description = "Most running tasks; at least min_capacity."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_capacity >= 1 && var.max_capacity <= 1000 && floor(var.max_capacity) == var.max_capacity
+    error_message = "max_capacity must be a whole number from 1 to 1000."
+  }
+}
+
+variable "cpu_target_percent" {
+  description = "Target average CPU utilisation of the service (target tracking)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.cpu_target_percent >= 10 && var.cpu_target_percent <= 90
+    error_message = "cpu_target_percent must be from 10 to 90."
+  }
+}
+
+variable "requests_per_target" {
+  description = "Target ALB requests per task per minute (ALBRequestCountPerTarget target tracking)."
+  type        = number
+  default     = 3000
+
+  validation {
+    condition     = var.requests_per_target >= 1
+    error_message = "requests_per_target must be at least 1."
+  }
+}
+
+variable "scale_in_cooldown" {
+  description = "Seconds after a scale-in before another one."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.scale_in_cooldown >= 0
+    error_message = "scale_in_cooldown must not be negative."
+  }
+}
+
+variable "scale_out_cooldown" {
+  description = "Seconds after a scale-out before another one."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.scale_out_cooldown >= 0
+    error_message = "scale_out_cooldown must not be negative."
+  }
+}
+
+################################################################################
+# ECR
+################################################################################
+
+variable "ecr_keep_images" {
+  description = "Tagged images the ECR lifecycle policy keeps (newest first); untagged images expire after a day."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.ecr_keep_images >= 1 && floor(var.ecr_keep_images) == var.ecr_keep_images
+    error_message = "ecr_keep_images must be a whole number of at least 1."
+  }
+}
+
+################################################################################
+# Monitoring
+################################################################################
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarm topic (confirm the subscription mail). null: no subscription."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be null or an e-mail address."
+  }
+}
+
+variable "p99_latency_threshold_seconds" {
+  description = "Alarm when the ALB's TargetResponseTime p99 is above this many seconds."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.p99_latency_threshold_seconds > 0
+    error_message = "p99_latency_threshold_seconds must be positive."
+  }
+}
+
+variable "target_5xx_threshold" {
+  description = "Alarm when the targets answer more than this many 5xx responses in a minute (for 3 of 5 minutes)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.target_5xx_threshold >= 0
+    error_message = "target_5xx_threshold must not be negative."
+  }
+}
+
+################################################################################
+# Analytics
+################################################################################
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Largest number of bytes one Athena query in the workgroup may scan (at least 10 MiB)."
+  type        = number
+  default     = 10737418240
+
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff >= 10485760
+    error_message = "athena_bytes_scanned_cutoff must be at least 10485760 (10 MiB, the Athena minimum)."
+  }
+}
+
+variable "athena_results_expiration_days" {
+  description = "Days after which Athena query results are deleted."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.athena_results_expiration_days >= 1
+    error_message = "athena_results_expiration_days must be at least 1."
+  }
+}
+
+variable "audit_projection_start" {
+  description = "First day (yyyy-MM-dd) of the dt partition projection; Athena projects dt from it to NOW."
+  type        = string
+  default     = "2026-01-01"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.audit_projection_start))
+    error_message = "audit_projection_start must be a date yyyy-MM-dd."
+  }
+}
