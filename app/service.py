@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from app import artifact
+from app import artifact, reload
 from app.api import BotscoreApp, ModelSlot, create_app
 from app.audit import AuditLog, spool_dir
 from app.logs import configure as configure_logging
@@ -58,6 +58,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         audit.start()
+        reload.install(model, settings.model_path, asyncio.get_running_loop())
         try:
             yield
         finally:
