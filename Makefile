@@ -43,6 +43,12 @@ test: install-dev
 check-terraform: install-dev
 	bash scripts/check-terraform.sh
 
+## bench: botscore against the stack's ceiling (not part of make test); writes docs/performance.md
+bench: install-dev
+	@command -v wrk >/dev/null && command -v hey >/dev/null || \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey)
+	$(BIN)/python bench/run.py
+
 ## model: regenerate the dataset and retrain the shipped model (deterministic)
 model: install-dev
 	$(BIN)/botscore make-data

@@ -8,9 +8,9 @@ and the OpenAPI document describes /bot-score from the same pydantic schemas.
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,10 +47,21 @@ class ModelSlot:
         self.scorer = scorer
 
 
+_UUID4_BITS = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
+_UUID4_MASK = ~((0xF << 76) | (0x3 << 62))
+
+
+def new_request_id() -> bytes:
+    """A random UUID4 string. Not uuid.uuid4(): its os.urandom call costs a syscall per request,
+    and ids need uniqueness, not secrecy (the generator is reseeded in every process)."""
+    h = "%032x" % (random.getrandbits(128) & _UUID4_MASK | _UUID4_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
+
+
 def _request_id(raw: bytes | None) -> bytes:
     if raw is not None and _SANE_REQUEST_ID.fullmatch(raw):
         return raw
-    return str(uuid.uuid4()).encode()
+    return new_request_id()
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -117,7 +128,6 @@ class ScoreEndpoint:
                 content_length = value
         rid = _request_id(request_id)
         body: bytes | None = None
-        document: Any = None
         try:
             if scope["method"] != "POST":
                 raise RequestError(
@@ -134,8 +144,7 @@ class ScoreEndpoint:
                     status=415,
                     code="unsupported_media_type",
                 )
-            document = validation.decode(body)
-            x1, x2 = validation.features(document)
+            x1, x2 = validation.parse(body)
         except _Disconnected:
             return  # nobody to answer; nothing was answered, so there is nothing to record
         except _TooLarge as exc:
@@ -146,7 +155,7 @@ class ScoreEndpoint:
             await self._fail(scope, send, rid, now, started, scorer, error, None, body)
             return
         except RequestError as exc:
-            await self._fail(scope, send, rid, now, started, scorer, exc, document, body)
+            await self._fail(scope, send, rid, now, started, scorer, exc, validation.decoded(body), body)
             return
         p_bot = scorer.p_bot(x1, x2)
         response = f'{{"p_bot":{p_bot!r}}}'.encode()

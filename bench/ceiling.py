@@ -1,0 +1,27 @@
+"""The ceiling of the stack: a bare ASGI app that reads the body and returns a fixed answer.
+
+Served by the same uvicorn settings as botscore, it is what no project code at all costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_BODY = b'{"p_bot":0.123}'
+_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_BODY)).encode())]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+    await send({"type": "http.response.body", "body": _BODY})

@@ -1,0 +1,270 @@
+"""`make bench`: botscore against the stack's ceiling, alternated in one run, reported as ratios.
+
+The server under test is pinned to core 0, the load generators (wrk, hey) and SeaweedFS to
+core 1. Each round measures the ceiling (bench/ceiling.py, same uvicorn settings) and then
+botscore shipping its audit log to a local S3; the report gives the raw figures and the
+median of the per-round ratios, because this machine's neighbours move the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+RATE = 1000  # requests/s for the latency figures
+SERVER_CORE, LOAD_CORE = "0", "1"
+BODY = '{"x1": 0.1, "x2": 0.2}'
+BUCKET = "bench-audit"
+TARGETS = "throughput >= 0.5x ceiling; p99 at 1,000 req/s <= 2.0x ceiling; RSS <= 80 MiB; first 200 <= 1.0 s; <= 50 S3 objects per million"
+
+
+@dataclass
+class Figures:
+    throughput: float = 0.0  # req/s, wrk, 32 connections
+    p50_ms: float = 0.0  # at RATE req/s, hey
+    p99_ms: float = 0.0
+    cpu_us: float = 0.0  # CPU time per request at RATE
+    rss_mib: float = 0.0  # after the load, all processes of the server
+    first_200_s: float = 0.0  # process start to the first 200
+    objects_per_million: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    total = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    total = 0
+    for member in _tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def _start(argv: list[str], env: dict[str, str], url: str, log: Path) -> tuple[Process, float]:
+    started = time.monotonic()
+    process = Process(["taskset", "-c", SERVER_CORE, *argv], env=env, log=log)
+    with httpx.Client(timeout=1) as client:
+        while time.monotonic() - started < 30:
+            try:
+                if client.post(url, content=BODY, headers={"content-type": "application/json"}).status_code == 200:
+                    return process, time.monotonic() - started
+            except httpx.HTTPError:
+                time.sleep(0.005)
+    raise RuntimeError(f"{argv} did not answer 200 within 30 s; see {log}")
+
+
+def _wrk(url: str) -> float:
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c32", f"-d{SECONDS}s", "-s", str(ROOT / "bench" / "post.lua"), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} non-2xx responses:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def _hey(url: str) -> tuple[float, float, int]:
+    workers = 10
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CORE, "hey", "-z", f"{SECONDS}s", "-c", str(workers), "-q", str(RATE // workers),
+         "-m", "POST", "-T", "application/json", "-d", BODY, url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    p50 = float(re.search(r"50%+ in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
+    p99 = float(re.search(r"99%+ in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
+    statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
+    if set(statuses) != {"200"}:
+        raise RuntimeError(f"hey saw statuses {statuses}:\n{out}")
+    return p50, p99, int(statuses["200"])
+
+
+def measure(argv: list[str], env: dict[str, str], url: str, log: Path) -> tuple[Figures, Process]:
+    process, first_200 = _start(argv, env, url, log)
+    figures = Figures(first_200_s=first_200)
+    figures.throughput = _wrk(url)
+    cpu_before = _cpu_seconds(process.pid)
+    figures.p50_ms, figures.p99_ms, answered = _hey(url)
+    figures.cpu_us = (_cpu_seconds(process.pid) - cpu_before) / answered * 1e6
+    figures.rss_mib = _rss_mib(process.pid)
+    return figures, process
+
+
+def _objects_per_million(weed: Weed) -> tuple[float, int, int]:
+    objects = records = 0
+    for _, body in weed.objects(BUCKET):
+        objects += 1
+        records += gzip.decompress(body).count(b"\n")
+    return objects / records * 1e6, objects, records
+
+
+def _clear(weed: Weed) -> None:
+    client = weed.client()
+    for key, _ in list(weed.objects(BUCKET)):
+        client.delete_object(Bucket=BUCKET, Key=key)
+
+
+def main() -> None:
+    for tool in ("wrk", "hey", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} not found (make bench installs wrk and hey from Debian)")
+    tmp = Path(tempfile.mkdtemp(prefix="botscore-bench-"))
+    weed = Weed(tmp).start()
+    assert weed.process is not None
+    subprocess.run(["taskset", "-a", "-cp", LOAD_CORE, str(weed.process.pid)], check=True, capture_output=True)
+    weed.client().create_bucket(Bucket=BUCKET)
+    rounds: list[tuple[Figures, Figures]] = []
+    try:
+        for n in range(1, ROUNDS + 1):
+            port = free_port()
+            ceiling_argv = [str(BIN / "python"), "-m", "uvicorn", "bench.ceiling:app", "--host", LOOPBACK,
+                            "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                            "--no-access-log", "--log-level", "warning", "--no-server-header"]
+            ceiling, process = measure(ceiling_argv, dict(os.environ), f"http://{LOOPBACK}:{port}/bot-score",
+                                       tmp / f"ceiling-{n}.log")
+            process.stop(signal.SIGTERM)
+
+            port = free_port()
+            env = service_env(tmp / f"audit-{n}", BOTSCORE_AUDIT_BUCKET=BUCKET, **weed.aws_env())
+            project_argv = [str(BIN / "botscore"), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
+            project, process = measure(project_argv, env, f"http://{LOOPBACK}:{port}/bot-score",
+                                       tmp / f"botscore-{n}.log")
+            process.stop(signal.SIGTERM)  # seals and ships the rest of the spool
+            project.objects_per_million, objects, records = _objects_per_million(weed)
+            project.extra = {"objects": objects, "records": records}
+            _clear(weed)
+            rounds.append((ceiling, project))
+            print(f"round {n}: ceiling {ceiling.throughput:,.0f} req/s p99 {ceiling.p99_ms:.2f} ms | "
+                  f"botscore {project.throughput:,.0f} req/s p99 {project.p99_ms:.2f} ms", flush=True)
+    finally:
+        weed.stop()
+    report = render(rounds)
+    print(report)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "performance.md").write_text(report)
+
+
+def render(rounds: list[tuple[Figures, Figures]]) -> str:
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    throughput_ratio = median([p.throughput / c.throughput for c, p in rounds])
+    p99_ratio = median([p.p99_ms / c.p99_ms for c, p in rounds])
+    p50_ratio = median([p.p50_ms / c.p50_ms for c, p in rounds])
+    cpu_ratio = median([p.cpu_us / c.cpu_us for c, p in rounds])
+    project = [p for _, p in rounds]
+    ceiling = [c for c, _ in rounds]
+    rss = max(p.rss_mib for p in project)
+    first = max(p.first_200_s for p in project)
+    objects = max(p.objects_per_million or 0 for p in project)
+
+    def row(name: str, fmt: str, attr: str) -> str:
+        c = median([getattr(f, attr) for f in ceiling])
+        p = median([getattr(f, attr) for f in project])
+        return f"| {name} | {fmt.format(c)} | {fmt.format(p)} | {p / c:.2f}x |"
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    cpu_model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor())
+    lines = [
+        "# Performance",
+        "",
+        f"Measured by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
+        f"({cpu_model}), Linux {platform.release()}, Python {platform.python_version()}.",
+        f"Server pinned to core {SERVER_CORE} (`botscore serve --workers 1`, shipping its audit log to a local "
+        f"SeaweedFS S3); wrk, hey and SeaweedFS pinned to core {LOAD_CORE}. {ROUNDS} rounds, each measuring the "
+        "ceiling (a bare ASGI app under the same uvicorn settings, `bench/ceiling.py`) and then botscore; "
+        "medians of the raw figures, and the median of the per-round ratios.",
+        "",
+        "| figure | ceiling | botscore | ratio (median per round) |",
+        "| --- | --- | --- | --- |",
+        row(f"throughput, wrk 32 connections, {SECONDS} s (req/s)", "{:,.0f}", "throughput").rsplit("|", 2)[0]
+        + f"| {throughput_ratio:.2f}x |",
+        row(f"p50 at {RATE:,} req/s, hey (ms)", "{:.2f}", "p50_ms").rsplit("|", 2)[0] + f"| {p50_ratio:.2f}x |",
+        row(f"p99 at {RATE:,} req/s, hey (ms)", "{:.2f}", "p99_ms").rsplit("|", 2)[0] + f"| {p99_ratio:.2f}x |",
+        row(f"CPU per request at {RATE:,} req/s (µs)", "{:.0f}", "cpu_us").rsplit("|", 2)[0] + f"| {cpu_ratio:.2f}x |",
+        row("RSS after the load, all processes (MiB)", "{:.1f}", "rss_mib"),
+        row("process start to first 200 (s)", "{:.2f}", "first_200_s"),
+        f"| S3 objects per million requests (default 8 MiB / 60 s segments) | - | {objects:.1f} | - |",
+        "",
+        "Per round:",
+        "",
+        "| round | ceiling req/s | botscore req/s | ratio | ceiling p99 ms | botscore p99 ms | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for n, (c, p) in enumerate(rounds, 1):
+        lines.append(
+            f"| {n} | {c.throughput:,.0f} | {p.throughput:,.0f} | {p.throughput / c.throughput:.2f} | "
+            f"{c.p99_ms:.2f} | {p.p99_ms:.2f} | {p.p99_ms / c.p99_ms:.2f} |"
+        )
+    lines += [
+        "",
+        f"Targets: {TARGETS}.",
+        "",
+        f"- throughput {throughput_ratio:.2f}x the ceiling: {verdict(throughput_ratio >= 0.5)}",
+        f"- p99 at {RATE:,} req/s {p99_ratio:.2f}x the ceiling's: {verdict(p99_ratio <= 2.0)}",
+        f"- RSS {rss:.1f} MiB (worst round): {verdict(rss <= 80)}",
+        f"- first 200 after {first:.2f} s (worst round): {verdict(first <= 1.0)}",
+        f"- {objects:.1f} S3 objects per million requests: {verdict(objects <= 50)}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
