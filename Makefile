@@ -49,6 +49,10 @@ bench: install-dev
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey)
 	$(BIN)/python bench/run.py
 
+## container-smoke: build the image with buildah and prove it with podman (root; see README "Docker")
+container-smoke:
+	bash scripts/container-smoke.sh
+
 ## model: regenerate the dataset and retrain the shipped model (deterministic)
 model: install-dev
 	$(BIN)/botscore make-data
