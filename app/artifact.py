@@ -3,6 +3,9 @@
 Never a pickle: loading it runs no code, and a reviewer can read it. Its `checksum` is the
 SHA-256 of its canonical JSON without the `checksum` field, and its `version` is derived
 from the same content, so two different artifacts never report the same version.
+
+`load` reads a local path or an `s3://bucket/key` URL (boto3's default credential chain;
+`AWS_ENDPOINT_URL_S3` points it elsewhere), and validates both the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 FORMAT = "botscore.logistic-regression/v1"
 FEATURES = ("x1", "x2")
+S3_SCHEME = "s3://"
+S3_MAX_BYTES = 1024 * 1024  # an artifact is about 1 KiB; anything near this is not one
 _REQUIRED = ("format", "version", "features", "preprocessing", "coefficients", "intercept", "metrics", "training")
 
 
@@ -113,11 +118,8 @@ def parse(document: Any) -> Artifact:
 
 
 def load(path: str | Path) -> Artifact:
-    """Read and validate the artifact at `path`; ArtifactError names the file and the problem."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"model artifact {path}: cannot read: {exc.strerror or exc}") from None
+    """Read and validate the artifact at `path` (a file or s3:// URL); ArtifactError names it and the problem."""
+    raw = _fetch_s3(str(path)) if str(path).startswith(S3_SCHEME) else _read_file(path)
     try:
         document = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -126,6 +128,49 @@ def load(path: str | Path) -> Artifact:
         return parse(document)
     except ValueError as exc:
         raise ArtifactError(f"model artifact {path}: {exc}") from None
+
+
+def _read_file(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"model artifact {path}: cannot read: {exc.strerror or exc}") from None
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, key) of `s3://bucket/key`; ArtifactError if either part is missing."""
+    bucket, _, key = url[len(S3_SCHEME) :].partition("/")
+    if not bucket or not key:
+        raise ArtifactError(f"model artifact {url}: not an s3://bucket/key URL")
+    return bucket, key
+
+
+def _fetch_s3(url: str) -> bytes:
+    """The object's bytes; any failure (no such key, access denied, no endpoint) as one ArtifactError line."""
+    bucket, key = split_s3_url(url)
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError as exc:  # pragma: no cover - boto3 is a runtime dependency
+        raise ArtifactError(f"model artifact {url}: cannot fetch: boto3 is not installed ({exc})") from None
+    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+    try:
+        client = boto3.client("s3", config=config)
+        body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read(S3_MAX_BYTES + 1)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        problem = f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}"
+        raise ArtifactError(f"model artifact {url}: cannot fetch: {_one_line(problem)}") from None
+    except BotoCoreError as exc:
+        raise ArtifactError(f"model artifact {url}: cannot fetch: {_one_line(str(exc))}") from None
+    if len(body) > S3_MAX_BYTES:
+        raise ArtifactError(f"model artifact {url}: larger than {S3_MAX_BYTES} bytes, not an artifact")
+    return body
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _reject_constant(name: str) -> float:

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,22 +62,34 @@ def read_dataset(path: Path) -> tuple[list[list[float]], list[int], str]:
     return features, labels, hashlib.sha256(raw).hexdigest()
 
 
+def split(features: list[list[float]], labels: list[int]) -> tuple[list[Any], list[Any], list[int], list[int]]:
+    """The stratified train/held-out split every metric and plot is computed on (fixed seed)."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(features, labels, test_size=TEST_SIZE, stratify=labels, random_state=SEED)
+
+
+def held_out_metrics(labels: list[int], p_bot: list[float]) -> dict[str, float]:
+    """ROC AUC, log loss and Brier score of `p_bot` against `labels`, rounded for a stable artifact."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    return {
+        "roc_auc": round(float(roc_auc_score(labels, p_bot)), 6),
+        "log_loss": round(float(log_loss(labels, p_bot, labels=[0, 1])), 6),
+        "brier_score": round(float(brier_score_loss(labels, p_bot)), 6),
+    }
+
+
 def fit(features: list[list[float]], labels: list[int]) -> tuple[Any, dict[str, float]]:
     """Fit LogisticRegression on a stratified split; return the estimator and held-out metrics."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
-    from sklearn.model_selection import train_test_split
 
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=TEST_SIZE, stratify=labels, random_state=SEED
-    )
+    x_train, x_test, y_train, y_test = split(features, labels)
     estimator = LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)
     estimator.fit(x_train, y_train)
     p_test = estimator.predict_proba(x_test)[:, 1]
     metrics = {
-        "roc_auc": round(float(roc_auc_score(y_test, p_test)), 6),
-        "log_loss": round(float(log_loss(y_test, p_test)), 6),
-        "brier_score": round(float(brier_score_loss(y_test, p_test)), 6),
+        **held_out_metrics(y_test, p_test),
         "n_train": len(y_train),
         "n_test": len(y_test),
         "bot_share_test": round(sum(y_test) / len(y_test), 6),
@@ -120,9 +133,17 @@ def document_from_estimator(estimator: Any, metrics: dict[str, Any], training: d
     )
 
 
-def train(data: Path, output: Path) -> dict[str, Any]:
-    """Train on the CSV at `data`, write the artifact to `output`, return its document."""
+def train(
+    data: Path, output: Path, *, card: Path | None = None, progress: Callable[[str], None] = lambda step: None
+) -> dict[str, Any]:
+    """Train on the CSV at `data`, write the artifact to `output` (and a model card to `card`), return it.
+
+    `progress` is told each step as it starts; the command line prints them, since the card's
+    plots make training take a few seconds.
+    """
+    progress(f"reading {data}")
     features, labels, data_sha256 = read_dataset(data)
+    progress(f"fitting LogisticRegression on {len(labels)} rows")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a convergence warning must fail training, not ship
         estimator, metrics = fit(features, labels)
@@ -136,5 +157,11 @@ def train(data: Path, output: Path) -> dict[str, Any]:
             "split": {"test_size": TEST_SIZE, "stratify": True, "random_state": SEED},
         },
     )
+    progress(f"writing {output}")
     artifact.write(document, output)
+    if card is not None:
+        from app import modelcard
+
+        _, x_test, _, y_test = split(features, labels)
+        modelcard.write(document, x_test, y_test, card, progress=progress, evaluated_on="held-out split")
     return document
