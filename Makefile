@@ -20,9 +20,13 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.txt requirements-train.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements-dev.txt requirements-train.txt $(VENV)/.runtime | /usr/bin/chromium
 	$(PIP) install -r requirements-dev.txt
 	@touch $@
+
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 ## install: create .venv with the runtime dependencies and the `botscore` command
 install: $(VENV)/.runtime

@@ -37,7 +37,7 @@ def scored_line(
     ).encode()
 
 
-def error_line(
+def json_line(
     request_id: str,
     now: float,
     method: str,
@@ -49,7 +49,7 @@ def error_line(
     model_version: str,
     latency_ms: float,
 ) -> bytes:
-    """The record of any other answer; `raw` is kept (cut) when the body could not be parsed."""
+    """Any record, built with json: errors (with `raw`, cut, when the body could not be parsed) and batches."""
     record: dict[str, Any] = {
         "id": request_id,
         "ts": rfc3339_ms(now),

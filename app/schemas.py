@@ -33,6 +33,8 @@ ErrorCode = Literal[
     "missing_field",
     "invalid_type",
     "not_finite",
+    "invalid_batch_size",
+    "unauthorized",
     "body_too_large",
     "unsupported_media_type",
     "method_not_allowed",
@@ -41,6 +43,22 @@ ErrorCode = Literal[
     "audit_unavailable",
     "internal_error",
 ]
+
+
+class BatchRequest(BaseModel):
+    """Up to 1,000 transactions scored in one call; each item is checked like a single request."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 1.8, "x2": 0.3}]}]}
+    )
+
+    instances: list[ScoreRequest] = Field(min_length=1, max_length=1000)
+
+
+class BatchResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"p_bot": [0.921, 0.004]}]})
+
+    p_bot: list[float] = Field(description="Scores in the order of `instances`.")
 
 
 class ErrorDetail(BaseModel):

@@ -14,10 +14,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import contextlib
+import os
+
 from app import artifact, reload
 from app.api import BotscoreApp, ModelSlot, create_app
 from app.audit import AuditLog, spool_dir
+from app.auth import ApiKeys
 from app.logs import configure as configure_logging
+from app.metrics import Metrics, audit_counters, mark_process_dead
 from app.scoring import Scorer
 from app.settings import Settings, SettingsError, load_settings
 from app.spool import Spool
@@ -31,6 +36,7 @@ class Service:
     settings: Settings
     model: ModelSlot
     audit: AuditLog
+    metrics: Metrics
     app: BotscoreApp
 
 
@@ -55,17 +61,33 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         retry_max_seconds=settings.audit_retry_max_seconds,
     )
 
+    metrics = Metrics(audit_counters(audit))
+    keys = ApiKeys.from_setting(settings.api_keys.get_secret_value() if settings.api_keys else None)
+
+    async def flush_metrics() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            metrics.flush()
+
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop())
+        flusher = asyncio.create_task(flush_metrics())
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             await asyncio.to_thread(audit.close)
+            metrics.flush()
+            mark_process_dead(os.getpid())
 
-    app = create_app(model, audit, max_body_bytes=settings.max_body_bytes, lifespan=lifespan)
-    return Service(settings, model, audit, app)
+    app = create_app(
+        model, audit, metrics, max_body_bytes=settings.max_body_bytes, api_keys=keys, lifespan=lifespan
+    )
+    return Service(settings, model, audit, metrics, app)
 
 
 def build_from_environment() -> Service:

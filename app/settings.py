@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "BOTSCORE_"
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `botscore serve`.")
     max_body_bytes: int = Field(
         default=1024, ge=64, le=1_048_576, description="Largest request body accepted on /bot-score (413 above)."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys for the scoring routes (comma-separated, or a file with one per line); unset: open.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON log lines on stdout."
@@ -99,5 +103,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        value = first.get("input")
-        raise SettingsError(f"{env_name(field)}={value!r}: {first['msg']}") from None
+        value = "<hidden>" if field == "api_keys" else repr(first.get("input"))
+        raise SettingsError(f"{env_name(field)}={value}: {first['msg']}") from None

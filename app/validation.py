@@ -150,6 +150,40 @@ _CANONICAL = re.compile(
 )
 
 
+BATCH_MAX_ITEMS = 1000
+
+
+def instances(document: Any) -> list[tuple[float, float]]:
+    """A decoded batch body to its (x1, x2) pairs; an error names the item, e.g. `instances[3].x1`."""
+    expected = 'a JSON object like {"instances": [{"x1": 0.1, "x2": 0.2}]}'
+    if not isinstance(document, dict):
+        raise RequestError(f"request body must be {expected}, got {_kind(document)}", code="invalid_body")
+    for key in document:
+        if key != "instances":
+            raise RequestError(
+                f"unknown field {key!r}: the only field is instances", field=key, code="unknown_field"
+            )
+    if "instances" not in document:
+        raise RequestError("instances is required", field="instances", code="missing_field")
+    items = document["instances"]
+    if not isinstance(items, list):
+        raise RequestError(f"instances must be an array, got {_kind(items)}", field="instances", code="invalid_type")
+    if not 1 <= len(items) <= BATCH_MAX_ITEMS:
+        raise RequestError(
+            f"instances must hold 1 to {BATCH_MAX_ITEMS} items, got {len(items)}",
+            field="instances",
+            code="invalid_batch_size",
+        )
+    pairs = []
+    for index, item in enumerate(items):
+        try:
+            pairs.append(features(item))
+        except RequestError as exc:
+            where = f"instances[{index}]" + (f".{exc.field}" if exc.field else "")
+            raise RequestError(f"{where}: {exc.message}", field=where, code=exc.code) from None
+    return pairs
+
+
 def parse(body: bytes) -> tuple[float, float]:
     """The whole check: bytes of a /bot-score body to (x1, x2), or RequestError naming the problem."""
     match = _CANONICAL.fullmatch(body)

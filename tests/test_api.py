@@ -65,7 +65,7 @@ def test_openapi_documents_the_real_request_response_and_errors(client: TestClie
     assert score_request["additionalProperties"] is False
     assert set(score_request["required"]) == {"x1", "x2"}
     assert score_request["examples"] == [{"x1": 0.1, "x2": 0.2}]
-    assert set(operation["responses"]) == {"200", "400", "405", "413", "415", "422", "503"}
+    assert set(operation["responses"]) == {"200", "400", "401", "405", "413", "415", "422", "503"}
     error_ref = operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error_ref == "#/components/schemas/ErrorResponse"
     assert "422" not in json.dumps(spec["paths"]["/healthz"])  # no phantom validation errors

@@ -1,0 +1,41 @@
+"""API keys for the scoring routes: `Authorization: Bearer KEY`, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+
+class ApiKeys:
+    """The accepted keys; empty means the scoring routes are open."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [key.encode() for key in keys]
+
+    @classmethod
+    def from_setting(cls, value: str | None) -> ApiKeys:
+        """BOTSCORE_API_KEYS: comma-separated keys, or the path of a file with one key per line."""
+        if not value:
+            return cls([])
+        candidate = Path(value)
+        if "," not in value and candidate.is_file():
+            lines = candidate.read_text().splitlines()
+            return cls([line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")])
+        return cls([key.strip() for key in value.split(",") if key.strip()])
+
+    @property
+    def required(self) -> bool:
+        return bool(self._keys)
+
+    def allows(self, authorization: bytes | None) -> bool:
+        """True if the header carries one of the keys. Every key is compared, so the time
+        taken does not tell which key, or how much of one, matched."""
+        if not self._keys:
+            return True
+        if authorization is None or not authorization[:7].lower() == b"bearer ":
+            return False
+        offered = authorization[7:].strip()
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(offered, key)
+        return matched

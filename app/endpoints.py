@@ -1,0 +1,293 @@
+"""The scoring routes as plain ASGI callables: POST /bot-score and POST /bot-score/batch.
+
+They are the hot path, and FastAPI's routing, dependency and pydantic layers would cost more
+than the scoring and audit work together, so they parse headers and bodies themselves. Both
+share one sequence: check method and key, read a bounded body, score, append the audit record,
+answer; every answer, errors included, carries X-Request-ID and X-Model-Version and is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app import records, validation
+from app.audit import RETRY_AFTER_SECONDS, AuditLog
+from app.auth import ApiKeys
+from app.errors import AuditUnavailable, BotscoreError, RequestError, error_bytes
+from app.metrics import Metrics
+from app.scoring import Scorer
+
+SCORE_PATH = "/bot-score"
+BATCH_PATH = "/bot-score/batch"
+BATCH_BODY_FACTOR = 128  # the batch body bound is this many times BOTSCORE_MAX_BODY_BYTES
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("botscore.http")
+
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+_JSON = b"application/json"
+_UUID4_BITS = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
+_UUID4_MASK = ~((0xF << 76) | (0x3 << 62))
+_RETRY_AFTER = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+_UNAUTHORIZED = [(b"www-authenticate", b'Bearer realm="botscore"')]
+_ALLOW_POST = [(b"allow", b"POST")]
+
+
+class ModelSlot:
+    """Holds the serving Scorer; replacing `scorer` swaps the model for the next request."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+
+def new_request_id() -> bytes:
+    """A random UUID4 string. Not uuid.uuid4(): its os.urandom call costs a syscall per request,
+    and ids need uniqueness, not secrecy (the generator is reseeded in every process)."""
+    h = "%032x" % (random.getrandbits(128) & _UUID4_MASK | _UUID4_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
+
+
+def request_id(raw: bytes | None) -> bytes:
+    """The client's X-Request-ID if it is sane (1-128 of A-Z a-z 0-9 . _ : -), else a new UUID."""
+    if raw is not None and _SANE_REQUEST_ID.fullmatch(raw):
+        return raw
+    return new_request_id()
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    # An absent Content-Type is taken as JSON: minimal clients omit it, and the body is parsed strictly anyway.
+    if content_type is None:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == _JSON or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+class _TooLarge(Exception):
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False) and message["type"] == "http.request":
+        if len(body) > limit:
+            raise _TooLarge(body[:limit])
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        if size > limit:
+            raise _TooLarge(b"".join(chunks)[:limit])
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+    if message["type"] == "http.disconnect":
+        raise _Disconnected
+    if size > limit:
+        raise _TooLarge(b"".join(chunks)[:limit])
+    return b"".join(chunks)
+
+
+class _ScoringEndpoint:
+    """The shared request sequence; subclasses only turn a body into (response, record line)."""
+
+    route = ""
+
+    def __init__(
+        self, model: ModelSlot, audit: AuditLog, metrics: Metrics, keys: ApiKeys, *, max_body_bytes: int
+    ) -> None:
+        self.model = model
+        self.audit = audit
+        self.metrics = metrics
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+        self._debug = log.isEnabledFor(logging.DEBUG)  # read once: logging is configured before the app is built
+
+    def answer(self, body: bytes, scorer: Scorer, rid: bytes, now: float, started: float) -> tuple[bytes, bytes]:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        now = time.time()
+        scorer = self.model.scorer  # one model per request, even if a reload swaps it meanwhile
+        request_id_header = content_type = content_length = authorization = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"x-request-id":
+                request_id_header = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"authorization":
+                authorization = value
+        rid = request_id(request_id_header)
+        body: bytes | None = None
+        try:
+            if scope["method"] != "POST":
+                raise RequestError(
+                    f"method {scope['method']} is not allowed on {self.route}; use POST",
+                    status=405,
+                    code="method_not_allowed",
+                )
+            if not self.keys.allows(authorization):
+                raise RequestError(
+                    "missing or unknown API key: send Authorization: Bearer <key>", status=401, code="unauthorized"
+                )
+            if content_length is not None and content_length.isdigit() and int(content_length) > self.max_body_bytes:
+                raise _TooLarge(b"")
+            body = await _read_body(receive, self.max_body_bytes)
+            if not _is_json(content_type):
+                raise RequestError(
+                    f"Content-Type {content_type.decode('latin-1')!r} is not supported; send application/json",
+                    status=415,
+                    code="unsupported_media_type",
+                )
+            response, line = self.answer(body, scorer, rid, now, started)
+        except _Disconnected:
+            return  # nobody to answer; nothing was answered, so there is nothing to record
+        except _TooLarge as exc:
+            error = RequestError(
+                f"request body is larger than {self.max_body_bytes} bytes", status=413, code="body_too_large"
+            )
+            await self._fail(scope, send, rid, now, started, scorer, error, exc.head)
+            return
+        except RequestError as exc:
+            await self._fail(scope, send, rid, now, started, scorer, exc, body)
+            return
+        except Exception:  # a bug of ours: answer in the error shape, record it, log it with the id
+            log.exception("unhandled error", extra={"request_id": rid.decode()})
+            error = BotscoreError("internal error; the request id is in the logs")
+            await self._fail(scope, send, rid, now, started, scorer, error, body)
+            return
+        try:
+            self.audit.record(line)
+        except AuditUnavailable as exc:
+            await self._refuse(send, rid, started, scorer, exc)
+            return
+        await self._send(send, 200, response, rid, scorer, started)
+
+    async def _fail(
+        self,
+        scope: Scope,
+        send: Send,
+        rid: bytes,
+        now: float,
+        started: float,
+        scorer: Scorer,
+        error: BotscoreError,
+        body: bytes | None,
+    ) -> None:
+        document = validation.decoded(body)
+        line = records.json_line(
+            rid.decode(),
+            now,
+            scope["method"],
+            scope["path"],
+            error.status,
+            document,
+            body if document is None else None,
+            error.body(),
+            scorer.version,
+            (time.perf_counter() - started) * 1000,
+        )
+        try:
+            self.audit.record(line)
+        except AuditUnavailable as exc:
+            await self._refuse(send, rid, started, scorer, exc)
+            return
+        extra = _ALLOW_POST if error.status == 405 else _UNAUTHORIZED if error.status == 401 else []
+        await self._send(send, error.status, error.body_bytes(), rid, scorer, started, extra)
+
+    async def _refuse(self, send: Send, rid: bytes, started: float, scorer: Scorer, exc: AuditUnavailable) -> None:
+        log.warning("request refused: audit spool unavailable", extra={"request_id": rid.decode(), "reason": exc.message})
+        await self._send(send, exc.status, exc.body_bytes(), rid, scorer, started, _RETRY_AFTER)
+
+    async def _send(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        rid: bytes,
+        scorer: Scorer,
+        started: float,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [
+            (b"content-type", _JSON),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid),
+            (b"x-model-version", scorer.version_bytes),
+        ]
+        if extra:
+            headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        seconds = time.perf_counter() - started
+        self.metrics.request(self.route, status, seconds)
+        if self._debug:
+            log.debug(
+                "answered",
+                extra={"request_id": rid.decode(), "route": self.route, "status": status, "latency_ms": seconds * 1000},
+            )
+
+
+class ScoreEndpoint(_ScoringEndpoint):
+    """POST /bot-score: {"x1": number, "x2": number} -> {"p_bot": number}."""
+
+    route = SCORE_PATH
+
+    def answer(self, body: bytes, scorer: Scorer, rid: bytes, now: float, started: float) -> tuple[bytes, bytes]:
+        x1, x2 = validation.parse(body)
+        p_bot = scorer.p_bot(x1, x2)
+        self.metrics.scored(x1, x2, p_bot)
+        response = f'{{"p_bot":{p_bot!r}}}'.encode()
+        line = records.scored_line(
+            rid.decode(), now, x1, x2, response, scorer.version_json, (time.perf_counter() - started) * 1000
+        )
+        return response, line
+
+
+class BatchEndpoint(_ScoringEndpoint):
+    """POST /bot-score/batch: {"instances": [{x1, x2}, ...]} (1 to 1,000) -> {"p_bot": [...]}, in order."""
+
+    route = BATCH_PATH
+
+    def answer(self, body: bytes, scorer: Scorer, rid: bytes, now: float, started: float) -> tuple[bytes, bytes]:
+        document = validation.decode(body)
+        instances = validation.instances(document)
+        scores = []
+        for x1, x2 in instances:
+            p_bot = scorer.p_bot(x1, x2)
+            self.metrics.scored(x1, x2, p_bot)
+            scores.append(p_bot)
+        response_document = {"p_bot": scores}
+        line = records.json_line(
+            rid.decode(),
+            now,
+            "POST",
+            BATCH_PATH,
+            200,
+            {"instances": [{"x1": x1, "x2": x2} for x1, x2 in instances]},
+            None,
+            response_document,
+            scorer.version,
+            (time.perf_counter() - started) * 1000,
+        )
+        return json.dumps(response_document, separators=(",", ":")).encode(), line
