@@ -19,7 +19,7 @@ from typing import Any
 from app import records, validation
 from app.audit import RETRY_AFTER_SECONDS, AuditLog
 from app.auth import ApiKeys
-from app.errors import AuditUnavailable, BotscoreError, RequestError, error_bytes
+from app.errors import AuditUnavailable, BotscoreError, RequestError
 from app.metrics import Metrics
 from app.scoring import Scorer
 

@@ -48,7 +48,7 @@ def generate_dataset(rows: int = ROWS, seed: int = SEED) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["x1", "x2", "is_bot"])
-    for a, b, label in zip(x1, x2, is_bot):
+    for a, b, label in zip(x1, x2, is_bot, strict=True):
         writer.writerow([f"{a:.6f}", f"{b:.6f}", int(label)])
     return out.getvalue().encode()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,23 @@ from starlette.testclient import TestClient
 from app.service import Service, build
 from app.settings import load_settings
 from app.uploaders import Uploader
+from tests.servers import Weed
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
+    """One real S3 server (SeaweedFS) for the session, on 127.0.0.1; stopped by its pid."""
+    server = Weed(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(weed: Weed) -> str:
+    """A new, empty bucket for one test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    weed.client().create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture

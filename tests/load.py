@@ -21,8 +21,17 @@ class LoadResult:
 class Load:
     """Posts from `threads` threads until stopped, `max_requests` are sent, or `max_seconds` pass."""
 
-    def __init__(self, url: str, *, threads: int = 4, max_requests: int = 20_000, max_seconds: float = 120) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        threads: int = 4,
+        max_requests: int = 20_000,
+        max_seconds: float = 120,
+        keepalive: bool = True,
+    ) -> None:
         self.url = url + "/bot-score"
+        self.keepalive = keepalive  # False: a new connection per request, so every worker gets some
         self.threads = threads
         self.max_requests = max_requests
         self.max_seconds = max_seconds
@@ -53,7 +62,8 @@ class Load:
         return self.result
 
     def _run(self, n: int) -> None:
-        with httpx.Client(timeout=httpx.Timeout(10.0)) as client:
+        limits = httpx.Limits(max_keepalive_connections=None if self.keepalive else 0)
+        with httpx.Client(timeout=httpx.Timeout(10.0), limits=limits) as client:
             i = 0
             while not self._stop.is_set() and time.monotonic() < self._deadline:
                 with self._lock:

@@ -10,9 +10,7 @@ import json
 import re
 import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +23,6 @@ from tests.servers import Service, Weed
 pytestmark = pytest.mark.slow
 
 KEY = re.compile(r"^bot-score/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/(?P<host>[A-Za-z0-9.-]+)-(?P<worker>\d+\.[0-9a-f]{8})-\d{6}\.jsonl\.gz$")
-
-
-@pytest.fixture(scope="module")
-def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
-    server = Weed(tmp_path_factory.mktemp("s3")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bucket(weed: Weed) -> str:
-    name = f"audit-{uuid.uuid4().hex[:10]}"
-    weed.client().create_bucket(Bucket=name)
-    return name
 
 
 def s3_ids(weed: Weed, bucket: str) -> Counter[str]:
@@ -67,6 +51,7 @@ def s3_service(tmp_path: Path, weed: Weed, bucket: str, **settings: Any) -> Serv
 
 
 def assert_exactly_once(found: Counter[str], answered: set[str]) -> None:
+    print(f"answered {len(answered)}, found in S3 {len(set(found) & answered)} ids, {sum(found.values())} records")
     missing = answered - set(found)
     assert not missing, f"{len(missing)} answered requests missing from S3, e.g. {sorted(missing)[:3]}"
     duplicated = {rid: n for rid, n in found.items() if n > 1}
@@ -205,7 +190,7 @@ def test_two_workers_each_write_their_own_segments(tmp_path: Path, weed: Weed, b
     service.argv += ["--workers", "2"]
     service.start()
     try:
-        load = Load(service.url, threads=6, max_requests=3000).start()
+        load = Load(service.url, threads=6, max_requests=3000, keepalive=False).start()
         load.wait_for(3000)
         result = load.stop()
         assert set(result.answered.values()) == {200}

@@ -14,7 +14,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
 
 from app.api import LIVENESS_PATH
 from app.settings import DEFAULT_PORT, ENV_PREFIX, Settings

@@ -6,8 +6,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,20 +17,6 @@ from tests.servers import BIN, ROOT, Service, Weed, service_env, wait_for
 from tests.test_reload import NEW, NEW_DOCUMENT, OLD, SHIPPED, wait_for_log
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
-    server = Weed(tmp_path_factory.mktemp("s3")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bucket(weed: Weed) -> str:
-    name = f"models-{uuid.uuid4().hex[:10]}"
-    weed.client().create_bucket(Bucket=name)
-    return name
 
 
 def start_up_failure(tmp_path: Path, weed: Weed, url: str) -> str:

@@ -54,7 +54,7 @@ def _exact_p(scorer: Scorer, x1: float, x2: float) -> float:
     mean, scale = a.mean or (0.0, 0.0), a.scale or (1.0, 1.0)
     z = sum(
         (Fraction(x) - Fraction(m)) / Fraction(s) * Fraction(c)
-        for x, m, s, c in zip((x1, x2), mean, scale, a.coefficients)
+        for x, m, s, c in zip((x1, x2), mean, scale, a.coefficients, strict=True)
     ) + Fraction(a.intercept)
     if abs(z) > 1000:
         return 1.0 if z > 0 else 0.0
