@@ -11,6 +11,7 @@ class ApiKeys:
 
     def __init__(self, keys: list[str]) -> None:
         self._keys = [key.encode() for key in keys]
+        self.required = bool(self._keys)  # a plain attribute: read on every request
 
     @classmethod
     def from_setting(cls, value: str | None) -> ApiKeys:
@@ -23,14 +24,11 @@ class ApiKeys:
             return cls([line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")])
         return cls([key.strip() for key in value.split(",") if key.strip()])
 
-    @property
-    def required(self) -> bool:
-        return bool(self._keys)
 
     def allows(self, authorization: bytes | None) -> bool:
         """True if the header carries one of the keys. Every key is compared, so the time
         taken does not tell which key, or how much of one, matched."""
-        if not self._keys:
+        if not self.required:
             return True
         if authorization is None or not authorization[:7].lower() == b"bearer ":
             return False

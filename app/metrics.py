@@ -3,8 +3,8 @@
 prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `botscore serve`)
 sums workers through mmap files, but each observation there costs 1-3 µs under a lock, and
 a scored request makes nine of them. So the request path only bumps plain Python counters
-(`Tally`), and `flush()` (every second, and before each scrape) moves the totals into the
-prometheus_client metrics in one go.
+(a list append), and `flush()` (every second, and before each scrape) buckets them and moves
+the totals into the prometheus_client metrics in one go.
 """
 
 from __future__ import annotations
@@ -88,33 +88,45 @@ class Metrics:
             "botscore_audit_oldest_unshipped_age_seconds", "Age of the oldest record not yet shipped (0: none).",
             multiprocess_mode="livemax", registry=r,
         )
-        self._requests: _Counts[tuple[str, int]] = _Counts()
+        self._pending_requests: list[tuple[str, int, float]] = []
+        self._pending_scores: list[tuple[float, float, float]] = []
+        # The bound appends themselves, for the hot path: one C call per observation.
+        self.note_request = self._pending_requests.append
+        self.note_score = self._pending_scores.append
         self._latency: dict[str, Tally] = {}
         self._p_bot = Tally(P_BOT_BUCKETS)
         self._x1 = Tally(X1_BUCKETS)
         self._x2 = Tally(X2_BUCKETS)
 
-    # -- request path: plain increments ---------------------------------------------------
+    # -- request path: one list append each ------------------------------------------------
 
     def request(self, route: str, status: int, seconds: float) -> None:
-        self._requests[route, status] += 1
-        tally = self._latency.get(route)
-        if tally is None:
-            tally = self._latency[route] = Tally(LATENCY_BUCKETS)
-        tally.observe(seconds)
+        self.note_request((route, status, seconds))
 
     def scored(self, x1: float, x2: float, p_bot: float) -> None:
-        self._x1.observe(x1)
-        self._x2.observe(x2)
-        self._p_bot.observe(p_bot)
+        self.note_score((x1, x2, p_bot))
 
     # -- flush and exposition ---------------------------------------------------------------------
 
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
-        requests, self._requests = self._requests, _Counts()
-        for (route, status), count in requests.items():
+        pending = self._pending_requests[:]  # copy and clear, not swap: note_* stay bound to these lists
+        self._pending_requests.clear()
+        counts: _Counts[tuple[str, int]] = _Counts()
+        for route, status, seconds in pending:
+            counts[route, status] += 1
+            tally = self._latency.get(route)
+            if tally is None:
+                tally = self._latency[route] = Tally(LATENCY_BUCKETS)
+            tally.observe(seconds)
+        for (route, status), count in counts.items():
             self.requests.labels(route, str(status)).inc(count)
+        scores = self._pending_scores[:]
+        self._pending_scores.clear()
+        for x1, x2, p_bot in scores:
+            self._x1.observe(x1)
+            self._x2.observe(x2)
+            self._p_bot.observe(p_bot)
         for route, tally in self._latency.items():
             tally.flush_into(self.latency.labels(route))
         self._p_bot.flush_into(self.p_bot)

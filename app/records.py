@@ -13,28 +13,34 @@ from typing import Any
 RAW_LIMIT = 1024
 
 _second = -1
-_second_text = ""
+_second_text = b""
+
+_SCORED = (
+    b'{"id":"%s","ts":"%s","method":"POST","path":"/bot-score","status":200,'
+    b'"request":{"x1":%s,"x2":%s},"response":%s,"model_version":%s,"latency_ms":%.3f}\n'
+)
 
 
 def rfc3339_ms(now: float) -> str:
-    """UTC time with milliseconds, e.g. 2026-11-27T01:02:03.456Z (formatting cached per second)."""
+    """UTC time with milliseconds, e.g. 2026-11-27T01:02:03.456Z."""
+    return _rfc3339_ms_bytes(now).decode()
+
+
+def _rfc3339_ms_bytes(now: float) -> bytes:
     global _second, _second_text
     whole = int(now)
-    if whole != _second:
-        _second, _second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return f"{_second_text}.{int((now - whole) * 1000):03d}Z"
+    if whole != _second:  # formatting the seconds is cached: one strftime a second
+        _second, _second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)).encode()
+    return b"%s.%03dZ" % (_second_text, int((now - whole) * 1000))
 
 
 def scored_line(
-    request_id: str, now: float, x1: float, x2: float, response: bytes, model_version_json: str, latency_ms: float
+    request_id: bytes, now: float, x1: bytes, x2: bytes, response: bytes, model_version_json: bytes, latency_ms: float
 ) -> bytes:
-    """The record of a 200. Built by formatting because it is on every request; every part is
-    already valid JSON (the id is checked for safe characters, floats use repr)."""
-    return (
-        f'{{"id":"{request_id}","ts":"{rfc3339_ms(now)}","method":"POST","path":"/bot-score","status":200,'
-        f'"request":{{"x1":{x1!r},"x2":{x2!r}}},"response":{response.decode()},'
-        f'"model_version":{model_version_json},"latency_ms":{latency_ms:.3f}}}\n'
-    ).encode()
+    """The record of a 200, from parts that are already JSON: the id (checked for safe characters),
+    the number tokens of the request, the response body. Formatted, not json.dumps'd, because it
+    is on every request."""
+    return _SCORED % (request_id, _rfc3339_ms_bytes(now), x1, x2, response, model_version_json, latency_ms)
 
 
 def json_line(

@@ -28,7 +28,7 @@ class Scorer:
     def __init__(self, artifact: Artifact) -> None:
         self.artifact = artifact
         self.version = artifact.version
-        self.version_json = json.dumps(artifact.version)  # preformatted for the audit record
+        self.version_json = json.dumps(artifact.version).encode()  # preformatted for the audit record
         self.version_bytes = artifact.version.encode("ascii", "replace")  # for the X-Model-Version header
         self._c1, self._c2 = artifact.coefficients
         self._b = artifact.intercept
@@ -44,7 +44,10 @@ class Scorer:
         z = u1 * self._c1 + u2 * self._c2 + self._b
         if not math.isfinite(z):
             z = self._exact_z(x1, x2)
-        return sigmoid(z)
+        if z >= 0:  # sigmoid(z), inlined: this is on every request
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
 
     def _exact_z(self, x1: float, x2: float) -> float:
         """z in exact rational arithmetic, for inputs near the float limits where a term overflowed.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import contextlib
+import gc
 import os
 
 from app import artifact, reload
@@ -22,11 +23,17 @@ from app.api import BotscoreApp, ModelSlot, create_app
 from app.audit import AuditLog, spool_dir
 from app.auth import ApiKeys
 from app.logs import configure as configure_logging
+from app.memory import tune_malloc
 from app.metrics import Metrics, audit_counters, mark_process_dead
 from app.scoring import Scorer
 from app.settings import Settings, SettingsError, load_settings
 from app.spool import Spool
 from app.uploaders import LocalUploader, S3Uploader, Uploader
+
+
+# Metrics are counted in plain lists and moved into prometheus_client this often: often enough
+# that the lists stay small (memory) and a scrape is at most this stale for other workers.
+METRICS_FLUSH_SECONDS = 0.25
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Service:
 
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     """Wire the parts; raises ArtifactError for a bad model. `uploader` overrides the settings' choice."""
+    tune_malloc()
     model = ModelSlot(Scorer(artifact.load(settings.model_path)))
     directory = spool_dir(settings.audit_dir)
     if uploader is None:
@@ -66,7 +74,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
 
     async def flush_metrics() -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(METRICS_FLUSH_SECONDS)
             metrics.flush()
 
     @asynccontextmanager
@@ -74,6 +82,9 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop())
         flusher = asyncio.create_task(flush_metrics())
+        if os.environ.get("BOTSCORE_GC_FREEZE") == "1":
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -186,9 +186,17 @@ def instances(document: Any) -> list[tuple[float, float]]:
 
 def parse(body: bytes) -> tuple[float, float]:
     """The whole check: bytes of a /bot-score body to (x1, x2), or RequestError naming the problem."""
+    x1, x2, _, _ = parse_with_tokens(body)
+    return x1, x2
+
+
+def parse_with_tokens(body: bytes) -> tuple[float, float, bytes, bytes]:
+    """(x1, x2) and each as a JSON number token for the audit record: the client's own digits
+    when the body has the usual shape (valid JSON numbers by the pattern, so no repr needed)."""
     match = _CANONICAL.fullmatch(body)
     if match is not None:
         x1, x2 = float(match[1]), float(match[2])
         if math.isfinite(x1) and math.isfinite(x2):
-            return x1, x2
-    return features(decode(body))
+            return x1, x2, match[1], match[2]
+    x1, x2 = features(decode(body))
+    return x1, x2, repr(x1).encode(), repr(x2).encode()
