@@ -18,6 +18,19 @@ if TYPE_CHECKING:
 SHIPPED_CARD = Path(__file__).resolve().parent.parent / "docs" / "model-card.md"
 
 
+# How `botscore serve` runs uvicorn; `make bench` runs its ceiling app with the same options.
+UVICORN_OPTIONS: dict[str, object] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "lifespan": "on",
+    "access_log": False,  # the audit log keeps every request
+    "log_config": None,  # our JSON logging (app/logs.py)
+    "server_header": False,
+    "proxy_headers": False,  # the client address is used nowhere, so X-Forwarded-* is not parsed
+    "timeout_graceful_shutdown": 5,  # in-flight requests; then the audit spool gets its own deadline
+}
+
+
 def _serve(args: argparse.Namespace) -> None:
     # The command line wins over the environment; written back so worker processes see it too.
     for field in ("host", "port", "workers"):
@@ -37,21 +50,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     built = service.build_from_environment()  # fails fast on a bad model, before any worker starts
     target = "app.main:app" if settings.workers > 1 else built.app
-    uvicorn.run(
-        target,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips="*",  # behind the ALB, which is the only way in on ECS
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.run(target, host=settings.host, port=settings.port, workers=settings.workers, **UVICORN_OPTIONS)
 
 
 def _metrics_dir(audit_dir: Path) -> None:

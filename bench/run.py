@@ -169,9 +169,8 @@ def main() -> None:
     try:
         for n in range(1, ROUNDS + 1):
             port = free_port()
-            ceiling_argv = [str(BIN / "python"), "-m", "uvicorn", "bench.ceiling:app", "--host", LOOPBACK,
-                            "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                            "--no-access-log", "--log-level", "warning", "--no-server-header"]
+            ceiling_argv = [str(BIN / "python"), "-c", "import uvicorn; from app.cli import UVICORN_OPTIONS; "
+                            f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **UVICORN_OPTIONS)"]
             ceiling, process = measure(ceiling_argv, dict(os.environ), f"http://{LOOPBACK}:{port}/bot-score",
                                        tmp / f"ceiling-{n}.log")
             process.stop(signal.SIGTERM)
@@ -228,7 +227,8 @@ def render(rounds: list[tuple[Figures, Figures]]) -> str:
         f"({cpu_model}), Linux {platform.release()}, Python {platform.python_version()}.",
         f"Server pinned to core {SERVER_CORE} (`botscore serve --workers 1`, shipping its audit log to a local "
         f"SeaweedFS S3); wrk, hey and SeaweedFS pinned to core {LOAD_CORE}. {ROUNDS} rounds, each measuring the "
-        "ceiling (a bare ASGI app under the same uvicorn settings, `bench/ceiling.py`) and then botscore; "
+        "ceiling (a bare ASGI app, `bench/ceiling.py`, run by uvicorn with the options of `botscore serve`, "
+        "`app.cli.UVICORN_OPTIONS`) and then botscore; "
         "medians of the raw figures, and the median of the per-round ratios.",
         "",
         "| figure | ceiling | botscore | ratio (median per round) |",

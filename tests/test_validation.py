@@ -39,3 +39,20 @@ def test_new_request_ids_are_distinct_uuid4s() -> None:
         parsed = uuid.UUID(rid.decode())
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
         assert str(parsed) == rid.decode()
+
+
+@given(x1=numbers, x2=numbers, exponent=st.sampled_from(["", "e0", "E+2", "e-3"]))
+def test_the_200_audit_record_is_json_with_the_parsed_values(x1: float, x2: float, exponent: str) -> None:
+    from app import records
+
+    body = f'{{"x1": {json.dumps(x1)}{exponent if isinstance(x1, int) else ""}, "x2": {json.dumps(x2)}}}'.encode()
+    try:
+        v1, v2, t1, t2 = validation.parse_with_tokens(body)
+    except RequestError:
+        return  # an exponent that overflows: refused, nothing to record
+    line = records.scored_line(b"id-1", 1.5e9, t1, t2, b'{"p_bot":0.5}', b'"lr-x"', 0.1234)
+    record = json.loads(line)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert (record["request"]["x1"], record["request"]["x2"]) == (v1, v2)
+    assert record["ts"] == "2017-07-14T02:40:00.000Z"
+    assert record["latency_ms"] == 0.123
