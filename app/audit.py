@@ -93,6 +93,14 @@ class AuditLog:
             },
         )
 
+    def tick(self) -> None:
+        """Seal the active segment when it is old enough; called from the event loop, which owns it."""
+        if self._unavailable is None:
+            try:
+                self.spool.seal_if_due()
+            except OSError as exc:
+                log.error("cannot seal the active segment", extra={"reason": str(exc)})
+
     # -- the request path ---------------------------------------------------------------
 
     def record(self, line: bytes) -> None:

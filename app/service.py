@@ -31,9 +31,9 @@ from app.spool import Spool
 from app.uploaders import LocalUploader, S3Uploader, Uploader
 
 
-# Metrics are counted in plain lists and moved into prometheus_client this often: often enough
-# that the lists stay small (memory) and a scrape is at most this stale for other workers.
-METRICS_FLUSH_SECONDS = 0.25
+# On the event loop this often: seal the audit segment when old enough (the loop owns it), and
+# move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
+HOUSEKEEPING_SECONDS = 0.25
 
 
 @dataclass
@@ -72,16 +72,17 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     metrics = Metrics(audit_counters(audit))
     keys = ApiKeys.from_setting(settings.api_keys.get_secret_value() if settings.api_keys else None)
 
-    async def flush_metrics() -> None:
+    async def housekeeping() -> None:
         while True:
-            await asyncio.sleep(METRICS_FLUSH_SECONDS)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            audit.tick()
             metrics.flush()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop())
-        flusher = asyncio.create_task(flush_metrics())
+        flusher = asyncio.create_task(housekeeping())
         if os.environ.get("BOTSCORE_GC_FREEZE") == "1":
             gc.collect()
             gc.freeze()

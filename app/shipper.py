@@ -120,9 +120,7 @@ class Shipper:
         while True:
             try:
                 if self._stopping:
-                    self.spool.seal()
-                else:
-                    self.spool.seal_if_due()
+                    self.spool.seal()  # requests have stopped; sealing by age is the event loop's job
                 if time.monotonic() >= next_claim:
                     self._claim()
                     next_claim = time.monotonic() + self.claim_every

@@ -69,7 +69,8 @@ class SpoolUnavailable(Exception):
 
 
 class Spool:
-    """One worker's segments. `append` is called from the event loop, the rest from the shipper thread."""
+    """One worker's segments. The active segment belongs to the event-loop thread (`append`,
+    `seal_if_due`); the sealed ones are shared with the shipper thread under a lock."""
 
     def __init__(
         self,
@@ -90,7 +91,6 @@ class Spool:
         self._active_name: str | None = None
         self._active_opened = 0.0
         self._active_bytes = 0
-        self._active_records = 0
         self._seq = 0
         self._lock_fd: int | None = None
         self._sealed: dict[str, Segment] = {}
@@ -135,27 +135,28 @@ class Spool:
     # -- the request path -------------------------------------------------------
 
     def append(self, line: bytes) -> None:
-        """Append one record line with one write; raise SpoolUnavailable if the disk refuses it."""
-        with self._lock:
-            if self._fd is None:
-                self._open_segment()
-            fd = self._fd
-            assert fd is not None
-            try:
-                written = os.write(fd, line)
-            except OSError as exc:
-                raise SpoolUnavailable(f"cannot write {self._active_name}: {exc.strerror}") from None
-            if written != len(line):
-                # A short write (disk full) would leave a torn line in the middle; cut it off.
-                os.ftruncate(fd, self._active_bytes)
-                raise SpoolUnavailable(f"cannot write {self._active_name}: short write, disk full")
-            self._active_bytes += written
-            self._active_records += 1
-            self.records_written += 1
-            if self._active_bytes >= self.segment_max_bytes:
-                self._seal_locked()
+        """Append one record line with one write; raise SpoolUnavailable if the disk refuses it.
 
-    def _open_segment(self) -> None:
+        Takes no lock: the active segment is only touched from the event-loop thread (appends and
+        `seal_if_due`), and by `seal` at shutdown, when no request runs any more.
+        """
+        fd = self._fd
+        if fd is None:
+            fd = self._open_segment()
+        try:
+            written = os.write(fd, line)
+        except OSError as exc:
+            raise SpoolUnavailable(f"cannot write {self._active_name}: {exc.strerror}") from None
+        if written != len(line):
+            # A short write (disk full) would leave a torn line in the middle; cut it off.
+            os.ftruncate(fd, self._active_bytes)
+            raise SpoolUnavailable(f"cannot write {self._active_name}: short write, disk full")
+        self._active_bytes += written
+        self.records_written += 1
+        if self._active_bytes >= self.segment_max_bytes:
+            self._seal_active()
+
+    def _open_segment(self) -> int:
         self._seq += 1
         now = time.time()
         name = _segment_name(datetime.fromtimestamp(now, timezone.utc), self.host, self.worker, self._seq)
@@ -167,7 +168,7 @@ class Spool:
         self._active_name = name
         self._active_opened = now
         self._active_bytes = 0
-        self._active_records = 0
+        return self._fd
 
     # -- sealing ----------------------------------------------------------------
 
@@ -176,17 +177,16 @@ class Spool:
         return self._active_bytes
 
     def seal_if_due(self, now: float | None = None) -> None:
-        """Seal the active segment once it is older than the age bound."""
+        """Seal the active segment once it is older than the age bound (event-loop thread)."""
         now = time.time() if now is None else now
-        with self._lock:
-            if self._fd is not None and now - self._active_opened >= self.segment_max_age:
-                self._seal_locked()
+        if self._fd is not None and now - self._active_opened >= self.segment_max_age:
+            self._seal_active()
 
     def seal(self) -> None:
-        with self._lock:
-            self._seal_locked()
+        """Seal the active segment now (at shutdown, or from the event-loop thread)."""
+        self._seal_active()
 
-    def _seal_locked(self) -> None:
+    def _seal_active(self) -> None:
         if self._fd is None or self._active_name is None:
             return
         os.close(self._fd)
@@ -198,8 +198,9 @@ class Spool:
             return
         target = self.root / "sealed" / name
         os.rename(self.root / "active" / name, target)
-        self._sealed[name] = Segment(target, name, self._active_opened, claimed=False)
-        self.sealed_bytes += self._active_bytes
+        with self._lock:  # the sealed set is shared with the shipper thread
+            self._sealed[name] = Segment(target, name, self._active_opened, claimed=False)
+            self.sealed_bytes += self._active_bytes
 
     # -- shipping side ------------------------------------------------------------
 

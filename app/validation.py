@@ -190,19 +190,20 @@ def parse(body: bytes) -> tuple[float, float]:
     return x1, x2
 
 
-def _token(token: bytes, value: float) -> bytes:
-    # An integer past 2**53 would be read back exactly by some JSON readers, not as the double
-    # that was scored; such tokens are written as that double instead.
-    return token if len(token) < 16 or not token.lstrip(b"-").isdigit() else repr(value).encode()
-
-
 def parse_with_tokens(body: bytes) -> tuple[float, float, bytes, bytes]:
     """(x1, x2) and each as a JSON number token for the audit record: the client's own digits
     when the body has the usual shape (valid JSON numbers by the pattern, so no repr needed)."""
     match = _CANONICAL.fullmatch(body)
     if match is not None:
-        x1, x2 = float(match[1]), float(match[2])
+        t1, t2 = match[1], match[2]
+        x1, x2 = float(t1), float(t2)
         if math.isfinite(x1) and math.isfinite(x2):
-            return x1, x2, _token(match[1], x1), _token(match[2], x2)
+            # An integer past 2**53 would be read back exactly by some JSON readers, not as the
+            # double that was scored: such a token is written as that double instead.
+            if len(t1) > 15 and t1.lstrip(b"-").isdigit():
+                t1 = repr(x1).encode()
+            if len(t2) > 15 and t2.lstrip(b"-").isdigit():
+                t2 = repr(x2).encode()
+            return x1, x2, t1, t2
     x1, x2 = features(decode(body))
     return x1, x2, repr(x1).encode(), repr(x2).encode()
