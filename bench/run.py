@@ -70,7 +70,7 @@ boundaries (dispatcher, endpoint class, audit policy layer, metrics) add about 6
 0.47x. A py-spy profile of `botscore serve` under wrk puts about half of the process's CPU in
 uvicorn's httptools protocol (the same code the ceiling runs) and a third in botscore's code;
 every Python call on the request path costs about 1 us in the server, three to five times its
-cost in a warm micro-benchmark, because the kernel's network stack runs between requests.
+cost in a warm micro-benchmark (most likely cold caches: the kernel's network stack runs between requests).
 Reaching 0.5x would mean folding the endpoint, the audit policy and the record into one
 function; we kept them apart. p99 latency, memory, start-up and S3 objects meet their targets.
 """
