@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FORMAT = "botscore.logistic-regression/v1"
 FEATURES = ("x1", "x2")
+_VERSION = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
 S3_SCHEME = "s3://"
 S3_MAX_BYTES = 1024 * 1024  # an artifact is about 1 KiB; anything near this is not one
 _REQUIRED = ("format", "version", "features", "preprocessing", "coefficients", "intercept", "metrics", "training")
@@ -103,8 +105,10 @@ def parse(document: Any) -> Artifact:
         scale = _finite_pair(document, "preprocessing.scale", preprocessing.get("scale"))
         if min(scale) <= 0:
             raise ValueError(f"preprocessing.scale must be positive, got {list(scale)!r}")
-    if not isinstance(document["version"], str) or not document["version"]:
-        raise ValueError("version must be a non-empty string")
+    if not isinstance(document["version"], str) or not _VERSION.fullmatch(document["version"]):
+        raise ValueError(
+            f"version must be 1-64 of A-Z a-z 0-9 . _ : + - (it is sent as a header), got {document['version']!r}"
+        )
     return Artifact(
         version=document["version"],
         coefficients=coefficients,

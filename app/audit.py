@@ -59,7 +59,7 @@ class AuditLog:
             spool, uploader, prefix=prefix, tick=tick, backoff_cap=retry_max_seconds, on_tick=self._refresh
         )
         self._usage_scanned = 0
-        self._appended_since_scan = 0
+        self._appended_at_scan = 0
         self._unavailable: str | None = "not started"
         self._last_open_attempt = 0.0
         self._open_lock = threading.Lock()
@@ -79,9 +79,9 @@ class AuditLog:
     def close(self) -> None:
         """Seal and ship within the shutdown deadline; what is left stays on disk for the next start."""
         shipped_all = self.shipper.stop(self.shutdown_seconds)
-        left = self.spool.sealed()
         if self._unavailable is None:
             self.spool.close()
+        left = self.spool.sealed()
         stats = self.shipper.stats
         log.info(
             "audit log closed",
@@ -106,12 +106,11 @@ class AuditLog:
     def record(self, line: bytes) -> None:
         """Spool one record line, or apply the when-full policy (raise AuditUnavailable to refuse)."""
         problem = self._unavailable
-        if problem is None and self._usage_scanned + self._appended_since_scan >= self.spool_max_bytes:
+        if problem is None and self.usage_bytes >= self.spool_max_bytes:
             problem = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
         if problem is None:
             try:
                 self.spool.append(line)
-                self._appended_since_scan += len(line)
                 return
             except SpoolUnavailable as exc:
                 problem = str(exc)
@@ -137,7 +136,8 @@ class AuditLog:
 
     @property
     def usage_bytes(self) -> int:
-        return self._usage_scanned + self._appended_since_scan
+        """Bytes on disk at the last scan, plus what this worker appended since (the scan runs every tick)."""
+        return self._usage_scanned + self.spool.bytes_appended - self._appended_at_scan
 
     # -- housekeeping (shipper thread) --------------------------------------------------------
 
@@ -160,11 +160,14 @@ class AuditLog:
             self._try_open()
             if self._unavailable is None:
                 log.info("audit spool available again", extra={"spool": str(self.spool.directory)})
+        # The event loop only ever adds to spool.bytes_appended; reading it before the walk means
+        # appends during the walk are counted at most twice (briefly), never lost.
+        before = self.spool.bytes_appended
         try:
-            self._usage_scanned = self.spool.usage_bytes()
+            scanned = self.spool.usage_bytes()
         except OSError:
             return
-        self._appended_since_scan = 0
+        self._usage_scanned, self._appended_at_scan = scanned, before
 
 
 def spool_dir(path: Path) -> Path:

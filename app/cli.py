@@ -123,10 +123,13 @@ def _import_model(args: argparse.Namespace) -> None:
 def _reload(args: argparse.Namespace) -> None:
     from app import reload
 
+    pid = args.pid if args.pid is not None else reload.serve_pid()
+    if pid is None:
+        sys.exit("botscore: no `botscore serve` process found; pass --pid")
     try:
-        signalled = reload.signal_workers(args.pid)
+        signalled = reload.signal_workers(pid)
     except (ProcessLookupError, PermissionError) as exc:
-        sys.exit(f"botscore: cannot signal {args.pid}: {exc}")
+        sys.exit(f"botscore: cannot signal {pid}: {exc}")
     print(f"sent SIGHUP to {', '.join(map(str, signalled))}")
 
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     reload = commands.add_parser(
         "reload", help="reload the model in a running `botscore serve`: SIGHUP to each of its workers"
     )
-    reload.add_argument("--pid", type=int, required=True, help="pid of `botscore serve` (1 in the container)")
+    reload.add_argument("--pid", type=int, help="pid of `botscore serve` (default: the oldest one running here)")
     reload.set_defaults(run=_reload)
 
     make_data = commands.add_parser("make-data", help="regenerate the synthetic training data (fixed seed)")

@@ -118,6 +118,22 @@ def worker_pids(parent: int, proc: Path = Path("/proc")) -> list[int]:
     return sorted(workers)
 
 
+def serve_pid(proc: Path = Path("/proc")) -> int | None:
+    """The oldest `botscore serve` process on this machine (container), or None. Linux only."""
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
+            continue
+        if b"serve" in argv and any(part.endswith(b"botscore") for part in argv):
+            found.append((started, int(entry.name)))
+    return min(found)[1] if found else None
+
+
 def signal_workers(pid: int) -> list[int]:
     """Send SIGHUP to each worker of the `botscore serve` process `pid`, or to `pid` itself if it has none."""
     targets = worker_pids(pid) or [pid]

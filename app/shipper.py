@@ -111,15 +111,17 @@ class Shipper:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout + 0.5)
-        return not self.spool.sealed()
+        return not self.spool.sealed() and not self.spool.active_bytes
 
     # -- the loop -------------------------------------------------------------------
 
     def _run(self) -> None:
         next_claim = 0.0
         while True:
+            # Read once per pass: a stop() arriving mid-pass gets a whole pass that seals first.
+            stopping = self._stopping
             try:
-                if self._stopping:
+                if stopping:
                     self.spool.seal()  # requests have stopped; sealing by age is the event loop's job
                 if time.monotonic() >= next_claim:
                     self._claim()
@@ -130,7 +132,7 @@ class Shipper:
             except Exception:  # the thread must outlive any surprise; the data stays on disk
                 log.exception("shipper loop failed; retrying")
                 self._sleep(self._backoff())
-            if self._stopping and (not self.spool.sealed() or time.monotonic() >= self._deadline):
+            if stopping and (not self.spool.sealed() or time.monotonic() >= self._deadline):
                 return
             self._sleep(self.tick)
 
@@ -167,7 +169,8 @@ class Shipper:
         if torn:
             self.stats.torn_lines += torn
             log.warning("dropped torn lines from a leftover segment", extra={"segment": segment.name, "lines": torn})
-            temp = segment.path.with_name(".repair-" + segment.name)
+        if clean != data:  # torn lines, or a whole last line without its newline
+            temp = segment.path.with_name(f".repair-{segment.name}.tmp")
             temp.write_bytes(clean)
             os.replace(temp, segment.path)
         segment.claimed = False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import re
 import secrets
@@ -27,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 SEGMENT_SUFFIX = ".jsonl"
+
+log = logging.getLogger("botscore.spool")
 
 
 def object_key(prefix: str, opened_at: datetime, host: str, worker: str, seq: int) -> str:
@@ -96,6 +99,7 @@ class Spool:
         self._sealed: dict[str, Segment] = {}
         self.sealed_bytes = 0
         self.records_written = 0
+        self.bytes_appended = 0  # only ever grows; the audit log's usage estimate reads it
 
     # -- set-up ---------------------------------------------------------------
 
@@ -111,8 +115,12 @@ class Spool:
         (staging / "active").mkdir(parents=True, exist_ok=True)
         (staging / "sealed").mkdir(exist_ok=True)
         fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(staging, self.root)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(staging, self.root)
+        except OSError:
+            os.close(fd)
+            raise
         self._lock_fd = fd
 
     def close(self) -> None:
@@ -149,12 +157,19 @@ class Spool:
             raise SpoolUnavailable(f"cannot write {self._active_name}: {exc.strerror}") from None
         if written != len(line):
             # A short write (disk full) would leave a torn line in the middle; cut it off.
-            os.ftruncate(fd, self._active_bytes)
+            try:
+                os.ftruncate(fd, self._active_bytes)
+            except OSError:
+                self._abandon_active()  # the torn line stays; the segment is repaired when claimed
             raise SpoolUnavailable(f"cannot write {self._active_name}: short write, disk full")
         self._active_bytes += written
+        self.bytes_appended += written
         self.records_written += 1
         if self._active_bytes >= self.segment_max_bytes:
-            self._seal_active()
+            try:
+                self._seal_active()
+            except OSError as exc:  # the record is written; sealing is retried at the next tick
+                log.error("cannot seal a full segment", extra={"segment": self._active_name, "reason": str(exc)})
 
     def _open_segment(self) -> int:
         self._seq += 1
@@ -165,6 +180,7 @@ class Spool:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         except OSError as exc:
             raise SpoolUnavailable(f"cannot create segment in {path.parent}: {exc.strerror}") from None
+
         self._active_name = name
         self._active_opened = now
         self._active_bytes = 0
@@ -174,7 +190,8 @@ class Spool:
 
     @property
     def active_bytes(self) -> int:
-        return self._active_bytes
+        """Bytes in the active segment (0 when none is open)."""
+        return self._active_bytes if self._fd is not None else 0
 
     def seal_if_due(self, now: float | None = None) -> None:
         """Seal the active segment once it is older than the age bound (event-loop thread)."""
@@ -187,20 +204,38 @@ class Spool:
         self._seal_active()
 
     def _seal_active(self) -> None:
+        """Move the active segment to sealed/ (rename first: on failure nothing changes, retry later)."""
         if self._fd is None or self._active_name is None:
             return
-        os.close(self._fd)
-        self._fd = None
         name = self._active_name
-        self._active_name = None
         if self._active_bytes == 0:
             os.unlink(self.root / "active" / name)
+        else:
+            target = self.root / "sealed" / name
+            os.rename(self.root / "active" / name, target)
+            with self._lock:  # the sealed set is shared with the shipper thread
+                self._sealed[name] = Segment(target, name, self._active_opened, claimed=False)
+                self.sealed_bytes += self._active_bytes
+        os.close(self._fd)
+        self._fd = None
+        self._active_name = None
+
+    def _abandon_active(self) -> None:
+        """Stop writing to a segment that may end in a torn line: it is sealed as a leftover,
+        so the shipper checks its lines before shipping. A new segment opens at the next append."""
+        if self._fd is None or self._active_name is None:
             return
-        target = self.root / "sealed" / name
-        os.rename(self.root / "active" / name, target)
-        with self._lock:  # the sealed set is shared with the shipper thread
-            self._sealed[name] = Segment(target, name, self._active_opened, claimed=False)
-            self.sealed_bytes += self._active_bytes
+        name = self._active_name
+        try:
+            os.rename(self.root / "active" / name, self.root / "sealed" / name)
+            with self._lock:
+                self._sealed[name] = Segment(self.root / "sealed" / name, name, self._active_opened, claimed=True)
+                self.sealed_bytes += self._active_bytes
+        except OSError:
+            pass  # stays in active/: the next start claims it, and checks its lines
+        os.close(self._fd)
+        self._fd = None
+        self._active_name = None
 
     # -- shipping side ------------------------------------------------------------
 
@@ -230,10 +265,32 @@ class Spool:
         claimed = 0
         workers = self.directory / "workers"
         for other in sorted(workers.iterdir()) if workers.is_dir() else []:
-            if other.name == self.worker or other.name.startswith("."):
+            if other.name == self.worker:
+                continue
+            if other.name.startswith(".new-"):
+                self._remove_stale_staging(other)
                 continue
             claimed += self._claim_from(other)
         return claimed
+
+    def _remove_stale_staging(self, staging: Path) -> None:
+        """A worker died while creating its directory: nothing was written there yet."""
+        try:
+            fd = os.open(staging / "lock", os.O_RDWR)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return  # being created right now
+        try:
+            for path in (staging / "active", staging / "sealed", staging / "lock", staging):
+                _remove_quietly(path.rmdir if path.is_dir() else path.unlink)
+        except OSError:
+            pass  # not empty: not ours to judge, leave it
+        finally:
+            os.close(fd)
 
     def _claim_from(self, other: Path) -> int:
         try:
@@ -251,6 +308,9 @@ class Spool:
             for state in ("sealed", "active"):
                 folder = other / state
                 for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                    if path.name.startswith(".") or not path.name.endswith(SEGMENT_SUFFIX):
+                        _remove_quietly(path.unlink)  # a repair's temporary copy: the segment is whole
+                        continue
                     target = self.root / "sealed" / path.name
                     try:
                         size = path.stat().st_size

@@ -102,3 +102,12 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(tmp_path: Path, va
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"botscore: {text}: ")
+
+
+def test_a_version_that_cannot_be_a_header_is_refused(tmp_path: Path) -> None:
+    document = {k: v for k, v in _shipped().items() if k != "checksum"}
+    document["version"] = "lr-1\r\nX-Evil: 1"
+    document["checksum"] = "sha256:" + artifact._digest(document)
+    path = _write(tmp_path, document)
+    with pytest.raises(artifact.ArtifactError, match="it is sent as a header"):
+        artifact.load(path)

@@ -251,3 +251,23 @@ def test_sighup_to_the_parent_replaces_workers_but_never_with_a_broken_model(tmp
         assert versions_seen(service.url) == {NEW}
     finally:
         assert service.stop() == 0  # uvicorn's parent exits 0 after stopping its workers
+
+
+def test_serve_pid_finds_the_oldest_botscore_serve(tmp_path: Path) -> None:
+    from app.reload import serve_pid
+
+    def process(pid: int, argv: list[str], started: int) -> None:
+        folder = tmp_path / str(pid)
+        folder.mkdir()
+        (folder / "cmdline").write_bytes(b"\0".join(part.encode() for part in argv) + b"\0")
+        fields = ["S", "1"] + ["0"] * 17 + [str(started)] + ["0"] * 10
+        (folder / "stat").write_text(f"{pid} (python3) " + " ".join(fields))
+
+    process(40, ["/usr/bin/python3", "/opt/venv/bin/botscore", "serve"], started=500)
+    process(41, ["/opt/venv/bin/python3", "-c", "from multiprocessing.spawn import spawn_main"], started=510)
+    process(7, ["/usr/bin/botscore", "serve", "--port", "9000"], started=100)
+    process(8, ["/usr/bin/vim", "botscore"], started=50)
+    assert serve_pid(tmp_path) == 7
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert serve_pid(empty) is None

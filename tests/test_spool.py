@@ -80,3 +80,29 @@ def test_clean_close_leaves_no_worker_directory(tmp_path: Path) -> None:
 def test_drop_torn_lines_keeps_whole_records() -> None:
     data = b'{"id":"a"}\n{"id":"b"}\n{"id":"c", "sta'
     assert drop_torn_lines(data) == (b'{"id":"a"}\n{"id":"b"}\n', 1)
+
+
+def test_a_repair_copy_left_by_a_crash_is_not_shipped_as_a_segment(tmp_path: Path) -> None:
+    dead = _spool(tmp_path)
+    dead.append(b'{"id":"1"}\n')
+    dead.seal()
+    (segment,) = dead.sealed()
+    (segment.path.parent / f".repair-{segment.name}.tmp").write_bytes(b'{"id":"1"}\n')
+    (segment.path.parent / f".repair-{segment.name}").write_bytes(b'{"id":"1"}\n')  # an older naming
+    assert dead._lock_fd is not None
+    os.close(dead._lock_fd)
+
+    alive = _spool(tmp_path)
+    assert alive.claim_leftovers() == 1
+    assert [s.name for s in alive.sealed()] == [segment.name]
+    assert not dead.root.exists()
+
+
+def test_a_staging_directory_of_a_dead_worker_is_removed(tmp_path: Path) -> None:
+    staging = tmp_path / "audit" / "workers" / ".new-123.abcd"
+    (staging / "active").mkdir(parents=True)
+    (staging / "sealed").mkdir()
+    (staging / "lock").write_bytes(b"")
+    alive = _spool(tmp_path)
+    alive.claim_leftovers()
+    assert not staging.exists()
