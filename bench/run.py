@@ -50,7 +50,7 @@ X-Model-Version, the audit record spooled before the reply, the OpenAPI document
 | metrics counted in plain lists and moved into prometheus_client in bulk (multiprocess observe costs 1-3 us each, nine per request) | 0.45x | 84 MiB |
 | metrics flushed every 0.25 s instead of 1 s; boto3 client from a private session; glibc mmap threshold fixed | 0.45x | 77.4 MiB |
 | the ceiling now runs with exactly `botscore serve`'s uvicorn options (no Server header, no proxy headers): a fairer, faster ceiling | 0.44x | 77.6 MiB |
-| audit record from the request's own number tokens, fewer calls on the 200 path, spool append without a lock (the event loop owns the active segment) | 0.47x | 77.7 MiB |
+| audit record from the request's own number tokens, fewer calls on the 200 path, spool append without a lock (the event loop owns the active segment) | 0.45-0.47x (runs differ) | 77.7 MiB |
 
 ## Where the time goes: the floor of this design
 
