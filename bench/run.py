@@ -67,7 +67,7 @@ time, written inline with no structure around it (one run; steps of a few us are
 
 So the required work alone, inline, lands at 0.54-0.57x of the ceiling, and botscore's module
 boundaries (dispatcher, endpoint class, audit policy layer, metrics) add about 6 us more:
-0.47x. A py-spy profile of `botscore serve` under wrk puts about half of the process's CPU in
+0.45-0.47x. A py-spy profile of `botscore serve` under wrk puts about half of the process's CPU in
 uvicorn's httptools protocol (the same code the ceiling runs) and a third in botscore's code;
 every Python call on the request path costs about 1 us in the server, three to five times its
 cost in a warm micro-benchmark (most likely cold caches: the kernel's network stack runs between requests).
