@@ -144,7 +144,7 @@ def features(document: Any) -> tuple[float, float]:
 # including a number that is not finite, goes through the full parser, which names the problem.
 _WS = rb"[ \t\n\r]*"
 _NUMBER = rb"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
-_CANONICAL = re.compile(
+CANONICAL = re.compile(
     _WS + rb"\{" + _WS + rb'"x1"' + _WS + rb":" + _WS + _NUMBER + _WS + rb"," + _WS + rb'"x2"' + _WS + rb":" + _WS
     + _NUMBER + _WS + rb"\}" + _WS
 )
@@ -193,7 +193,7 @@ def parse(body: bytes) -> tuple[float, float]:
 def parse_with_tokens(body: bytes) -> tuple[float, float, bytes, bytes]:
     """(x1, x2) and each as a JSON number token for the audit record: the client's own digits
     when the body has the usual shape (valid JSON numbers by the pattern, so no repr needed)."""
-    match = _CANONICAL.fullmatch(body)
+    match = CANONICAL.fullmatch(body)
     if match is not None:
         t1, t2 = match[1], match[2]
         x1, x2 = float(t1), float(t2)

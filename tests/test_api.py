@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from starlette.testclient import TestClient
 
 from app import artifact
 from app.scoring import Scorer
 from app.settings import SHIPPED_MODEL
+from tests.conftest import shipped_records, spooled_records
 
 
 def test_score_returns_p_bot_from_the_shipped_model(client: TestClient) -> None:
@@ -70,3 +73,24 @@ def test_openapi_documents_the_real_request_response_and_errors(client: TestClie
     assert error_ref == "#/components/schemas/ErrorResponse"
     assert "422" not in json.dumps(spec["paths"]["/healthz"])  # no phantom validation errors
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"x1": 0.1, "x2": 0.2}', b'{"x1":-1.5e2,"x2":3}', b' { "x1" : 0.9211156209223077 , "x2" : 12345678901234567890 } '],
+)
+def test_the_fast_path_and_the_general_path_answer_and_record_the_same(make_service, tmp_path, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    with TestClient(service.app) as client:
+        fast = client.post("/bot-score", content=body, headers={"content-type": "application/json", "x-request-id": "f-1"})
+        general = client.post(
+            "/bot-score", content=body, headers={"content-type": "application/json; charset=utf-8", "x-request-id": "g-1"}
+        )
+    assert fast.status_code == general.status_code == 200
+    assert fast.content == general.content
+    assert fast.headers["x-model-version"] == general.headers["x-model-version"]
+    records = {r["id"]: r for r in shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")}
+    strip = ("id", "ts", "latency_ms")
+    assert {k: v for k, v in records["f-1"].items() if k not in strip} == {
+        k: v for k, v in records["g-1"].items() if k not in strip
+    }
