@@ -74,7 +74,7 @@ profile of `botscore serve` under wrk puts about half of the process's CPU in uv
 httptools protocol (the same code the ceiling runs) and a third in botscore's code; every
 Python call on the request path costs about 1 us in the server, three to five times its cost
 in a warm micro-benchmark (most likely cold caches: the kernel's network stack runs between
-requests). The 0.5x target is missed by about 3 us a request.
+requests). The 0.5x target is missed by about 4 us a request (51 us against 47).
 p99 latency, memory, start-up and S3 objects meet their targets.
 """
 
