@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -155,7 +154,7 @@ class _ScoringEndpoint:
                 content_length = value
             elif name == b"authorization":
                 authorization = value
-        rid = new_request_id() if request_id_header is None else request_id(request_id_header)
+        rid = request_id(request_id_header)
         body: bytes | None = None
         try:
             if scope["method"] != "POST":
@@ -177,7 +176,7 @@ class _ScoringEndpoint:
                     raise _TooLarge(body[: self.max_body_bytes])
             else:
                 body = await _read_rest(receive, message, self.max_body_bytes)
-            if content_type != _JSON and not _is_json(content_type):
+            if not _is_json(content_type):
                 raise RequestError(
                     f"Content-Type {content_type.decode('latin-1')!r} is not supported; send application/json",
                     status=415,
@@ -205,18 +204,7 @@ class _ScoringEndpoint:
         except AuditUnavailable as exc:
             await self._refuse(send, rid, started, scorer, exc)
             return
-        # _send inlined: this is the path nearly every request takes.
-        headers = [
-            (b"content-type", _JSON),
-            (b"content-length", str(len(response)).encode()),
-            (b"x-request-id", rid),
-            (b"x-model-version", scorer.version_bytes),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": response})
-        self.metrics.note_request((self.route, 200, time.perf_counter() - started))
-        if self._debug:
-            self._log_answered(rid, 200, time.perf_counter() - started)
+        await self._send(send, 200, response, rid, scorer, started)
 
     async def _fail(
         self,
@@ -317,23 +305,15 @@ class ScoreEndpoint(_ScoringEndpoint):
         started = time.perf_counter()
         now = time.time()
         message = await receive()
-        match = None
+        parsed = None
         if message["type"] == "http.request" and not message.get("more_body", False):
             body = message.get("body", b"")
             if len(body) <= self.max_body_bytes:
-                match = validation.CANONICAL.fullmatch(body)
-        if match is None:
+                parsed = validation.usual(body)
+        if parsed is None:  # an error to name, or an unusual body: the general sequence, same bytes
             await self.general(scope, receive, send, first=message)
             return
-        x1_json, x2_json = match[1], match[2]
-        x1, x2 = float(x1_json), float(x2_json)
-        if (
-            not (math.isfinite(x1) and math.isfinite(x2))
-            or (len(x1_json) > 15 and x1_json.lstrip(b"-").isdigit())
-            or (len(x2_json) > 15 and x2_json.lstrip(b"-").isdigit())
-        ):
-            await self.general(scope, receive, send, first=message)  # names the problem; big integers
-            return
+        x1, x2, x1_json, x2_json = parsed
         scorer = self.model.scorer
         p_bot = scorer.p_bot(x1, x2)
         rid = new_request_id() if rid_header is None else request_id(rid_header)
@@ -341,12 +321,12 @@ class ScoreEndpoint(_ScoringEndpoint):
         line = records.scored_line(
             rid, now, x1_json, x2_json, response, scorer.version_json, (time.perf_counter() - started) * 1000
         )
+        self.metrics.note_score((x1, x2, p_bot))  # where `answer` notes it too
         try:
             self.audit.record(line)
         except AuditUnavailable as exc:
             await self._refuse(send, rid, started, scorer, exc)
             return
-        self.metrics.note_score((x1, x2, p_bot))
         headers = [
             (b"content-type", _JSON),
             (b"content-length", b"%d" % len(response)),

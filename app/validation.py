@@ -144,7 +144,7 @@ def features(document: Any) -> tuple[float, float]:
 # including a number that is not finite, goes through the full parser, which names the problem.
 _WS = rb"[ \t\n\r]*"
 _NUMBER = rb"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
-CANONICAL = re.compile(
+_CANONICAL = re.compile(
     _WS + rb"\{" + _WS + rb'"x1"' + _WS + rb":" + _WS + _NUMBER + _WS + rb"," + _WS + rb'"x2"' + _WS + rb":" + _WS
     + _NUMBER + _WS + rb"\}" + _WS
 )
@@ -190,20 +190,31 @@ def parse(body: bytes) -> tuple[float, float]:
     return x1, x2
 
 
+def usual(body: bytes) -> tuple[float, float, bytes, bytes] | None:
+    """(x1, x2) and their JSON number tokens when the body has the usual shape, else None.
+
+    The tokens are the client's own digits (valid JSON numbers by the pattern), so the audit
+    record needs no repr. None also for non-finite numbers (the full parser names them) and for
+    integers past 2**53, which some JSON readers would read back exactly, not as the double scored.
+    """
+    match = _CANONICAL.fullmatch(body)
+    if match is None:
+        return None
+    t1, t2 = match[1], match[2]
+    x1, x2 = float(t1), float(t2)
+    if (
+        not (math.isfinite(x1) and math.isfinite(x2))
+        or (len(t1) > 15 and t1.lstrip(b"-").isdigit())
+        or (len(t2) > 15 and t2.lstrip(b"-").isdigit())
+    ):
+        return None
+    return x1, x2, t1, t2
+
+
 def parse_with_tokens(body: bytes) -> tuple[float, float, bytes, bytes]:
-    """(x1, x2) and each as a JSON number token for the audit record: the client's own digits
-    when the body has the usual shape (valid JSON numbers by the pattern, so no repr needed)."""
-    match = CANONICAL.fullmatch(body)
-    if match is not None:
-        t1, t2 = match[1], match[2]
-        x1, x2 = float(t1), float(t2)
-        if math.isfinite(x1) and math.isfinite(x2):
-            # An integer past 2**53 would be read back exactly by some JSON readers, not as the
-            # double that was scored: such a token is written as that double instead.
-            if len(t1) > 15 and t1.lstrip(b"-").isdigit():
-                t1 = repr(x1).encode()
-            if len(t2) > 15 and t2.lstrip(b"-").isdigit():
-                t2 = repr(x2).encode()
-            return x1, x2, t1, t2
+    """(x1, x2) and each as a JSON number token for the audit record, or RequestError naming the problem."""
+    parsed = usual(body)
+    if parsed is not None:
+        return parsed
     x1, x2 = features(decode(body))
     return x1, x2, repr(x1).encode(), repr(x2).encode()
