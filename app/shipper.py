@@ -16,11 +16,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.spool import Segment, Spool, key_for
-from app.uploaders import UploadError, Uploader
+from app.uploaders import Uploader, UploadError
 
 log = logging.getLogger("botscore.shipper")
 
@@ -33,8 +33,6 @@ class ShipperStats:
     objects_shipped: int = 0
     upload_failures: int = 0
     torn_lines: int = 0
-    segments_claimed: int = 0
-    last_error: str | None = field(default=None)
 
 
 def drop_torn_lines(data: bytes) -> tuple[bytes, int]:
@@ -139,7 +137,6 @@ class Shipper:
     def _claim(self) -> None:
         claimed = self.spool.claim_leftovers()
         if claimed:
-            self.stats.segments_claimed += claimed
             log.info("claimed leftover segments", extra={"segments": claimed})
 
     def _ship_all(self) -> None:
@@ -178,7 +175,6 @@ class Shipper:
     def _failed(self, segment: Segment, reason: str) -> None:
         self._failures += 1
         self.stats.upload_failures += 1
-        self.stats.last_error = reason
         delay = self._backoff()
         log.warning(
             "upload failed; will retry",

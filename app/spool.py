@@ -97,7 +97,6 @@ class Spool:
         self._seq = 0
         self._lock_fd: int | None = None
         self._sealed: dict[str, Segment] = {}
-        self.sealed_bytes = 0
         self.records_written = 0
         self.bytes_appended = 0  # only ever grows; the audit log's usage estimate reads it
 
@@ -203,8 +202,11 @@ class Spool:
         """Seal the active segment now (at shutdown, or from the event-loop thread)."""
         self._seal_active()
 
-    def _seal_active(self) -> None:
-        """Move the active segment to sealed/ (rename first: on failure nothing changes, retry later)."""
+    def _seal_active(self, *, suspect: bool = False) -> None:
+        """Move the active segment to sealed/ (rename first: on failure nothing changes, retry later).
+
+        A `suspect` segment may end in a torn line: it is shipped like a leftover, lines checked.
+        """
         if self._fd is None or self._active_name is None:
             return
         name = self._active_name
@@ -214,28 +216,20 @@ class Spool:
             target = self.root / "sealed" / name
             os.rename(self.root / "active" / name, target)
             with self._lock:  # the sealed set is shared with the shipper thread
-                self._sealed[name] = Segment(target, name, self._active_opened, claimed=False)
-                self.sealed_bytes += self._active_bytes
-        os.close(self._fd)
+                self._sealed[name] = Segment(target, name, self._active_opened, claimed=suspect)
+        self._close_active()
+
+    def _close_active(self) -> None:
+        os.close(self._fd)  # type: ignore[arg-type]
         self._fd = None
         self._active_name = None
 
     def _abandon_active(self) -> None:
-        """Stop writing to a segment that may end in a torn line: it is sealed as a leftover,
-        so the shipper checks its lines before shipping. A new segment opens at the next append."""
-        if self._fd is None or self._active_name is None:
-            return
-        name = self._active_name
+        """Stop writing to a segment that may end in a torn line; a new one opens at the next append."""
         try:
-            os.rename(self.root / "active" / name, self.root / "sealed" / name)
-            with self._lock:
-                self._sealed[name] = Segment(self.root / "sealed" / name, name, self._active_opened, claimed=True)
-                self.sealed_bytes += self._active_bytes
+            self._seal_active(suspect=True)
         except OSError:
-            pass  # stays in active/: the next start claims it, and checks its lines
-        os.close(self._fd)
-        self._fd = None
-        self._active_name = None
+            self._close_active()  # it stays in active/: the next start claims it, and checks its lines
 
     # -- shipping side ------------------------------------------------------------
 
@@ -246,11 +240,9 @@ class Spool:
 
     def remove(self, segment: Segment) -> None:
         """Delete a segment that S3 (or the local folder) has accepted."""
-        size = segment.path.stat().st_size
         segment.path.unlink()
         with self._lock:
             self._sealed.pop(segment.name, None)
-            self.sealed_bytes -= size
 
     def oldest_unshipped(self) -> float | None:
         """Wall-clock time of the oldest record not yet shipped, or None."""
@@ -313,17 +305,15 @@ class Spool:
                         continue
                     target = self.root / "sealed" / path.name
                     try:
-                        size = path.stat().st_size
-                        mtime = path.stat().st_mtime
+                        info = path.stat()
                         os.rename(path, target)
                     except FileNotFoundError:
                         continue
-                    if size == 0:
+                    if info.st_size == 0:
                         target.unlink()
                         continue
                     with self._lock:
-                        self._sealed[path.name] = Segment(target, path.name, mtime, claimed=True)
-                        self.sealed_bytes += size
+                        self._sealed[path.name] = Segment(target, path.name, info.st_mtime, claimed=True)
                     claimed += 1
                 _remove_quietly(folder.rmdir)
             _remove_quietly((other / "lock").unlink)
