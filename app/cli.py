@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.audit import spool_dir
+from app.errors import fail_startup
 from app.settings import SHIPPED_MODEL, SettingsError, env_name, load_settings
 
 if TYPE_CHECKING:
@@ -40,8 +42,7 @@ def _serve(args: argparse.Namespace) -> None:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        sys.stderr.write(f"botscore: {exc}\n")
-        raise SystemExit(2) from None
+        fail_startup(str(exc))
     _metrics_dir(settings.audit_dir)
 
     import uvicorn
@@ -58,7 +59,7 @@ def _metrics_dir(audit_dir: Path) -> None:
     when first imported, so it is set here, before the app is; stale files of old workers go."""
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         return
-    folder = Path(audit_dir).expanduser().resolve() / "metrics"
+    folder = spool_dir(audit_dir) / "metrics"
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()

@@ -10,6 +10,8 @@ Every 4xx/5xx body is `{"error": {"code": ..., "message": ..., "field": ... | nu
 from __future__ import annotations
 
 import json
+import sys
+from typing import NoReturn
 
 
 class BotscoreError(Exception):
@@ -55,3 +57,9 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, d
 
 def error_bytes(code: str, message: str, field: str | None = None) -> bytes:
     return json.dumps(error_body(code, message, field), separators=(",", ":")).encode()
+
+
+def fail_startup(message: str) -> NoReturn:
+    """Stop start-up with one clear line on stderr (a bad setting or model)."""
+    sys.stderr.write(f"botscore: {message}\n")
+    raise SystemExit(2)

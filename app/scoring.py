@@ -12,6 +12,7 @@ from fractions import Fraction
 
 from app.artifact import Artifact
 
+
 def sigmoid(z: float) -> float:
     """Numerically stable logistic function: never overflows, exact 0/1 only at the limits."""
     if z >= 0:

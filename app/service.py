@@ -8,20 +8,18 @@ requests: seal the spool and ship it within the deadline, then close.
 from __future__ import annotations
 
 import asyncio
-import sys
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import contextlib
-import gc
-import os
-
 from app import artifact, reload
 from app.api import BotscoreApp, ModelSlot, create_app
 from app.audit import AuditLog, spool_dir
 from app.auth import ApiKeys
+from app.errors import fail_startup
 from app.logs import configure as configure_logging
 from app.memory import tune_malloc
 from app.metrics import Metrics, audit_counters, mark_process_dead
@@ -29,7 +27,6 @@ from app.scoring import Scorer
 from app.settings import Settings, SettingsError, load_settings
 from app.spool import Spool
 from app.uploaders import LocalUploader, S3Uploader, Uploader
-
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
 # move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
@@ -83,9 +80,6 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop())
         flusher = asyncio.create_task(housekeeping())
-        if os.environ.get("BOTSCORE_GC_FREEZE") == "1":
-            gc.collect()
-            gc.freeze()
         try:
             yield
         finally:
@@ -109,10 +103,4 @@ def build_from_environment() -> Service:
         configure_logging(settings.log_level)
         return build(settings)
     except (SettingsError, artifact.ArtifactError) as exc:
-        fail(str(exc))
-
-
-def fail(message: str) -> Any:
-    """Stop start-up with one clear line on stderr."""
-    sys.stderr.write(f"botscore: {message}\n")
-    raise SystemExit(2)
+        fail_startup(str(exc))
