@@ -52,6 +52,7 @@ X-Model-Version, the audit record spooled before the reply, the OpenAPI document
 | the ceiling now runs with exactly `botscore serve`'s uvicorn options (no Server header, no proxy headers): a fairer, faster ceiling | 0.44x | 77.6 MiB |
 | audit record from the request's own number tokens, fewer calls on the 200 path, spool append without a lock (the event loop owns the active segment) | 0.45-0.47x (runs differ) | 77.7 MiB |
 | a fast path for the usual request (a JSON POST of the usual shape) in one function; everything else through the general sequence | 0.47x (19,700 req/s, up from 18,700) | 77.6 MiB |
+| the fast path calls `validation.usual()`, the one definition of the usual shape, instead of repeating its checks | 0.45-0.46x (19,100-19,200 req/s) | 77.4 MiB |
 
 ## Where the time goes: the floor of this design
 
@@ -67,14 +68,14 @@ time, written inline with no structure around it (one run; steps of a few us are
 | + strict parse, score, response body; the audit record; the spool write; metrics | 43-46 |
 
 So the required work alone, inline, lands at 0.54-0.57x of the ceiling in that ladder. The
-service answers at 0.47x: on top of the ladder's work it ships the audit log (gzip of every
+service answers at 0.46x: on top of the ladder's work it ships the audit log (gzip of every
 record and the S3 PUTs, on the same core), keeps the audit policy (spool bound, when-full
 rule) and the metrics flush, and routes through a dispatcher and endpoint objects. A py-spy
 profile of `botscore serve` under wrk puts about half of the process's CPU in uvicorn's
 httptools protocol (the same code the ceiling runs) and a third in botscore's code; every
 Python call on the request path costs about 1 us in the server, three to five times its cost
 in a warm micro-benchmark (most likely cold caches: the kernel's network stack runs between
-requests). The 0.5x target is missed by about 4 us a request (51 us against 47).
+requests). The 0.5x target is missed by about 5 us a request (52 us against 47).
 p99 latency, memory, start-up and S3 objects meet their targets.
 """
 
