@@ -31,11 +31,12 @@ RUN python3 -m venv /opt/venv
 COPY requirements.txt ./
 RUN /opt/venv/bin/python3 -m pip install --no-cache-dir --require-virtualenv -r requirements.txt
 
-# The app and its shipped model (package data); pip byte-compiles it at install time.
+# The serving package and its shipped model (package data); pip byte-compiles it at install time.
+# Only src/botscore: training, the model card and import (train/) never enter the image.
 COPY pyproject.toml README.md ./
-COPY app/ ./app/
+COPY src/botscore/ ./src/botscore/
 RUN /opt/venv/bin/python3 -m pip install --no-cache-dir --require-virtualenv --no-deps . \
-    && /opt/venv/bin/python3 -c "import app.service, app.settings as s; assert s.SHIPPED_MODEL.is_file()" \
+    && /opt/venv/bin/python3 -c "import botscore.service, botscore.settings as s; assert s.SHIPPED_MODEL.is_file()" \
     && /opt/venv/bin/python3 -m pip uninstall --yes --quiet pip setuptools wheel
 
 # ---- runtime: the base image, the venv, a numeric non-root user; nothing else

@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8887
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test check-terraform bench container-smoke model clean
+.PHONY: install install-dev run test lint check-terraform bench container-smoke model clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "botscore needs Python 3.11+, found " + sys.version.split()[0]'
@@ -20,8 +20,9 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.txt requirements-train.txt $(VENV)/.runtime | /usr/bin/chromium
+$(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $(VENV)/.runtime | /usr/bin/chromium
 	$(PIP) install -r requirements-dev.txt
+	$(PIP) install --no-deps -e ./train
 	@touch $@
 
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
@@ -31,15 +32,21 @@ $(VENV)/.dev: requirements-dev.txt requirements-train.txt $(VENV)/.runtime | /us
 ## install: create .venv with the runtime dependencies and the `botscore` command
 install: $(VENV)/.runtime
 
-## install-dev: add the training, test and checking tools
+## install-dev: add botscore-train (train/), the test and the checking tools
 install-dev: $(VENV)/.dev
 
 ## run: serve the API on $(HOST):$(PORT) with embedded defaults (audit records under var/audit)
 run: install
 	$(BIN)/botscore serve --host $(HOST) --port $(PORT)
 
-## test: the whole suite; starts every server it needs (SeaweedFS S3, the service) by itself
-test: install-dev
+## lint: ruff (lint and format) and mypy (strict) over the code and the tests
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint, then the whole suite; starts every server it needs (SeaweedFS S3, the service) by itself
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	bash scripts/check-terraform.sh --no-pytest
 

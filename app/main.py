@@ -1,5 +1,5 @@
-"""`uvicorn app.main:app`: the service built from BOTSCORE_* variables (the brief's entry point)."""
+"""`uvicorn app.main:app` from the repository root (the brief's command): the real app, built from BOTSCORE_*."""
 
-from app.service import build_from_environment
+from botscore.service import app_from_environment
 
-app = build_from_environment().app
+app = app_from_environment()

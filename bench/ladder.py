@@ -34,11 +34,17 @@ STEPS = [
 if os.environ.get("LADDER_STEP") is not None:
     import time as _time
 
-    from app import artifact, records, validation
-    from app.endpoints import _JSON, new_request_id
-    from app.metrics import Metrics
-    from app.scoring import Scorer
-    from app.settings import SHIPPED_MODEL
+    from botscore.audit import record
+    from botscore.call import Call
+    from botscore.dataplane import validation
+    from botscore.http.endpoints import new_request_id
+    from botscore.model import artifact
+    from botscore.model.scorer import Scorer
+    from botscore.ops.metrics import Metrics
+    from botscore.settings import SHIPPED_MODEL
+
+    _JSON = b"application/json"
+    _NOTED = [0]
 
     STEP = int(os.environ["LADDER_STEP"])
     _FIXED = b'{"p_bot":0.123}'
@@ -46,7 +52,7 @@ if os.environ.get("LADDER_STEP") is not None:
     _METRICS = Metrics()
     _FD = os.open(os.environ["LADDER_SPOOL"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):
         if scope["type"] != "http":
             await receive()
             await send({"type": "lifespan.startup.complete"})
@@ -75,13 +81,16 @@ if os.environ.get("LADDER_STEP") is not None:
             response = b'{"p_bot":%r}' % p_bot
         rid = new_request_id() if STEP >= 1 else b""
         if STEP >= 5:
-            line = records.scored_line(rid, now, t1, t2, response, _SCORER.version_json, 0.1)
+            call = Call("/bot-score", "POST", rid, _SCORER, now, started)
+            call.response = response
+            line = record.scored(call, t1, t2)
         if STEP >= 6:
             os.write(_FD, line)
         if STEP >= 7:
             _METRICS.note_score((x1, x2, p_bot))
             _METRICS.note_request(("/bot-score", 200, _time.perf_counter() - started))
-            if len(_METRICS._pending_requests) >= 5000:
+            _NOTED[0] += 1
+            if _NOTED[0] % 5000 == 0:
                 _METRICS.flush()
         headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(response))]
         if STEP >= 1:
@@ -91,7 +100,7 @@ if os.environ.get("LADDER_STEP") is not None:
 
 
 def main() -> None:
-    from tests.servers import BIN, LOOPBACK, free_port
+    from tests.support.servers import BIN, LOOPBACK, free_port
 
     seconds = int(os.environ.get("BENCH_SECONDS", "8"))
     spool = Path("/tmp") / f"botscore-ladder-{os.getpid()}.jsonl"
@@ -99,23 +108,40 @@ def main() -> None:
     for step, label in enumerate(STEPS):
         port = free_port()
         code = (
-            "import sys, uvicorn; sys.path.insert(0, %r); from app.cli import UVICORN_OPTIONS; "
-            "uvicorn.run('bench.ladder:app', host=%r, port=%d, **UVICORN_OPTIONS)" % (str(ROOT), LOOPBACK, port)
+            f"import sys, uvicorn; sys.path.insert(0, {str(ROOT)!r}); from botscore.server import UVICORN_OPTIONS; "
+            f"uvicorn.run('bench.ladder:app', host={LOOPBACK!r}, port={port}, **UVICORN_OPTIONS)"
         )
         env = {**os.environ, "LADDER_STEP": str(step), "LADDER_SPOOL": str(spool)}
-        server = subprocess.Popen(["taskset", "-c", "0", str(BIN / "python"), "-c", code], env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            ["taskset", "-c", "0", str(BIN / "python"), "-c", code],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(2)
             out = subprocess.run(
-                ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(ROOT / "bench" / "post.lua"),
-                 f"http://{LOOPBACK}:{port}/bot-score"],
-                capture_output=True, text=True, check=True,
+                [
+                    "taskset",
+                    "-c",
+                    "1",
+                    "wrk",
+                    "-t1",
+                    "-c32",
+                    f"-d{seconds}s",
+                    "-s",
+                    str(ROOT / "bench" / "post.lua"),
+                    f"http://{LOOPBACK}:{port}/bot-score",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
         finally:
             server.terminate()
             server.wait(10)
-        rows.append((label, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))))  # type: ignore[union-attr]
+        rows.append((label, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))))
     spool.unlink(missing_ok=True)
     print("| step | req/s | µs/request | added |\n| --- | --- | --- | --- |")
     previous = None

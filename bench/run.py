@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -28,9 +28,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
+from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# Another checkout (with its own .venv) to measure in the same rounds, e.g. the commit before a change.
+AGAINST = Path(os.environ["BENCH_AGAINST"]) if os.environ.get("BENCH_AGAINST") else None
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 RATE = 1000  # requests/s for the latency figures
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -150,24 +152,56 @@ def _start(argv: list[str], env: dict[str, str], url: str, log: Path) -> tuple[P
 
 def _wrk(url: str) -> float:
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c32", f"-d{SECONDS}s", "-s", str(ROOT / "bench" / "post.lua"), url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "wrk",
+            "-t1",
+            "-c32",
+            f"-d{SECONDS}s",
+            "-s",
+            str(ROOT / "bench" / "post.lua"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"wrk saw {errors.group(1)} non-2xx responses:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def _hey(url: str) -> tuple[float, float, int]:
     workers = 10
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "hey", "-z", f"{SECONDS}s", "-c", str(workers), "-q", str(RATE // workers),
-         "-m", "POST", "-T", "application/json", "-d", BODY, url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "hey",
+            "-z",
+            f"{SECONDS}s",
+            "-c",
+            str(workers),
+            "-q",
+            str(RATE // workers),
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-d",
+            BODY,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    p50 = float(re.search(r"50%+ in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
-    p99 = float(re.search(r"99%+ in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
+    p50 = float(re.search(r"50%+ in ([\d.]+) secs", out).group(1)) * 1000
+    p99 = float(re.search(r"99%+ in ([\d.]+) secs", out).group(1)) * 1000
     statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
     if set(statuses) != {"200"}:
         raise RuntimeError(f"hey saw statuses {statuses}:\n{out}")
@@ -209,33 +243,79 @@ def main() -> None:
     subprocess.run(["taskset", "-a", "-cp", LOAD_CORE, str(weed.process.pid)], check=True, capture_output=True)
     weed.client().create_bucket(Bucket=BUCKET)
     rounds: list[tuple[Figures, Figures]] = []
+    against: list[Figures] = []
     try:
         for n in range(1, ROUNDS + 1):
             port = free_port()
-            ceiling_argv = [str(BIN / "python"), "-c", "import uvicorn; from app.cli import UVICORN_OPTIONS; "
-                            f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **UVICORN_OPTIONS)"]
-            ceiling, process = measure(ceiling_argv, dict(os.environ), f"http://{LOOPBACK}:{port}/bot-score",
-                                       tmp / f"ceiling-{n}.log")
+            ceiling_argv = [
+                str(BIN / "python"),
+                "-c",
+                "import uvicorn; from botscore.server import UVICORN_OPTIONS; "
+                f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **UVICORN_OPTIONS)",
+            ]
+            ceiling, process = measure(
+                ceiling_argv, dict(os.environ), f"http://{LOOPBACK}:{port}/bot-score", tmp / f"ceiling-{n}.log"
+            )
             process.stop(signal.SIGTERM)
 
-            port = free_port()
-            env = service_env(tmp / f"audit-{n}", BOTSCORE_AUDIT_BUCKET=BUCKET, **weed.aws_env())
-            project_argv = [str(BIN / "botscore"), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
-            project, process = measure(project_argv, env, f"http://{LOOPBACK}:{port}/bot-score",
-                                       tmp / f"botscore-{n}.log")
-            process.stop(signal.SIGTERM)  # seals and ships the rest of the spool
-            project.objects_per_million, objects, records = _objects_per_million(weed)
-            project.extra = {"objects": objects, "records": records}
-            _clear(weed)
+            if AGAINST is not None and n % 2 == 1:  # alternate which of the two goes first
+                against.append(_botscore(AGAINST / ".venv" / "bin" / "botscore", weed, tmp, f"against-{n}"))
+            project = _botscore(BIN / "botscore", weed, tmp, f"botscore-{n}")
+            if AGAINST is not None and n % 2 == 0:
+                against.append(_botscore(AGAINST / ".venv" / "bin" / "botscore", weed, tmp, f"against-{n}"))
             rounds.append((ceiling, project))
-            print(f"round {n}: ceiling {ceiling.throughput:,.0f} req/s p99 {ceiling.p99_ms:.2f} ms | "
-                  f"botscore {project.throughput:,.0f} req/s p99 {project.p99_ms:.2f} ms", flush=True)
+            print(
+                f"round {n}: ceiling {ceiling.throughput:,.0f} req/s p99 {ceiling.p99_ms:.2f} ms | "
+                f"botscore {project.throughput:,.0f} req/s p99 {project.p99_ms:.2f} ms"
+                + (f" | against {against[-1].throughput:,.0f} req/s" if against else ""),
+                flush=True,
+            )
     finally:
         weed.stop()
     report = render(rounds)
     print(report)
+    if AGAINST is not None:
+        print(compare(rounds, against))
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "performance.md").write_text(report)
+
+
+def _botscore(command: Path, weed: Weed, tmp: Path, name: str) -> Figures:
+    """`botscore serve` from `command` measured, shipping to the bench bucket; the bucket emptied after."""
+    port = free_port()
+    env = service_env(tmp / f"audit-{name}", BOTSCORE_AUDIT_BUCKET=BUCKET, **weed.aws_env())
+    argv = [str(command), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
+    figures, process = measure(argv, env, f"http://{LOOPBACK}:{port}/bot-score", tmp / f"{name}.log")
+    process.stop(signal.SIGTERM)  # seals and ships the rest of the spool
+    figures.objects_per_million, objects, records = _objects_per_million(weed)
+    figures.extra = {"objects": objects, "records": records}
+    _clear(weed)
+    return figures
+
+
+def compare(rounds: list[tuple[Figures, Figures]], against: list[Figures]) -> str:
+    """This checkout and BENCH_AGAINST's, each as a ratio to the ceiling of its round."""
+    lines = [
+        f"## This checkout against {AGAINST}",
+        "",
+        "| round | ceiling req/s | this req/s | ratio | against req/s | ratio | this / against |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for n, ((ceiling, project), other) in enumerate(zip(rounds, against, strict=True), 1):
+        lines.append(
+            f"| {n} | {ceiling.throughput:,.0f} | {project.throughput:,.0f} | "
+            f"{project.throughput / ceiling.throughput:.3f} | {other.throughput:,.0f} | "
+            f"{other.throughput / ceiling.throughput:.3f} | {project.throughput / other.throughput:.3f} |"
+        )
+    this = statistics.median(p.throughput / c.throughput for c, p in rounds)
+    other = statistics.median(o.throughput / c.throughput for (c, _), o in zip(rounds, against, strict=True))
+    lines += ["", f"Median ratio to the ceiling: this {this:.3f}x, against {other:.3f}x ({this / other - 1:+.1%})."]
+    p99 = statistics.median(p.p99_ms for _, p in rounds), statistics.median(o.p99_ms for o in against)
+    rss = max(p.rss_mib for _, p in rounds), max(o.rss_mib for o in against)
+    lines.append(
+        f"p99 at 1,000 req/s: this {p99[0]:.2f} ms, against {p99[1]:.2f} ms; RSS {rss[0]:.1f} vs {rss[1]:.1f} MiB."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def render(rounds: list[tuple[Figures, Figures]]) -> str:
@@ -261,17 +341,22 @@ def render(rounds: list[tuple[Figures, Figures]]) -> str:
         return "met" if ok else "**missed**"
 
     cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor())
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     lines = [
         "# Performance",
         "",
-        f"Measured by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
+        f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
         f"({cpu_model}), Linux {platform.release()}, Python {platform.python_version()}.",
         f"Server pinned to core {SERVER_CORE} (`botscore serve --workers 1`, shipping its audit log to a local "
         f"SeaweedFS S3); wrk, hey and SeaweedFS pinned to core {LOAD_CORE}. {ROUNDS} rounds, each measuring the "
         "ceiling (a bare ASGI app, `bench/ceiling.py`, run by uvicorn with the options of `botscore serve`, "
-        "`app.cli.UVICORN_OPTIONS`) and then botscore; "
+        "`botscore.server.UVICORN_OPTIONS`) and then botscore; "
         "medians of the raw figures, and the median of the per-round ratios.",
         "",
         "| figure | ceiling | botscore | ratio (median per round) |",

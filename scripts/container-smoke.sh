@@ -281,11 +281,11 @@ try:
     sys.exit("the root filesystem is writable")
 except OSError:
     pass
-for mod in ("sklearn", "numpy", "pytest", "hypothesis", "pip"):
+for mod in ("sklearn", "numpy", "matplotlib", "skops", "botscore_train", "pytest", "hypothesis", "pip"):
     assert importlib.util.find_spec(mod) is None, mod + " is in the runtime image"
 for tool in ("gcc", "cc", "make"):
     assert shutil.which(tool) is None, tool + " is in the runtime image"
-import app.settings as s
+import botscore.settings as s
 assert s.SHIPPED_MODEL.is_file(), s.SHIPPED_MODEL
 print("uid", uids[0], "gid", gids[0], "python", sys.version.split()[0], "cmd", " ".join(cmdline[1:]).strip())
 ' >"$work/inside.txt" 2>&1 || { cat "$work/inside.txt" >&2; die "checks inside the container failed"; }

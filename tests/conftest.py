@@ -1,8 +1,8 @@
-"""Fixtures that chain real objects: settings -> service -> app, spool in a temp dir."""
+"""Fixtures that chain real objects: settings -> service -> app, spool in a temp dir; real S3; a real small disk."""
 
 from __future__ import annotations
 
-import json
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from app.service import Service, build
-from app.settings import load_settings
-from app.uploaders import Uploader
-from tests.servers import Weed
+from botscore.audit.uploaders import Uploader
+from botscore.service import Service, build
+from botscore.settings import load_settings
+from tests.support.servers import Weed
 
 
 @pytest.fixture(scope="session")
@@ -51,19 +51,17 @@ def client(make_service: Callable[..., Service]) -> Iterator[TestClient]:
         yield test_client
 
 
-def shipped_records(audit_dir: Path) -> list[dict[str, Any]]:
-    """Every record in the local 'shipped' folder (the embedded default destination)."""
-    import gzip
-
-    found = []
-    for path in sorted((audit_dir / "shipped").rglob("*.jsonl.gz")):
-        found.extend(json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines())
-    return found
-
-
-def spooled_records(audit_dir: Path) -> list[dict[str, Any]]:
-    """Every record still in the spool (active or sealed segments of any worker)."""
-    found = []
-    for path in sorted((audit_dir / "workers").rglob("*.jsonl")):
-        found.extend(json.loads(line) for line in path.read_bytes().splitlines() if line)
-    return found
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB filesystem (tmpfs) that fills up: writes past it fail with ENOSPC. Needs root, as CI has."""
+    mountpoint = tmp_path / "small-disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)

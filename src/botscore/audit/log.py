@@ -1,0 +1,184 @@
+"""The audit log's front object: what the data plane calls to keep a record, and the policy when it cannot.
+
+`AuditLog.keep(call, line)` appends to the spool before the answer is sent (no network on
+the request path); the shipper moves sealed segments to S3 in the background. At the disk
+bound, `when_full="reject"` refuses to score what it cannot record (the call's answer becomes
+a 503), `"drop"` serves and counts the lost record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Literal
+
+from botscore.audit.segment import SegmentWriter, SpoolUnavailable
+from botscore.audit.shipper import Shipper
+from botscore.audit.spool import SpoolDirectory
+from botscore.audit.uploaders import Uploader
+from botscore.call import Call
+from botscore.errors import AuditUnavailable
+
+log = logging.getLogger("botscore.audit")
+
+READY_FRACTION = 0.8  # /readyz turns 503 above this share of the spool bound, before requests are refused
+WhenFull = Literal["reject", "drop"]
+
+
+class AuditLog:
+    """Spool, active segment, shipper and the disk policy; one per worker process."""
+
+    def __init__(
+        self,
+        spool: SpoolDirectory,
+        uploader: Uploader,
+        *,
+        prefix: str,
+        segment_max_bytes: int,
+        segment_max_age: float,
+        spool_max_bytes: int,
+        when_full: WhenFull,
+        shutdown_seconds: float,
+        retry_max_seconds: float = 30.0,
+        tick: float = 0.5,
+    ) -> None:
+        self.spool = spool
+        self.writer = SegmentWriter(spool, max_bytes=segment_max_bytes, max_age=segment_max_age)
+        self.uploader = uploader
+        self.spool_max_bytes = spool_max_bytes
+        self.when_full = when_full
+        self.shutdown_seconds = shutdown_seconds
+        self.shipper = Shipper(
+            spool, self.writer, uploader, prefix=prefix, tick=tick, backoff_cap=retry_max_seconds, on_tick=self._refresh
+        )
+        self.records_dropped = 0
+        self.records_refused = 0
+        self._usage_scanned = 0
+        self._appended_at_scan = 0
+        self._unavailable: str | None = "not started"
+        self._last_open_attempt = 0.0
+        self._open_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool (a failure is reported by /readyz, not raised) and start shipping."""
+        self._try_open()
+        self._refresh()
+        self.shipper.start()
+        log.info(
+            "audit log started",
+            extra={
+                "spool": str(self.spool.directory),
+                "destination": self.uploader.describe(),
+                "worker": self.spool.worker,
+            },
+        )
+
+    def close(self) -> None:
+        """Seal and ship within the shutdown deadline; what is left stays on disk for the next start."""
+        shipped_all = self.shipper.stop(self.shutdown_seconds)
+        if self._unavailable is None:
+            self.writer.seal()
+            self.spool.close()
+        log.info(
+            "audit log closed",
+            extra={
+                "records_written": self.writer.records_written,
+                "records_shipped": self.shipper.stats.records_shipped,
+                "segments_left": len(self.spool.sealed()),
+                "shipped_all": shipped_all,
+            },
+        )
+
+    def tick(self) -> None:
+        """Seal the active segment when it is old enough; called from the event loop, which owns it."""
+        if self._unavailable is None:
+            try:
+                self.writer.seal_if_due()
+            except OSError as exc:
+                log.error("cannot seal the active segment", extra={"reason": str(exc)})
+
+    # -- the request path ---------------------------------------------------------------
+
+    def keep(self, call: Call, line: bytes) -> None:
+        """Spool the call's record line, or apply the when-full policy: under `reject` the call's
+        answer becomes the 503 refusal, under `drop` the record is counted as lost."""
+        problem = self._unavailable
+        if problem is None and self.usage_bytes >= self.spool_max_bytes:
+            problem = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
+        if problem is None:
+            try:
+                self.writer.append(line)
+                return
+            except SpoolUnavailable as exc:
+                problem = str(exc)
+                self._unavailable = problem
+                log.error("audit spool unavailable", extra={"reason": problem})
+        if self.when_full == "drop":
+            self.records_dropped += 1
+            return
+        self.records_refused += 1
+        refusal = AuditUnavailable(f"{problem}; request not scored because it could not be recorded")
+        call.status = refusal.status
+        call.response = refusal.body_bytes()
+
+    def readiness(self) -> str | None:
+        """None when records are being accepted with room to spare, else the reason."""
+        if self._unavailable is not None:
+            return f"audit spool unavailable: {self._unavailable}"
+        usage = self.usage_bytes
+        if usage >= READY_FRACTION * self.spool_max_bytes:
+            return (
+                f"audit spool holds {usage} bytes, above {int(READY_FRACTION * 100)}% of "
+                f"BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes}"
+            )
+        return None
+
+    @property
+    def usage_bytes(self) -> int:
+        """Bytes on disk at the last scan, plus what this worker appended since (the scan runs every tick)."""
+        return self._usage_scanned + self.writer.bytes_appended - self._appended_at_scan
+
+    def counters(self) -> dict[str, float]:
+        """The audit log's counters and gauges, as /metrics reports them."""
+        stats = self.shipper.stats
+        oldest = min((t for t in (self.spool.oldest_sealed(), self.writer.opened_at) if t is not None), default=None)
+        return {
+            "records_written": self.writer.records_written,
+            "records_shipped": stats.records_shipped,
+            "records_dropped": self.records_dropped,
+            "records_refused": self.records_refused,
+            "torn_lines": stats.torn_lines,
+            "upload_failures": stats.upload_failures,
+            "objects_shipped": stats.objects_shipped,
+            "spool_bytes": self.usage_bytes,
+            "oldest_unshipped_age_seconds": 0.0 if oldest is None else max(0.0, time.time() - oldest),
+        }
+
+    # -- housekeeping (shipper thread) --------------------------------------------------------
+
+    def _try_open(self) -> None:
+        with self._open_lock:
+            self._last_open_attempt = time.monotonic()
+            try:
+                self.spool.probe()
+            except OSError as exc:
+                self._unavailable = f"cannot use {self.spool.directory}: {exc.strerror or exc}"
+                return
+            self._unavailable = None
+
+    def _refresh(self) -> None:
+        if self._unavailable is not None and time.monotonic() - self._last_open_attempt >= 1.0:
+            self._try_open()
+            if self._unavailable is None:
+                log.info("audit spool available again", extra={"spool": str(self.spool.directory)})
+        # The event loop only ever adds to bytes_appended; reading it before the walk means
+        # appends during the walk are counted at most twice (briefly), never lost.
+        before = self.writer.bytes_appended
+        try:
+            scanned = self.spool.usage_bytes()
+        except OSError:
+            return
+        self._usage_scanned, self._appended_at_scan = scanned, before

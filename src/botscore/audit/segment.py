@@ -1,0 +1,108 @@
+"""The active segment: each record appended with one write, sealed by size or age.
+
+It belongs to the event-loop thread (`append`, `seal_if_due`) and takes no lock; `seal` also
+runs at shutdown, when no request runs any more. Where the file lives is the spool's business.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from botscore.audit.spool import SpoolDirectory
+
+log = logging.getLogger("botscore.spool")
+
+
+class SpoolUnavailable(Exception):
+    """The spool cannot take the record (disk full, folder unwritable); the message says why."""
+
+
+class SegmentWriter:
+    """Appends record lines to one worker's active segment and seals it into the spool."""
+
+    def __init__(self, spool: SpoolDirectory, *, max_bytes: int, max_age: float) -> None:
+        self.spool = spool
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._fd: int | None = None
+        self._name = ""
+        self._opened_at = 0.0
+        self._bytes = 0
+        self.records_written = 0
+        self.bytes_appended = 0  # only ever grows; the audit log's usage estimate reads it
+
+    def append(self, line: bytes) -> None:
+        """Append one record line with one write; SpoolUnavailable if the disk refuses it."""
+        fd = self._fd
+        if fd is None:
+            fd = self._open()
+        try:
+            written = os.write(fd, line)
+        except OSError as exc:
+            raise SpoolUnavailable(f"cannot write {self._name}: {exc.strerror}") from None
+        if written != len(line):
+            # A short write (disk full) would leave a torn line in the middle; cut it off.
+            try:
+                os.ftruncate(fd, self._bytes)
+            except OSError:
+                self._abandon()  # the torn line stays; the segment is repaired when shipped
+            raise SpoolUnavailable(f"cannot write {self._name}: short write, disk full")
+        self._bytes += written
+        self.bytes_appended += written
+        self.records_written += 1
+        if self._bytes >= self.max_bytes:
+            try:
+                self._seal()
+            except OSError as exc:  # the record is written; sealing is retried at the next tick
+                log.error("cannot seal a full segment", extra={"segment": self._name, "reason": str(exc)})
+
+    def _open(self) -> int:
+        now = time.time()
+        try:
+            self._name, fd = self.spool.create_active(now)
+        except OSError as exc:
+            raise SpoolUnavailable(f"cannot create a segment in {self.spool.directory}: {exc.strerror}") from None
+        self._fd = fd
+        self._opened_at = now
+        self._bytes = 0
+        return fd
+
+    @property
+    def active_bytes(self) -> int:
+        """Bytes in the active segment (0 when none is open)."""
+        return self._bytes if self._fd is not None else 0
+
+    @property
+    def opened_at(self) -> float | None:
+        """Wall-clock time of the active segment's first record, or None when it holds none."""
+        return self._opened_at if self._fd is not None and self._bytes else None
+
+    def seal_if_due(self, now: float | None = None) -> None:
+        """Seal the active segment once it is older than the age bound (event-loop thread)."""
+        now = time.time() if now is None else now
+        if self._fd is not None and now - self._opened_at >= self.max_age:
+            self._seal()
+
+    def seal(self) -> None:
+        """Seal the active segment now (at shutdown, or from the event-loop thread)."""
+        self._seal()
+
+    def _seal(self, *, suspect: bool = False) -> None:
+        if self._fd is None:
+            return
+        self.spool.seal(self._name, self._opened_at, empty=self._bytes == 0, suspect=suspect)
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+
+    def _abandon(self) -> None:
+        """Stop writing to a segment that may end in a torn line; a new one opens at the next append."""
+        try:
+            self._seal(suspect=True)
+        except OSError:
+            self._close()  # it stays in active/: the next start claims it, and checks its lines

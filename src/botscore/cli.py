@@ -1,0 +1,74 @@
+"""`botscore`: serve, reload, and (with botscore-train installed) train, import-model, make-data.
+
+Parses arguments and hands over; no logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TRAINING_COMMANDS = {
+    "train": "train the model and write its artifact and model card",
+    "import-model": "convert a fitted scikit-learn model (skops, or pickle/joblib) into an artifact",
+    "make-data": "regenerate the synthetic training data (fixed seed)",
+}
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from botscore import server
+
+    server.serve(host=args.host, port=args.port, workers=args.workers)
+
+
+def _reload(args: argparse.Namespace) -> None:
+    from botscore.ops import processes
+
+    pid = args.pid if args.pid is not None else processes.serve_pid()
+    if pid is None:
+        sys.exit("botscore: no `botscore serve` process found; pass --pid")
+    try:
+        signalled = processes.signal_workers(pid)
+    except (ProcessLookupError, PermissionError) as exc:
+        sys.exit(f"botscore: cannot signal {pid}: {exc}")
+    print(f"sent SIGHUP to {', '.join(map(str, signalled))}")
+
+
+def _training(argv: list[str]) -> None:
+    """The training commands live in the botscore-train distribution, which serving never imports."""
+    try:
+        from botscore_train import cli
+    except ImportError:
+        sys.exit(f"botscore {argv[0]} needs botscore-train: pip install -r requirements-train.txt -e ./train")
+    cli.main(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TRAINING_COMMANDS:
+        _training(argv)
+        return
+    parser = argparse.ArgumentParser(prog="botscore", description="Bot-score inference service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (production entry point)")
+    serve.add_argument("--host", help="bind address (BOTSCORE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (BOTSCORE_PORT, default 8887)")
+    serve.add_argument("--workers", type=int, help="worker processes (BOTSCORE_WORKERS, default 1)")
+    serve.set_defaults(run=_serve)
+
+    reload = commands.add_parser(
+        "reload", help="reload the model in a running `botscore serve`: SIGHUP to each of its workers"
+    )
+    reload.add_argument("--pid", type=int, help="pid of `botscore serve` (default: the oldest one running here)")
+    reload.set_defaults(run=_reload)
+
+    for name, help_text in TRAINING_COMMANDS.items():
+        commands.add_parser(name, help=f"{help_text} (needs botscore-train)", add_help=False)
+
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

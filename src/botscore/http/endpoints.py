@@ -1,0 +1,227 @@
+"""The scoring routes as plain ASGI callables: POST /bot-score and POST /bot-score/batch.
+
+They are the hot path, and FastAPI's routing, dependency and pydantic layers would cost more
+than the scoring and audit work together, so they read headers and bodies themselves. Every
+request takes the same sequence: scan the headers once into a `Call`, refuse what HTTP rules
+out (method, key, size, media type), hand the call to the data plane, send its answer with
+X-Request-ID and X-Model-Version. The data plane records every answer before it is sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+
+from starlette.types import Message, Receive, Scope, Send
+
+from botscore.call import Call
+from botscore.dataplane.handler import Handler
+from botscore.errors import AuditUnavailable, BotscoreError, RequestError
+from botscore.http.auth import ApiKeys
+from botscore.model.scorer import ModelSlot
+from botscore.ops.metrics import Metrics
+
+__all__ = ["BATCH_PATH", "SCORE_PATH", "Receive", "Scope", "ScoringRoute", "Send", "new_request_id", "request_id"]
+
+SCORE_PATH = "/bot-score"
+BATCH_PATH = "/bot-score/batch"
+BATCH_BODY_FACTOR = 128  # the batch body bound is this many times BOTSCORE_MAX_BODY_BYTES
+
+log = logging.getLogger("botscore.http")
+
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+_JSON = b"application/json"
+_EXTRA_HEADERS: dict[int, list[tuple[bytes, bytes]]] = {
+    401: [(b"www-authenticate", b'Bearer realm="botscore"')],
+    405: [(b"allow", b"POST")],
+    503: [(b"retry-after", str(AuditUnavailable.retry_after_seconds).encode())],
+}
+
+
+class _RequestIds:
+    """UUID4-formatted ids: a random prefix per process (os.urandom once, again after a fork) and a
+    counter for the last 48 bits. Not uuid.uuid4(): its os.urandom call costs a syscall on every
+    request, and ids need uniqueness, not secrecy."""
+
+    def __init__(self) -> None:
+        self._prefix = ""
+        self._counter = itertools.count()
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        h = f"{random.SystemRandom().getrandbits(80):020x}"
+        self._prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
+        self._counter = itertools.count(random.SystemRandom().getrandbits(47))
+
+    def new(self) -> bytes:
+        """A new id, unique per process by its counter and across processes by its prefix."""
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}".encode()
+
+
+new_request_id = _RequestIds().new
+
+
+def request_id(raw: bytes | None) -> bytes:
+    """The client's X-Request-ID if it is sane (1-128 of A-Z a-z 0-9 . _ : -), else a new UUID."""
+    if raw is not None and _SANE_REQUEST_ID.fullmatch(raw):
+        return raw
+    return new_request_id()
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == _JSON or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_rest(receive: Receive, message: Message, limit: int) -> bytes:
+    """The body whose first message is `message`; reading stops once it is past `limit` bytes."""
+    if message["type"] == "http.disconnect":
+        raise _Disconnected
+    chunks = [message.get("body", b"")]
+    size = len(chunks[0])
+    while message.get("more_body", False) and size <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+    return b"".join(chunks)
+
+
+class ScoringRoute:
+    """One scoring route: a request becomes a Call, `answer` (the data plane) fills it in, it is sent."""
+
+    def __init__(
+        self,
+        path: str,
+        answer: Callable[[Call], None],
+        handler: Handler,
+        model: ModelSlot,
+        metrics: Metrics,
+        keys: ApiKeys,
+        *,
+        max_body_bytes: int,
+    ) -> None:
+        self.path = path
+        self.answer = answer
+        self.handler = handler
+        self.model = model
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+        self._note_request = metrics.note_request
+        self._debug = log.isEnabledFor(logging.DEBUG)  # read once: logging is configured before the app is built
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        now = time.time()
+        rid = content_type = content_length = authorization = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"x-request-id":
+                rid = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"authorization":
+                authorization = value
+        call = Call(
+            self.path,
+            scope["method"],
+            new_request_id() if rid is None else request_id(rid),
+            self.model.scorer,
+            now,
+            started,
+        )
+        refusal: BotscoreError | None = None
+        if call.method != "POST":
+            refusal = RequestError(
+                f"method {call.method} is not allowed on {self.path}; use POST", status=405, code="method_not_allowed"
+            )
+        elif self.keys.required and not self.keys.allows(authorization):
+            refusal = RequestError(
+                "missing or unknown API key: send Authorization: Bearer <key>", status=401, code="unauthorized"
+            )
+        elif content_length is not None and content_length.isdigit() and int(content_length) > self.max_body_bytes:
+            refusal = self._too_large()
+        else:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body = message.get("body", b"")  # the usual case: the whole body in one message
+            else:
+                try:
+                    body = await _read_rest(receive, message, self.max_body_bytes)
+                except _Disconnected:
+                    return  # nobody to answer; nothing was answered, so there is nothing to record
+            if len(body) > self.max_body_bytes:
+                call.body = body[: self.max_body_bytes]
+                refusal = self._too_large()
+            else:
+                call.body = body
+                # An absent Content-Type is taken as JSON: minimal clients omit it, and the body is parsed strictly.
+                if content_type is not None and content_type != _JSON and not _is_json(content_type):
+                    refusal = RequestError(
+                        f"Content-Type {content_type.decode('latin-1')!r} is not supported; send application/json",
+                        status=415,
+                        code="unsupported_media_type",
+                    )
+        if refusal is None:
+            self.answer(call)
+        else:
+            self.handler.fail(call, refusal)
+        status = call.status
+        headers = [
+            (b"content-type", _JSON),
+            (b"content-length", b"%d" % len(call.response)),
+            (b"x-request-id", call.id),
+            (b"x-model-version", call.scorer.version_bytes),
+        ]
+        if status != 200 and status in _EXTRA_HEADERS:
+            headers.extend(_EXTRA_HEADERS[status])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": call.response})
+        self._note_request((self.path, status, time.perf_counter() - started))
+        if self._debug:
+            log.debug(
+                "answered",
+                extra={
+                    "request_id": call.id.decode(),
+                    "route": self.path,
+                    "status": status,
+                    "latency_ms": (time.perf_counter() - started) * 1000,
+                },
+            )
+
+    def _too_large(self) -> BotscoreError:
+        return RequestError(
+            f"request body is larger than {self.max_body_bytes} bytes", status=413, code="body_too_large"
+        )
+
+
+def scoring_routes(
+    handler: Handler, model: ModelSlot, metrics: Metrics, keys: ApiKeys, *, max_body_bytes: int
+) -> dict[str, ScoringRoute]:
+    """Both scoring routes by path; the batch route's body bound is BATCH_BODY_FACTOR times the single one's."""
+    return {
+        SCORE_PATH: ScoringRoute(
+            SCORE_PATH, handler.score, handler, model, metrics, keys, max_body_bytes=max_body_bytes
+        ),
+        BATCH_PATH: ScoringRoute(
+            BATCH_PATH,
+            handler.score_batch,
+            handler,
+            model,
+            metrics,
+            keys,
+            max_body_bytes=max_body_bytes * BATCH_BODY_FACTOR,
+        ),
+    }

@@ -1,0 +1,205 @@
+"""Prometheus metrics, `botscore_*`, correct across worker processes.
+
+prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `botscore serve`)
+sums workers through mmap files, but each observation there costs 1-3 µs under a lock, and a
+scored request makes nine of them. So the request path only appends to plain lists, and
+`flush()` (every 0.25 s, and before each scrape) buckets them and adds each bucket's count to
+a counter in one `inc()`. prometheus_client has no bulk `observe()`, so the histograms are kept
+as per-bucket counters (`<name>_tally{le}`, and a gauge `<name>_tally_sum`) and turned back into
+histograms when exposed: the only hand-written part, in public API terms (`Counter.inc`,
+`Gauge.inc`, `MultiProcessCollector`, `Metric.add_sample`).
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections import Counter as _Counts
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+P_BOT_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+X1_BUCKETS = tuple(round(-1.0 + 0.25 * i, 2) for i in range(21))  # log10 seconds: 0.1 s .. 10^4 s
+X2_BUCKETS = tuple(round(0.2 * i, 1) for i in range(16))  # log10(1 + attempts): 0 .. ~1000 attempts
+AUDIT_COUNTERS = {
+    "records_written": "Audit records appended to the spool.",
+    "records_shipped": "Audit records stored in S3 (or the local folder).",
+    "records_dropped": "Audit records lost under BOTSCORE_AUDIT_WHEN_FULL=drop.",
+    "records_refused": "Requests refused (503) because they could not be recorded.",
+    "torn_lines": "Torn lines dropped from segments left by a crashed process.",
+    "upload_failures": "Failed segment uploads (each is retried).",
+    "objects_shipped": "Segment objects stored.",
+}
+_TALLY = "_tally"
+_TALLY_SUM = "_tally_sum"
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of prometheus_client's multiprocess files, when `botscore serve` set one."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+class _Histogram:
+    """A histogram counted in bulk: per-bucket counts since the last flush, then one inc() per bucket."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        bounds: tuple[float, ...],
+        labels: tuple[str, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = bounds
+        self.labels = labels
+        self._edges = [*(repr(float(b)) for b in bounds), "+Inf"]
+        self._buckets = Counter(name + _TALLY, documentation, [*labels, "le"], registry=registry)
+        # A gauge: sums of features can be negative. "sum" adds every worker's, as counters do.
+        self._sum = Gauge(name + _TALLY_SUM, documentation, list(labels), multiprocess_mode="sum", registry=registry)
+        self._pending: dict[tuple[str, ...], list[float]] = defaultdict(list)
+
+    def observe(self, value: float, *labels: str) -> None:
+        self._pending[labels].append(value)
+
+    def flush(self) -> None:
+        for labels, values in self._pending.items():
+            if not values:
+                continue
+            counts = _Counts(bisect_left(self.bounds, value) for value in values)  # `le`: inclusive
+            for index, count in counts.items():
+                self._buckets.labels(*labels, self._edges[index]).inc(count)
+            (self._sum.labels(*labels) if labels else self._sum).inc(sum(values))
+            values.clear()
+
+    def family(self, tallies: dict[tuple[str, ...], dict[str, float]], sums: dict[tuple[str, ...], float]) -> Metric:
+        """The exposed histogram, from the summed per-bucket counters. Built sample by sample, because
+        HistogramMetricFamily leaves out _count and _sum when a bucket bound is negative (as x1's are)."""
+        family = Metric(self.name, self.documentation, "histogram")
+        for labels in sorted(set(tallies) | set(sums)):
+            named = dict(zip(self.labels, labels, strict=True))
+            per_bucket = tallies.get(labels, {})
+            cumulative = 0.0
+            for edge in self._edges:
+                cumulative += per_bucket.get(edge, 0.0)
+                family.add_sample(self.name + "_bucket", {**named, "le": edge}, cumulative)
+            family.add_sample(self.name + "_count", named, cumulative)
+            family.add_sample(self.name + "_sum", named, sums.get(labels, 0.0))
+        return family
+
+
+class _Exposed(Collector):
+    """Collected families with the tally counters turned back into histograms."""
+
+    def __init__(self, families: Iterable[Metric], histograms: dict[str, _Histogram]) -> None:
+        self._families = families
+        self._histograms = histograms
+
+    def collect(self) -> Iterator[Metric]:
+        tallies: dict[str, dict[tuple[str, ...], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+        sums: dict[str, dict[tuple[str, ...], float]] = defaultdict(dict)
+        for family in self._families:
+            if family.name.endswith(_TALLY_SUM) and family.name[: -len(_TALLY_SUM)] in self._histograms:
+                histogram = self._histograms[family.name[: -len(_TALLY_SUM)]]
+                for sample in family.samples:
+                    sums[histogram.name][tuple(sample.labels[n] for n in histogram.labels)] = sample.value
+            elif family.name.endswith(_TALLY) and family.name[: -len(_TALLY)] in self._histograms:
+                histogram = self._histograms[family.name[: -len(_TALLY)]]
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        key = tuple(sample.labels[n] for n in histogram.labels)
+                        tallies[histogram.name][key][sample.labels["le"]] = sample.value
+            else:
+                yield family
+        for name, histogram in self._histograms.items():
+            yield histogram.family(tallies[name], sums[name])
+
+
+class Metrics:
+    """The service's metrics; `audit_counters` supplies the audit log's counters at each flush."""
+
+    def __init__(self, audit_counters: Callable[[], dict[str, float]] | None = None) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self._audit_counters = audit_counters
+        self.requests = Counter(
+            "botscore_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
+        )
+        self._latency = _Histogram(
+            "botscore_request_duration_seconds",
+            "Time from request to answer, by route.",
+            LATENCY_BUCKETS,
+            ("route",),
+            r,
+        )
+        self._p_bot = _Histogram("botscore_p_bot", "Scores returned.", P_BOT_BUCKETS, (), r)
+        self._x1 = _Histogram("botscore_feature_x1", "Feature x1 of scored requests (drift).", X1_BUCKETS, (), r)
+        self._x2 = _Histogram("botscore_feature_x2", "Feature x2 of scored requests (drift).", X2_BUCKETS, (), r)
+        self._histograms = {h.name: h for h in (self._latency, self._p_bot, self._x1, self._x2)}
+        self._audit_totals = {
+            name: Counter(f"botscore_audit_{name}", help_text, registry=r) for name, help_text in AUDIT_COUNTERS.items()
+        }
+        self._audit_flushed: dict[str, float] = dict.fromkeys(self._audit_totals, 0.0)
+        self.spool_bytes = Gauge(
+            "botscore_audit_spool_bytes",
+            "Bytes in the audit spool, all workers.",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self.oldest_age = Gauge(
+            "botscore_audit_oldest_unshipped_age_seconds",
+            "Age of the oldest record not yet shipped (0: none).",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self._pending_requests: list[tuple[str, int, float]] = []
+        self._pending_scores: list[tuple[float, float, float]] = []
+        # The bound appends themselves, for the hot path: one C call per observation.
+        self.note_request = self._pending_requests.append
+        self.note_score = self._pending_scores.append
+
+    def flush(self) -> None:
+        """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
+        requests = self._pending_requests[:]  # copy and clear, not swap: note_* stay bound to these lists
+        self._pending_requests.clear()
+        for (route, status), count in _Counts((route, status) for route, status, _ in requests).items():
+            self.requests.labels(route, str(status)).inc(count)
+        for route, _, seconds in requests:
+            self._latency.observe(seconds, route)
+        scores = self._pending_scores[:]
+        self._pending_scores.clear()
+        for x1, x2, p_bot in scores:
+            self._x1.observe(x1)
+            self._x2.observe(x2)
+            self._p_bot.observe(p_bot)
+        for histogram in self._histograms.values():
+            histogram.flush()
+        if self._audit_counters is not None:
+            current = self._audit_counters()
+            for name, counter in self._audit_totals.items():
+                delta = current[name] - self._audit_flushed[name]
+                if delta > 0:
+                    counter.inc(delta)
+                    self._audit_flushed[name] = current[name]
+            self.spool_bytes.set(current["spool_bytes"])
+            self.oldest_age.set(current["oldest_unshipped_age_seconds"])
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format: every worker's metrics in multiprocess mode, else this process's."""
+        self.flush()
+        if multiprocess_dir():
+            collected = CollectorRegistry()
+            multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]  # unannotated upstream
+            return generate_latest(_Exposed(collected.collect(), self._histograms))
+        return generate_latest(_Exposed(self.registry.collect(), self._histograms))
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a finished worker's live gauges (multiprocess mode only)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # unannotated upstream

@@ -1,0 +1,66 @@
+"""`botscore serve`: the process around the workers; each worker's parts are built by `botscore.service`.
+
+It sets prometheus_client's multiprocess folder before anything imports prometheus_client (it
+chooses its mode on import), so this module imports the service only when it runs. It fails
+fast on a bad setting or model, before any worker starts, then runs uvicorn.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from botscore.errors import fail_startup
+from botscore.settings import Settings, SettingsError, env_name, load_settings
+
+# How `botscore serve` runs uvicorn; `make bench` runs its ceiling app with the same options.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "lifespan": "on",
+    "access_log": False,  # the audit log keeps every request
+    "log_config": None,  # our JSON logging (botscore.ops.logs)
+    "server_header": False,
+    "proxy_headers": False,  # the client address is used nowhere, so X-Forwarded-* is not parsed
+    "timeout_graceful_shutdown": 5,  # in-flight requests; then the audit spool gets its own deadline
+}
+WORKER_APP = "botscore.service:app_from_environment"  # what each of `--workers N` imports and calls
+
+
+def serve(**overrides: Any) -> None:
+    """Serve with settings from BOTSCORE_*; `overrides` (host, port, workers from the command line) win."""
+    # Written back to the environment so that worker processes build the same settings.
+    for field, value in overrides.items():
+        if value is not None:
+            os.environ[env_name(field)] = str(value)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        fail_startup(str(exc))
+    _metrics_dir(settings)
+
+    import uvicorn
+
+    from botscore import service
+
+    built = service.build_from_environment()  # fails fast on a bad model, before any worker starts
+    target: Any = WORKER_APP if settings.workers > 1 else built.app
+    uvicorn.run(
+        target,
+        factory=settings.workers > 1,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        **UVICORN_OPTIONS,
+    )
+
+
+def _metrics_dir(settings: Settings) -> None:
+    """prometheus_client's multiprocess mode, so /metrics sums every worker; stale files of old workers go."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    folder = settings.spool_directory / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)

@@ -1,0 +1,114 @@
+"""The composition root: builds model, audit log, data plane and app from one Settings, and owns their lifetime.
+
+Start-up loads and checks the model (a broken artifact stops start-up), opens the spool and
+starts the shipper. Shutdown runs after uvicorn stopped accepting and finished in-flight
+requests: seal the spool and ship it within the deadline, then close. `botscore.server` runs
+the process (uvicorn, its workers) and calls `build` in each worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from botscore.audit.log import AuditLog
+from botscore.audit.spool import SpoolDirectory
+from botscore.audit.uploaders import LocalUploader, S3Uploader, Uploader
+from botscore.dataplane.handler import Handler
+from botscore.errors import fail_startup
+from botscore.http.app import BotscoreApp, create_app
+from botscore.http.auth import ApiKeys
+from botscore.model import artifact, reload
+from botscore.model.scorer import ModelSlot, Scorer
+from botscore.ops.logs import configure as configure_logging
+from botscore.ops.memory import tune_malloc
+from botscore.ops.metrics import Metrics, mark_process_dead
+from botscore.settings import Settings, SettingsError, load_settings
+
+# On the event loop this often: seal the audit segment when old enough (the loop owns it), and
+# move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
+HOUSEKEEPING_SECONDS = 0.25
+
+
+@dataclass
+class Service:
+    """Everything one worker runs, wired together."""
+
+    settings: Settings
+    model: ModelSlot
+    audit: AuditLog
+    metrics: Metrics
+    app: BotscoreApp
+
+
+def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
+    """Wire the parts; raises ArtifactError for a bad model. `uploader` overrides the settings' choice."""
+    tune_malloc()
+    model = ModelSlot(Scorer(artifact.load(settings.model_path)))
+    directory = settings.spool_directory
+    if uploader is None:
+        uploader = S3Uploader(settings.audit_bucket) if settings.audit_bucket else LocalUploader(directory / "shipped")
+    audit = AuditLog(
+        SpoolDirectory(directory),
+        uploader,
+        prefix=settings.audit_prefix,
+        segment_max_bytes=settings.audit_segment_max_bytes,
+        segment_max_age=settings.audit_segment_max_age_seconds,
+        spool_max_bytes=settings.audit_spool_max_bytes,
+        when_full=settings.audit_when_full,
+        shutdown_seconds=settings.audit_shutdown_seconds,
+        retry_max_seconds=settings.audit_retry_max_seconds,
+    )
+    metrics = Metrics(audit.counters)
+    keys = ApiKeys.from_setting(settings.api_keys.get_secret_value() if settings.api_keys else None)
+
+    async def housekeeping() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            audit.tick()
+            metrics.flush()
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        audit.start()
+        reload.install(model, settings.model_path, asyncio.get_running_loop())
+        flusher = asyncio.create_task(housekeeping())
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.to_thread(audit.close)
+            metrics.flush()
+            mark_process_dead(os.getpid())
+
+    app = create_app(
+        Handler(audit, metrics),
+        model,
+        metrics,
+        max_body_bytes=settings.max_body_bytes,
+        api_keys=keys,
+        lifespan=lifespan,
+    )
+    return Service(settings, model, audit, metrics, app)
+
+
+def build_from_environment() -> Service:
+    """Settings from BOTSCORE_*, logging, parts; a bad setting or model exits with one line."""
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        return build(settings)
+    except (SettingsError, artifact.ArtifactError) as exc:
+        fail_startup(str(exc))
+
+
+def app_from_environment() -> BotscoreApp:
+    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own)."""
+    return build_from_environment().app

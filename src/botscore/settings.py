@@ -1,0 +1,112 @@
+"""Every setting of the service, read once from `BOTSCORE_*` environment variables.
+
+One `Settings` object is built at start-up and passed to the parts that need it; no
+other module reads the environment. A bad value stops start-up with one line that
+names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BOTSCORE_"
+DEFAULT_PORT = 8887
+SHIPPED_MODEL = Path(__file__).resolve().parent / "model" / "bot-score.json"
+
+
+class SettingsError(Exception):
+    """A `BOTSCORE_*` variable has a value the service cannot start with."""
+
+
+class Settings(BaseSettings):
+    """The service's configuration; each field is the variable `BOTSCORE_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    model_path: str = Field(
+        default=str(SHIPPED_MODEL),
+        description="Model artifact (JSON) to serve. Default: the artifact shipped in the package.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `botscore serve` binds to.")
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port `botscore serve` listens on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `botscore serve`.")
+    max_body_bytes: int = Field(
+        default=1024, ge=64, le=1_048_576, description="Largest request body accepted on /bot-score (413 above)."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys for the scoring routes (comma-separated, or a file with one per line); unset: open.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the JSON log lines on stdout."
+    )
+
+    audit_dir: Path = Field(
+        default=Path("var/audit"),
+        description="Local spool of audit records; sealed segments wait here until shipped.",
+    )
+    audit_bucket: str | None = Field(
+        default=None,
+        description="S3 bucket for audit records. Unset: sealed segments stay under AUDIT_DIR/shipped.",
+    )
+    audit_prefix: str = Field(default="bot-score/", description="Key prefix of audit objects in the bucket.")
+    audit_segment_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="A segment is sealed and shipped at this size..."
+    )
+    audit_segment_max_age_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="...or at this age, whichever comes first."
+    )
+    audit_spool_max_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bound on the spool's disk use; /readyz turns 503 above 80 % of it.",
+    )
+    audit_when_full: Literal["reject", "drop"] = Field(
+        default="reject",
+        description="At the bound: `reject` answers 503 + Retry-After; `drop` serves and counts dropped records.",
+    )
+    audit_retry_max_seconds: float = Field(
+        default=30.0, ge=0.01, le=600, description="Cap of the backoff between failed uploads (retried forever)."
+    )
+    audit_shutdown_seconds: float = Field(
+        default=20.0, ge=0, le=300, description="On SIGTERM, time allowed to seal and ship the spool."
+    )
+
+    @property
+    def spool_directory(self) -> Path:
+        """BOTSCORE_AUDIT_DIR made absolute, so a later chdir cannot move it."""
+        return self.audit_dir.expanduser().resolve()
+
+    @field_validator("audit_prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, value: str) -> str:
+        if value.startswith("/"):
+            raise ValueError("must not start with '/'")
+        if value and not value.endswith("/"):
+            raise ValueError("must be empty or end with '/'")
+        return value
+
+    @field_validator("audit_bucket")
+    @classmethod
+    def _empty_bucket_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus explicit overrides); raise SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        value = "<hidden>" if field == "api_keys" else repr(first.get("input"))
+        raise SettingsError(f"{env_name(field)}={value}: {first['msg']}") from None

@@ -1,0 +1,117 @@
+"""Bounded disk: readiness turns 503 before the bound; at the bound `reject` refuses, `drop` serves and counts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from botscore.audit.uploaders import LocalUploader
+from botscore.service import Service
+from tests.support.records import spooled_records
+
+SCORE = {"x1": 0.1, "x2": 0.2}
+MakeService = Callable[..., Service]
+
+
+def _nowhere(tmp_path: Path) -> LocalUploader:
+    """A destination that really fails: its folder would have to live under a regular file."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    return LocalUploader(blocker / "shipped")
+
+
+def test_readiness_turns_503_above_80_percent_of_the_bound_while_requests_are_still_served(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    bound = 65536
+    service = make_service(uploader=_nowhere(tmp_path), audit_spool_max_bytes=bound, audit_shutdown_seconds=0.5)
+    with TestClient(service.app) as client:
+        while service.audit.usage_bytes < 0.75 * bound:
+            assert client.post("/bot-score", json=SCORE).status_code == 200
+        below = client.get("/readyz")
+        while service.audit.usage_bytes < 0.8 * bound:
+            assert client.post("/bot-score", json=SCORE).status_code == 200
+        above = client.get("/readyz")
+        served = client.post("/bot-score", json=SCORE)
+    assert below.status_code == 200
+    assert above.status_code == 503
+    assert above.json()["error"]["code"] == "not_ready"
+    assert "above 80% of BOTSCORE_AUDIT_SPOOL_MAX_BYTES=65536" in above.json()["error"]["message"]
+    assert served.status_code == 200
+
+
+def test_reject_policy_answers_503_with_retry_after_at_the_bound(make_service: MakeService, tmp_path: Path) -> None:
+    service = make_service(
+        uploader=_nowhere(tmp_path), audit_spool_max_bytes=65536, audit_when_full="reject", audit_shutdown_seconds=0.5
+    )
+    with TestClient(service.app) as client:
+        answered = 0
+        for _ in range(1000):
+            response = client.post("/bot-score", json=SCORE)
+            if response.status_code != 200:
+                break
+            answered += 1
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"]["code"] == "audit_unavailable"
+    assert "BOTSCORE_AUDIT_SPOOL_MAX_BYTES=65536" in response.json()["error"]["message"]
+    assert service.audit.records_refused == 1
+    assert service.audit.shipper.stats.upload_failures >= 1
+    assert len(spooled_records(tmp_path / "audit")) == answered  # every answered request is kept
+
+
+def test_reject_policy_answers_503_when_the_disk_fills_mid_run(
+    make_service: MakeService, small_disk: Path, tmp_path: Path
+) -> None:
+    service = make_service(
+        uploader=_nowhere(tmp_path), audit_dir=small_disk, audit_when_full="reject", audit_shutdown_seconds=0.5
+    )
+    with TestClient(service.app) as client:
+        assert client.post("/bot-score", json=SCORE).status_code == 200  # the spool worked after start-up
+        answered = 1
+        for _ in range(5000):
+            response = client.post("/bot-score", json=SCORE)
+            if response.status_code != 200:
+                break
+            answered += 1
+        again = client.post("/bot-score", json=SCORE)
+        ready = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "audit_unavailable"
+    assert re.search(r"No space left on device|short write, disk full", response.json()["error"]["message"])
+    assert again.status_code == 503
+    assert ready.status_code == 503
+    assert len(spooled_records(small_disk)) == answered  # every answered request is kept, nothing more
+
+
+def test_drop_policy_serves_and_counts_what_it_could_not_record(make_service: MakeService, tmp_path: Path) -> None:
+    service = make_service(
+        uploader=_nowhere(tmp_path), audit_spool_max_bytes=65536, audit_when_full="drop", audit_shutdown_seconds=0.5
+    )
+    with TestClient(service.app) as client:
+        statuses = {client.post("/bot-score", json=SCORE).status_code for _ in range(400)}
+    assert statuses == {200}
+    written = service.audit.writer.records_written
+    assert written < 400
+    assert service.audit.records_dropped == 400 - written
+
+
+@pytest.mark.parametrize(("policy", "status"), [("reject", 503), ("drop", 200)])
+def test_unwritable_spool_directory_never_crashes_the_server(
+    make_service: MakeService, tmp_path: Path, policy: str, status: int
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the spool should be")
+    service = make_service(audit_dir=blocker / "audit", audit_when_full=policy)
+    with TestClient(service.app) as client:
+        ready = client.get("/readyz")
+        scored = client.post("/bot-score", json=SCORE)
+        alive = client.get("/healthz")
+    assert ready.status_code == 503
+    assert "audit spool unavailable: cannot use" in ready.json()["error"]["message"]
+    assert scored.status_code == status
+    assert alive.status_code == 200

@@ -1,0 +1,125 @@
+"""The spool directory and the active segment: keys fixed at open, sealing by size and age, leftovers claimed once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from botscore.audit.segment import SegmentWriter
+from botscore.audit.shipper import drop_torn_lines
+from botscore.audit.spool import SpoolDirectory, object_key
+from tests.support.workers import kill_a_worker
+
+
+def _open(tmp_path: Path, host: str = "host-a") -> SpoolDirectory:
+    spool = SpoolDirectory(tmp_path / "audit", host=host)
+    spool.open()
+    return spool
+
+
+def _writer(spool: SpoolDirectory, max_bytes: int = 1 << 20, max_age: float = 60) -> SegmentWriter:
+    return SegmentWriter(spool, max_bytes=max_bytes, max_age=max_age)
+
+
+def _ids(spool: SpoolDirectory) -> list[str]:
+    return sorted(json.loads(line)["id"] for s in spool.sealed() for line in s.path.read_bytes().splitlines() if line)
+
+
+def test_object_key_is_the_athena_partition_layout_in_utc() -> None:
+    opened = datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC)
+    assert object_key("bot-score/", opened, "ip-10-0-1-2", "41.ab12cd34", 7) == (
+        "bot-score/dt=2026-11-27/hour=23/ip-10-0-1-2-41.ab12cd34-000007.jsonl.gz"
+    )
+
+
+def test_a_sealed_segments_key_is_the_one_fixed_when_it_opened(tmp_path: Path) -> None:
+    spool = _open(tmp_path)
+    writer = _writer(spool)
+    writer.append(b'{"id":"a"}\n')
+    writer.seal()
+    (segment,) = spool.sealed()
+    key = segment.key("p/")
+    assert key.startswith("p/dt=") and key.endswith(f"/host-a-{spool.worker}-000001.jsonl.gz")
+
+
+def test_seals_by_size_and_by_age_and_never_seals_empty(tmp_path: Path) -> None:
+    spool = _open(tmp_path)
+    writer = _writer(spool, max_bytes=100, max_age=5)
+    for _ in range(3):
+        writer.append(b'{"id":"' + b"x" * 40 + b'"}\n')  # 48 bytes each: sealed at the 3rd
+    assert len(spool.sealed()) == 1
+    writer.append(b'{"id":"y"}\n')
+    opened = writer.opened_at
+    assert opened is not None
+    writer.seal_if_due(now=opened + 1)
+    assert len(spool.sealed()) == 1  # young
+    writer.seal_if_due(now=opened + 5)
+    assert len(spool.sealed()) == 2
+    writer.seal_if_due(now=9e9)
+    writer.seal()
+    assert len(spool.sealed()) == 2
+
+
+def test_a_removed_segment_is_gone_from_the_disk_not_only_from_the_list(tmp_path: Path) -> None:
+    spool = _open(tmp_path)
+    writer = _writer(spool)
+    writer.append(b'{"id":"a"}\n')
+    writer.seal()
+    (segment,) = spool.sealed()
+    spool.remove(segment)
+    assert spool.sealed() == []
+    assert not segment.path.exists()
+    assert spool.usage_bytes() == 0
+
+
+def test_a_killed_workers_segments_are_claimed_exactly_once(tmp_path: Path) -> None:
+    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=['{"id":"2"}'])
+    alive_a, alive_b = _open(tmp_path), _open(tmp_path)
+    assert alive_a.claim_leftovers() + alive_b.claim_leftovers() == 2
+    assert sorted(_ids(alive_a) + _ids(alive_b)) == ["1", "2"]
+    assert alive_a.claim_leftovers() + alive_b.claim_leftovers() == 0
+    assert not (tmp_path / "audit" / "workers" / dead).exists()
+
+
+def test_a_live_workers_segments_are_left_alone(tmp_path: Path) -> None:
+    live = _open(tmp_path)
+    writer = _writer(live)
+    writer.append(b'{"id":"1"}\n')
+    writer.seal()
+    other = _open(tmp_path)
+    assert other.claim_leftovers() == 0
+    assert len(live.sealed()) == 1
+
+
+def test_clean_close_leaves_no_worker_directory(tmp_path: Path) -> None:
+    spool = _open(tmp_path)
+    spool.close()
+    assert list((tmp_path / "audit" / "workers").iterdir()) == []
+
+
+def test_drop_torn_lines_keeps_whole_records() -> None:
+    data = b'{"id":"a"}\n{"id":"b"}\n{"id":"c", "sta'
+    assert drop_torn_lines(data) == (b'{"id":"a"}\n{"id":"b"}\n', 1)
+
+
+def test_a_repair_copy_left_by_a_crash_is_not_shipped_as_a_segment(tmp_path: Path) -> None:
+    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=[])
+    sealed = tmp_path / "audit" / "workers" / dead / "sealed"
+    (name,) = [p.name for p in sealed.iterdir()]
+    (sealed / f".repair-{name}.tmp").write_bytes(b'{"id":"1"}\n')
+    (sealed / f".repair-{name}").write_bytes(b'{"id":"1"}\n')  # an older naming
+    alive = _open(tmp_path)
+    assert alive.claim_leftovers() == 1
+    assert [s.name for s in alive.sealed()] == [name]
+    assert not (tmp_path / "audit" / "workers" / dead).exists()
+
+
+def test_a_staging_directory_of_a_dead_worker_is_removed(tmp_path: Path) -> None:
+    staging = tmp_path / "audit" / "workers" / ".new-123.abcd"
+    (staging / "active").mkdir(parents=True)
+    (staging / "sealed").mkdir()
+    (staging / "lock").write_bytes(b"")
+    alive = _open(tmp_path)
+    alive.claim_leftovers()
+    assert not staging.exists()

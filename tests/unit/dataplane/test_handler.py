@@ -1,0 +1,103 @@
+"""The request sequence without HTTP: a Call in, its answer and its audit record out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from botscore.audit.log import AuditLog
+from botscore.audit.spool import SpoolDirectory
+from botscore.audit.uploaders import LocalUploader
+from botscore.call import Call
+from botscore.dataplane.handler import Handler
+from botscore.errors import RequestError
+from botscore.model import artifact
+from botscore.model.scorer import Scorer
+from botscore.ops.metrics import Metrics
+from botscore.settings import SHIPPED_MODEL
+from tests.support.records import spooled_records
+
+SCORER = Scorer(artifact.load(SHIPPED_MODEL))
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> Iterator[AuditLog]:
+    log = AuditLog(
+        SpoolDirectory(tmp_path / "audit"),
+        LocalUploader(tmp_path / "shipped"),
+        prefix="p/",
+        segment_max_bytes=1 << 20,
+        segment_max_age=3600,
+        spool_max_bytes=1 << 30,
+        when_full="reject",
+        shutdown_seconds=0,
+    )
+    log.start()
+    yield log
+    log.shipper.stop(0)
+
+
+def _call(body: bytes | None, route: str = "/bot-score", request_id: bytes = b"call-1") -> Call:
+    call = Call(route, "POST", request_id, SCORER, time.time(), time.perf_counter())
+    call.body = body
+    return call
+
+
+def _records(tmp_path: Path) -> dict[str, dict[str, object]]:
+    return {str(r["id"]): r for r in spooled_records(tmp_path / "audit")}
+
+
+def test_a_score_sets_the_answer_and_keeps_its_record_before_returning(audit: AuditLog, tmp_path: Path) -> None:
+    call = _call(b'{"x1": 0.1, "x2": 0.2}')
+    Handler(audit, Metrics()).score(call)
+    assert call.status == 200
+    assert json.loads(call.response) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
+    kept = _records(tmp_path)["call-1"]
+    assert kept["request"] == {"x1": 0.1, "x2": 0.2}
+    assert kept["response"] == {"p_bot": SCORER.p_bot(0.1, 0.2)}
+    assert (kept["status"], kept["path"], kept["model_version"]) == (200, "/bot-score", SCORER.version)
+
+
+def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
+    call = _call(b'{"x1": "a", "x2": 0.2}')
+    Handler(audit, Metrics()).score(call)
+    assert call.status == 422
+    assert json.loads(call.response)["error"] == {
+        "code": "invalid_type",
+        "message": "x1 must be a number, got a string",
+        "field": "x1",
+    }
+    assert _records(tmp_path)["call-1"]["request"] == {"x1": "a", "x2": 0.2}
+
+
+def test_a_refusal_by_the_http_layer_is_recorded_with_the_raw_body(audit: AuditLog, tmp_path: Path) -> None:
+    call = _call(b"\xff not json")
+    Handler(audit, Metrics()).fail(call, RequestError("Content-Type 'text/plain' ...", status=415, code="x"))
+    assert call.status == 415
+    kept = _records(tmp_path)["call-1"]
+    assert (kept["status"], kept["request"], kept["raw"]) == (415, None, "\\xff not json")
+
+
+def test_a_batch_is_scored_in_order_and_kept_as_one_record(audit: AuditLog, tmp_path: Path) -> None:
+    call = _call(b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2, "x2": 0}]}', route="/bot-score/batch")
+    Handler(audit, Metrics()).score_batch(call)
+    assert call.status == 200
+    assert json.loads(call.response) == {"p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]}
+    assert _records(tmp_path)["call-1"]["request"] == {"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2.0, "x2": 0.0}]}
+
+
+def test_a_bug_in_scoring_is_a_500_in_the_error_shape_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
+    class Broken(Scorer):
+        def p_bot(self, x1: float, x2: float) -> float:
+            raise ZeroDivisionError("a bug")
+
+    call = Call("/bot-score", "POST", b"call-1", Broken(artifact.load(SHIPPED_MODEL)), time.time(), 0.0)
+    call.body = b'{"x1": 0.1, "x2": 0.2}'
+    Handler(audit, Metrics()).score(call)
+    assert call.status == 500
+    assert json.loads(call.response)["error"]["code"] == "internal_error"
+    assert _records(tmp_path)["call-1"]["status"] == 500

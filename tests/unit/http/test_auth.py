@@ -1,0 +1,82 @@
+"""BOTSCORE_API_KEYS: scoring routes need a key; health, readiness, metrics and docs stay open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from botscore.http.auth import ApiKeys
+from tests.support.records import shipped_records, spooled_records
+
+SCORE = {"x1": 0.1, "x2": 0.2}
+
+
+@pytest.fixture
+def keyed(make_service) -> TestClient:
+    with TestClient(make_service(api_keys="key-one-1234,key-two-5678").app) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", ["/bot-score", "/bot-score/batch"])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong", "Bearer key-one-123", "Basic a2V5LW9uZS0xMjM0", "key-one-1234"]
+)
+def test_scoring_without_a_valid_key_is_401(keyed: TestClient, path: str, header: str | None) -> None:
+    headers = {"authorization": header} if header else {}
+    body = SCORE if path == "/bot-score" else {"instances": [SCORE]}
+    response = keyed.post(path, json=body, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert "key-one" not in response.text
+
+
+@pytest.mark.parametrize("key", ["key-one-1234", "key-two-5678"])
+def test_each_key_is_accepted(keyed: TestClient, key: str) -> None:
+    response = keyed.post("/bot-score", json=SCORE, headers={"authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"])
+def test_operational_routes_stay_open(keyed: TestClient, path: str) -> None:
+    assert keyed.get(path).status_code == 200
+
+
+def test_keys_never_reach_records_or_logs(make_service, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with TestClient(make_service(api_keys="secret-key-9999", log_level="DEBUG").app) as client:
+        client.post("/bot-score", json=SCORE, headers={"authorization": "Bearer secret-key-9999"})
+        client.post("/bot-score", json=SCORE, headers={"authorization": "Bearer wrong-key-0000"})
+    records = shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")
+    assert [r["status"] for r in records] == [200, 401]
+    assert "secret-key" not in str(records) and "wrong-key" not in str(records)
+    assert "secret-key" not in caplog.text and "wrong-key" not in caplog.text
+
+
+def test_keys_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text("# rotated 2026-11\nkey-a\n\n  key-b  \n")
+    keys = ApiKeys.from_setting(str(path))
+    assert keys.allows(b"Bearer key-a") and keys.allows(b"bearer key-b")
+    assert not keys.allows(b"Bearer # rotated 2026-11") and not keys.allows(None)
+    assert ApiKeys.from_setting(None).allows(None)
+
+
+@pytest.mark.parametrize("setting", ["k1,k2,", ",k1,,k2", " k1 , k2 , "])
+def test_empty_entries_in_the_setting_are_not_keys(setting: str) -> None:
+    keys = ApiKeys.from_setting(setting)
+    assert len(keys) == 2
+    assert keys.allows(b"Bearer k1") and keys.allows(b"Bearer k2")
+    assert not keys.allows(b"Bearer ")
+    assert not keys.allows(b"Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer ", "Bearer   ", "Bearer"])
+def test_a_trailing_comma_does_not_open_the_routes_to_an_empty_bearer(make_service, header: str) -> None:
+    with TestClient(make_service(api_keys="k1,k2,").app) as client:
+        response = client.post("/bot-score", json=SCORE, headers={"authorization": header})
+        allowed = client.post("/bot-score", json=SCORE, headers={"authorization": "Bearer k2"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert allowed.status_code == 200

@@ -1,0 +1,73 @@
+"""GET /metrics: Prometheus text, botscore_* names, summed over workers."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from botscore.ops.metrics import P_BOT_BUCKETS, Metrics
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_histograms_counted_in_bulk_expose_what_observe_would() -> None:
+    values = [0.0, 0.05, 0.051, 0.5, 0.95, 0.99, 1.0, 0.3333]
+    direct = CollectorRegistry()
+    observed = Histogram("botscore_p_bot", "Scores returned.", buckets=P_BOT_BUCKETS, registry=direct)
+    metrics = Metrics()
+    for value in values:
+        observed.observe(value)
+        metrics.note_score((1.0, 1.0, value))
+    metrics.flush()
+    metrics.note_score((1.0, 1.0, 0.42))  # counted after the flush: the exposition flushes again
+    observed.observe(0.42)
+    expected = _samples(generate_latest(direct).decode())
+    exposed = _samples(metrics.exposition().decode())
+    p_bot = {key: value for key, value in exposed.items() if key[0].startswith("botscore_p_bot")}
+    assert p_bot == {key: value for key, value in expected.items() if not key[0].endswith("_created")}
+
+
+def test_metrics_count_requests_scores_features_and_audit(client: TestClient) -> None:
+    scores = [client.post("/bot-score", json={"x1": 0.1 * i, "x2": 0.2}).json()["p_bot"] for i in range(10)]
+    client.post("/bot-score", json={"x1": "no"})
+    client.post("/bot-score/batch", json={"instances": [{"x1": 1, "x2": 1}, {"x1": 2, "x2": 2}]})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = _samples(response.text)
+    assert samples[("botscore_requests_total", (("route", "/bot-score"), ("status", "200")))] == 10
+    assert samples[("botscore_requests_total", (("route", "/bot-score"), ("status", "422")))] == 1
+    assert samples[("botscore_requests_total", (("route", "/bot-score/batch"), ("status", "200")))] == 1
+    assert samples[("botscore_request_duration_seconds_count", (("route", "/bot-score"),))] == 11
+    assert samples[("botscore_p_bot_count", ())] == 12
+    assert (
+        abs(
+            samples[("botscore_p_bot_sum", ())]
+            - sum(scores)
+            - sum(
+                client.post("/bot-score/batch", json={"instances": [{"x1": 1, "x2": 1}, {"x1": 2, "x2": 2}]}).json()[
+                    "p_bot"
+                ]
+            )
+        )
+        < 1e-9
+    )
+    assert samples[("botscore_feature_x1_count", ())] == 12
+    assert samples[("botscore_feature_x2_bucket", (("le", "0.2"),))] == 10
+    assert samples[("botscore_audit_records_written_total", ())] == 12
+    for name in ("shipped", "dropped", "refused"):
+        assert (f"botscore_audit_records_{name}_total", ()) in samples
+    for name in (
+        "botscore_audit_torn_lines_total",
+        "botscore_audit_upload_failures_total",
+        "botscore_audit_spool_bytes",
+        "botscore_audit_oldest_unshipped_age_seconds",
+    ):
+        assert (name, ()) in samples

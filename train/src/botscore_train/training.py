@@ -1,0 +1,98 @@
+"""`botscore train`: fit scikit-learn's LogisticRegression on the dataset and write the artifact and its card."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botscore.model import artifact
+from botscore_train import modelcard
+from botscore_train.dataset import SEED, TEST_SIZE, read_dataset, split
+from botscore_train.evaluation import held_out_metrics
+
+
+def fit(features: list[list[float]], labels: list[int]) -> tuple[Any, dict[str, float]]:
+    """Fit LogisticRegression on a stratified split; return the estimator and held-out metrics."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, x_test, y_train, y_test = split(features, labels)
+    estimator = LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)
+    estimator.fit(x_train, y_train)
+    p_test = estimator.predict_proba(x_test)[:, 1]
+    metrics = {
+        **held_out_metrics(y_test, p_test),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "bot_share_test": round(sum(y_test) / len(y_test), 6),
+    }
+    return estimator, metrics
+
+
+def document_from_estimator(estimator: Any, metrics: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
+    """Artifact document for a fitted LogisticRegression, or a Pipeline(StandardScaler, LogisticRegression)."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    preprocessing: dict[str, Any] = {"kind": "none"}
+    model = estimator
+    if isinstance(estimator, Pipeline):
+        steps = [step for _, step in estimator.steps]
+        if len(steps) != 2 or not isinstance(steps[0], StandardScaler) or not isinstance(steps[1], LogisticRegression):
+            raise TypeError("supported: LogisticRegression, or Pipeline(StandardScaler, LogisticRegression)")
+        scaler, model = steps
+        preprocessing = {
+            "kind": "standard_scaler",
+            "mean": [float(v) for v in (scaler.mean_ if scaler.with_mean else [0.0, 0.0])],
+            "scale": [float(v) for v in (scaler.scale_ if scaler.with_std else [1.0, 1.0])],
+        }
+    if not isinstance(model, LogisticRegression):
+        raise TypeError("supported: LogisticRegression, or Pipeline(StandardScaler, LogisticRegression)")
+    if model.coef_.shape != (1, 2):
+        raise TypeError(f"expected a binary model on 2 features, coef_ has shape {model.coef_.shape}")
+    return artifact.seal(
+        {
+            "format": artifact.FORMAT,
+            "features": list(artifact.FEATURES),
+            "preprocessing": preprocessing,
+            "coefficients": [float(v) for v in model.coef_[0]],
+            "intercept": float(model.intercept_[0]),
+            "metrics": metrics,
+            "training": {**training, "sklearn_version": sklearn.__version__},
+        }
+    )
+
+
+def train(
+    data: Path, output: Path, *, card: Path | None = None, progress: Callable[[str], None] = lambda step: None
+) -> dict[str, Any]:
+    """Train on the CSV at `data`, write the artifact to `output` (and a model card to `card`), return it.
+
+    `progress` is told each step as it starts; the command line prints them, since the card's
+    plots make training take a few seconds.
+    """
+    progress(f"reading {data}")
+    features, labels, data_sha256 = read_dataset(data)
+    progress(f"fitting LogisticRegression on {len(labels)} rows")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a convergence warning must fail training, not ship
+        estimator, metrics = fit(features, labels)
+    document = document_from_estimator(
+        estimator,
+        metrics,
+        {
+            "data_file": data.name,
+            "data_sha256": data_sha256,
+            "estimator": "LogisticRegression(C=1.0, solver='lbfgs')",
+            "split": {"test_size": TEST_SIZE, "stratify": True, "random_state": SEED},
+        },
+    )
+    progress(f"writing {output}")
+    artifact.write(document, output)
+    if card is not None:
+        _, x_test, _, y_test = split(features, labels)
+        modelcard.write(document, x_test, y_test, card, progress=progress, evaluated_on="held-out split")
+    return document
