@@ -56,6 +56,7 @@ class AuditLog:
         self.records_refused = 0
         self._usage_scanned = 0
         self._appended_at_scan = 0
+        self._append_limit = spool_max_bytes  # bytes_appended at which usage_bytes reaches the bound
         self._unavailable: str | None = "not started"
         self._last_open_attempt = 0.0
         self._open_lock = threading.Lock()
@@ -106,7 +107,7 @@ class AuditLog:
         """Spool the call's record line, or apply the when-full policy: under `reject` the call's
         answer becomes the 503 refusal, under `drop` the record is counted as lost."""
         problem = self._unavailable
-        if problem is None and self.usage_bytes >= self.spool_max_bytes:
+        if problem is None and self.writer.bytes_appended >= self._append_limit:  # usage_bytes >= the bound
             problem = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
         if problem is None:
             try:
@@ -182,3 +183,4 @@ class AuditLog:
         except OSError:
             return
         self._usage_scanned, self._appended_at_scan = scanned, before
+        self._append_limit = self.spool_max_bytes - scanned + before

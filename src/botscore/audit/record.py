@@ -15,7 +15,7 @@ from botscore.call import Call
 RAW_LIMIT = 1024
 
 _SCORED = (
-    b'{"id":"%s","ts":"%s","method":"POST","path":"%s","status":200,'
+    b'{"id":"%s","ts":"%s","method":"POST","path":"/bot-score","status":200,'
     b'"request":{"x1":%s,"x2":%s},"response":%s,"model_version":%s,"latency_ms":%.3f}\n'
 )
 _second = -1
@@ -32,13 +32,12 @@ def timestamp(now: float) -> bytes:
 
 
 def scored(call: Call, x1: bytes, x2: bytes) -> bytes:
-    """The record of an answered single score, from parts that are already JSON: the id (checked for
+    """The record of a 200 on POST /bot-score, from parts that are already JSON: the id (checked for
     safe characters), the request's number tokens, the response body. Formatted, not json.dumps'd,
     because it is on every request."""
     return _SCORED % (
         call.id,
         timestamp(call.received_at),
-        call.route.encode(),
         x1,
         x2,
         call.response,

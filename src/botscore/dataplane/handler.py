@@ -31,8 +31,10 @@ class Handler:
 
     def score(self, call: Call) -> None:
         """POST /bot-score: {"x1": number, "x2": number} -> {"p_bot": number}."""
+        body = call.body or b""
         try:
-            x1, x2, x1_token, x2_token = validation.parse_with_tokens(call.body or b"")
+            # validation.parse_with_tokens, unrolled: one call less on the path nearly every request takes
+            x1, x2, x1_token, x2_token = validation.usual(body) or validation.parse_unusual(body)
             p_bot = call.scorer.p_bot(x1, x2)
         except RequestError as exc:
             self.fail(call, exc)
