@@ -55,6 +55,7 @@ X-Model-Version, the audit record spooled before the reply, the OpenAPI document
 | audit record from the request's own number tokens, fewer calls on the 200 path, spool append without a lock (the event loop owns the active segment) | 0.45-0.47x (runs differ) | 77.7 MiB |
 | a fast path for the usual request (a JSON POST of the usual shape) in one function; everything else through the general sequence | 0.47x (19,700 req/s, up from 18,700) | 77.6 MiB |
 | the fast path calls `validation.usual()`, the one definition of the usual shape, instead of repeating its checks | 0.45-0.46x (19,100-19,200 req/s) | 77.4 MiB |
+| one request sequence for every request (a `Call` read by the HTTP layer, answered by the data plane), no second fast path; the spool bound checked against a precomputed append limit (`BENCH_AGAINST` the previous commit, 6 alternating rounds on a noisier host) | 0.496x against 0.502x for the old code (-1.1 %); per round, new / old 0.84-1.09, median 0.94 | 76.7 MiB |
 
 ## Where the time goes: the floor of this design
 
@@ -69,10 +70,10 @@ time, written inline with no structure around it (one run; steps of a few us are
 | + clocks, method, length, content-type checks | 32.8 |
 | + strict parse, score, response body; the audit record; the spool write; metrics | 43-46 |
 
-So the required work alone, inline, lands at 0.54-0.57x of the ceiling in that ladder. The
-service answers at 0.46x: on top of the ladder's work it ships the audit log (gzip of every
+So the required work alone, inline, lands at 0.54-0.57x of the ceiling in that ladder. On the
+Intel host of those runs the service answered at 0.46x: on top of the ladder's work it ships the audit log (gzip of every
 record and the S3 PUTs, on the same core), keeps the audit policy (spool bound, when-full
-rule) and the metrics flush, and routes through a dispatcher and endpoint objects. A py-spy
+rule) and the metrics flush, and routes through a dispatcher, the `Call` and the data plane. A py-spy
 profile of `botscore serve` under wrk puts about half of the process's CPU in uvicorn's
 httptools protocol (the same code the ceiling runs) and a third in botscore's code; every
 Python call on the request path costs about 1 us in the server, three to five times its cost
@@ -273,9 +274,9 @@ def main() -> None:
     finally:
         weed.stop()
     report = render(rounds)
-    print(report)
     if AGAINST is not None:
-        print(compare(rounds, against))
+        report += "\n" + compare(rounds, against)
+    print(report)
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "performance.md").write_text(report)
 
