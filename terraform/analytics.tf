@@ -1,8 +1,10 @@
 ################################################################################
 # Analytics: a Glue table over the audit records (partition projection, no
 # crawler) and an Athena workgroup with encrypted results and a scan limit.
+# The columns are botscore.audit.schema.COLUMNS (tests/infra/test_terraform.py
+# fails when they differ); the example queries run in tests on real records.
 #
-# Object keys (app.spool.object_key):
+# Object keys (botscore.audit.spool.object_key):
 #   {audit_prefix}dt=YYYY-MM-DD/hour=HH/{host}-{worker}-{seq:06d}.jsonl.gz   (UTC)
 ################################################################################
 
@@ -19,7 +21,7 @@ resource "aws_glue_catalog_database" "this" {
 resource "aws_glue_catalog_table" "audit" {
   name          = local.glue_table
   database_name = aws_glue_catalog_database.this.name
-  description   = "One row per scored request (gzip JSON lines shipped by the app)"
+  description   = "One row per score, or per call that scored nothing (gzip JSON lines, schema 2)"
   table_type    = "EXTERNAL_TABLE"
 
   parameters = {
@@ -62,59 +64,111 @@ resource "aws_glue_catalog_table" "audit" {
     }
 
     columns {
+      name    = "schema"
+      type    = "int"
+      comment = "record schema version, 2; absent in version 1 records"
+    }
+
+    columns {
       name    = "id"
       type    = "string"
-      comment = "Request id"
+      comment = "the call's 'X-Request-ID'; the rows of one batch share it"
+    }
+
+    columns {
+      name    = "item"
+      type    = "int"
+      comment = "position of the instance: 0 on /bot-score, 0 to N-1 in a batch; null if none was scored"
     }
 
     columns {
       name    = "ts"
       type    = "string"
-      comment = "RFC 3339 UTC time with milliseconds; from_iso8601_timestamp(ts)"
+      comment = "arrival time, RFC 3339 UTC with milliseconds ('2026-11-27T01:02:03.045Z')"
     }
 
     columns {
-      name = "path"
-      type = "string"
+      name    = "method"
+      type    = "string"
+      comment = "the HTTP method"
     }
 
     columns {
-      name = "method"
-      type = "string"
+      name    = "path"
+      type    = "string"
+      comment = "the route: '/bot-score' or '/bot-score/batch'"
     }
 
     columns {
       name    = "status"
       type    = "int"
-      comment = "HTTP status answered"
+      comment = "the HTTP status answered"
     }
 
     columns {
-      name    = "request"
-      type    = "struct<x1:double,x2:double>"
-      comment = "Parsed body; null when the body could not be parsed"
+      name    = "x1"
+      type    = "double"
+      comment = "x1 as scored, or as sent when it was a finite number; else null"
     }
 
     columns {
-      name    = "response"
-      type    = "struct<p_bot:double,error:struct<code:string,message:string,field:string>>"
-      comment = "p_bot on 200, error otherwise"
+      name    = "x2"
+      type    = "double"
+      comment = "x2 as scored, or as sent when it was a finite number; else null"
+    }
+
+    columns {
+      name    = "x1_text"
+      type    = "string"
+      comment = "x1 as sent, in JSON, when it was not a finite number (''a'', 'true', '1e999')"
+    }
+
+    columns {
+      name    = "x2_text"
+      type    = "string"
+      comment = "x2 as sent, in JSON, when it was not a finite number"
     }
 
     columns {
       name    = "raw"
       type    = "string"
-      comment = "The body as received, only when it could not be parsed"
+      comment = "the body as received (its first 128 KiB), on the row of a call that was not scored"
     }
 
     columns {
-      name = "model_version"
-      type = "string"
+      name    = "p_bot"
+      type    = "double"
+      comment = "the score answered; null when nothing was scored"
     }
 
     columns {
-      name = "latency_ms"
-      type = "double"
+      name    = "error_code"
+      type    = "string"
+      comment = "the error's 'code' ('invalid_type', 'unauthorized', ...); null on a score"
+    }
+
+    columns {
+      name    = "error_field"
+      type    = "string"
+      comment = "the field the error names ('x1', 'instances[3].x2'), if any"
+    }
+
+    columns {
+      name    = "error_message"
+      type    = "string"
+      comment = "the error's message"
+    }
+
+    columns {
+      name    = "model_version"
+      type    = "string"
+      comment = "the model that answered ('X-Model-Version')"
+    }
+
+    columns {
+      name    = "latency_ms"
+      type    = "double"
+      comment = "time from arrival to the record being written"
     }
   }
 }
@@ -146,20 +200,17 @@ resource "aws_athena_workgroup" "this" {
 
 resource "aws_athena_named_query" "p_bot_per_hour" {
   name        = "${var.name}-p-bot-per-hour"
-  description = "Distribution of p_bot per hour over the last 7 days"
+  description = "Scores per hour over the last 7 days: how many, their mean, how many likely bots"
   workgroup   = aws_athena_workgroup.this.id
   database    = aws_glue_catalog_database.this.name
   query       = <<-SQL
     SELECT dt, hour,
-           count(*)                                   AS scored,
-           avg(response.p_bot)                        AS mean_p_bot,
-           approx_percentile(response.p_bot, 0.50)    AS p50,
-           approx_percentile(response.p_bot, 0.90)    AS p90,
-           approx_percentile(response.p_bot, 0.99)    AS p99,
-           count_if(response.p_bot >= 0.5)            AS likely_bots,
-           histogram(round(floor(response.p_bot * 10) / 10, 1)) AS deciles
+           count(*)               AS scores,
+           avg(p_bot)             AS mean_p_bot,
+           max(p_bot)             AS max_p_bot,
+           count_if(p_bot >= 0.5) AS likely_bots
     FROM ${local.glue_table}
-    WHERE dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+    WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
       AND status = 200
     GROUP BY dt, hour
     ORDER BY dt, hour
@@ -168,17 +219,17 @@ resource "aws_athena_named_query" "p_bot_per_hour" {
 
 resource "aws_athena_named_query" "error_rate_per_hour" {
   name        = "${var.name}-error-rate-per-hour"
-  description = "Error rate per hour over the last 7 days"
+  description = "Calls and error answers per hour over the last 7 days (a batch is one call)"
   workgroup   = aws_athena_workgroup.this.id
   database    = aws_glue_catalog_database.this.name
   query       = <<-SQL
     SELECT dt, hour,
-           count(*)                                             AS requests,
-           count_if(status >= 400)                              AS errors,
-           round(100.0 * count_if(status >= 400) / count(*), 2) AS error_pct,
-           count_if(status >= 500)                              AS server_errors
+           count(DISTINCT id)                                              AS calls,
+           count_if(status >= 400)                                         AS errors,
+           round(100.0 * count_if(status >= 400) / count(DISTINCT id), 2) AS error_pct,
+           count_if(status >= 500)                                         AS server_errors
     FROM ${local.glue_table}
-    WHERE dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+    WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
     GROUP BY dt, hour
     ORDER BY dt, hour
   SQL
@@ -186,15 +237,15 @@ resource "aws_athena_named_query" "error_rate_per_hour" {
 
 resource "aws_athena_named_query" "errors_by_code" {
   name        = "${var.name}-errors-by-code"
-  description = "Error answers per hour and error code over the last 7 days"
+  description = "Error answers per hour, status and error code over the last 7 days"
   workgroup   = aws_athena_workgroup.this.id
   database    = aws_glue_catalog_database.this.name
   query       = <<-SQL
-    SELECT dt, hour, status, response.error.code AS code, count(*) AS answers
+    SELECT dt, hour, status, error_code, count(*) AS answers
     FROM ${local.glue_table}
-    WHERE dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')
+    WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
       AND status >= 400
-    GROUP BY dt, hour, status, response.error.code
-    ORDER BY dt, hour, answers DESC
+    GROUP BY dt, hour, status, error_code
+    ORDER BY dt, hour, answers DESC, status, error_code
   SQL
 }

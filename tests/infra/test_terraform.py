@@ -20,6 +20,7 @@ from typing import Any
 import hcl2
 import pytest
 
+from botscore.audit import schema
 from botscore.audit.spool import object_key
 from botscore.http.app import READINESS_PATH
 from botscore.settings import DEFAULT_PORT, ENV_PREFIX, Settings, env_name
@@ -29,19 +30,6 @@ TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "terraform"
 # Fargate's largest stopTimeout.
 FARGATE_MAX_STOP_TIMEOUT = 120
 
-# The audit record (one JSON object per line) as the app writes it, in Athena types.
-AUDIT_RECORD_COLUMNS = {
-    "id": "string",
-    "ts": "string",
-    "path": "string",
-    "method": "string",
-    "status": "int",
-    "request": "struct<x1:double,x2:double>",
-    "response": "struct<p_bot:double,error:struct<code:string,message:string,field:string>>",
-    "raw": "string",
-    "model_version": "string",
-    "latency_ms": "double",
-}
 
 _META_KEYS = {"__is_block__", "__inline_comments__", "__comments__"}
 _RESOURCE_REF = re.compile(r"^((?:data\.)?aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)$")
@@ -381,7 +369,7 @@ def test_glue_table_projection_and_schema(config: Config) -> None:
     [storage] = table["storage_descriptor"]
     [serde] = storage["ser_de_info"]
     assert serde["serialization_library"] == "org.openx.data.jsonserde.JsonSerDe"
-    assert {c["name"]: c["type"] for c in storage["columns"]} == AUDIT_RECORD_COLUMNS
+    assert [(c["name"], c["type"]) for c in storage["columns"]] == [(c.name, c.type) for c in schema.COLUMNS]
     assert storage["location"] == f"s3://{AUDIT_BUCKET}/{config.value(config.variables['audit_prefix']['default'])}"
 
 

@@ -3,16 +3,19 @@
 `AuditLog.keep(call, line)` appends to the spool before the answer is sent (no network on
 the request path); the shipper moves sealed segments to S3 in the background. At the disk
 bound, `when_full="reject"` refuses to score what it cannot record (the call's answer becomes
-a 503), `"drop"` serves and counts the lost record.
+a 503, itself recorded while a reserve of 1 % of the bound lasts), `"drop"` serves and counts
+the lost record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from typing import Literal
 
+from botscore.audit import record
 from botscore.audit.segment import SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import Shipper
 from botscore.audit.spool import SpoolDirectory
@@ -23,6 +26,8 @@ from botscore.errors import AuditUnavailable
 log = logging.getLogger("botscore.audit")
 
 READY_FRACTION = 0.8  # /readyz turns 503 above this share of the spool bound, before requests are refused
+# Past the bound, refusals are still recorded in this share of it; past that they are only counted.
+REFUSAL_RESERVE_FRACTION = 0.01
 WhenFull = Literal["reject", "drop"]
 
 
@@ -57,6 +62,7 @@ class AuditLog:
         self._usage_scanned = 0
         self._appended_at_scan = 0
         self._append_limit = spool_max_bytes  # bytes_appended at which usage_bytes reaches the bound
+        self._reserve = int(spool_max_bytes * REFUSAL_RESERVE_FRACTION)
         self._unavailable: str | None = "not started"
         self._last_open_attempt = 0.0
         self._open_lock = threading.Lock()
@@ -124,6 +130,10 @@ class AuditLog:
         refusal = AuditUnavailable(f"{problem}; request not scored because it could not be recorded")
         call.status = refusal.status
         call.response = refusal.body_bytes()
+        if self._unavailable is None and self.writer.bytes_appended < self._append_limit + self._reserve:
+            # If the disk itself is full after all, the refusal is counted, not recorded.
+            with contextlib.suppress(SpoolUnavailable):
+                self.writer.append(record.failed(call, refusal, record.Sent()))
 
     def readiness(self) -> str | None:
         """None when records are being accepted with room to spare, else the reason."""

@@ -1,25 +1,40 @@
-"""Audit records: one JSON object per line, built from a Call (the schema is in the README).
+"""Audit record lines, one JSON object per line, in the columns of `schema.py`.
 
-{"id", "ts", "method", "path", "status", "request", "response", "model_version", "latency_ms"}
-plus "raw" (the body, cut to RAW_LIMIT bytes) when the body could not be parsed.
+A score's row is formatted from parts that are already JSON (it is on every request); every
+other row is built with json. Neither can fail to encode: what the client sent is kept as
+text, and if a row still cannot be built, a row with the raw body and the answer's status is.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
+from botscore.audit import schema
 from botscore.call import Call
+from botscore.errors import BotscoreError
 
-RAW_LIMIT = 1024
+log = logging.getLogger("botscore.audit")
+
+RAW_LIMIT = 128 * 1024  # bytes of a body kept in `raw`: the default batch bound, so nothing is cut by default
 
 _SCORED = (
-    b'{"id":"%s","ts":"%s","method":"POST","path":"/bot-score","status":200,'
-    b'"request":{"x1":%s,"x2":%s},"response":%s,"model_version":%s,"latency_ms":%.3f}\n'
+    b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","item":%d,"ts":"%s","method":"POST","path":"%s",'
+    b'"status":200,"x1":%s,"x2":%s,"p_bot":%r,"model_version":%s,"latency_ms":%.3f}\n'
 )
 _second = -1
 _second_text = b""
+
+
+class Sent(NamedTuple):
+    """The features of a call that was not scored, as the record keeps them (see schema.COLUMNS)."""
+
+    x1: float | None = None
+    x2: float | None = None
+    x1_text: str | None = None
+    x2_text: str | None = None
 
 
 def timestamp(now: float) -> bytes:
@@ -31,34 +46,48 @@ def timestamp(now: float) -> bytes:
     return b"%s.%03dZ" % (_second_text, int((now - whole) * 1000))
 
 
-def scored(call: Call, x1: bytes, x2: bytes) -> bytes:
-    """The record of a 200 on POST /bot-score, from parts that are already JSON: the id (checked for
-    safe characters), the request's number tokens, the response body. Formatted, not json.dumps'd,
-    because it is on every request."""
+def scored(call: Call, item: int, x1: bytes, x2: bytes, p_bot: float) -> bytes:
+    """The row of one score: the call's id (checked for safe characters), the features as JSON number
+    tokens (the client's own on the usual path), the score."""
     return _SCORED % (
         call.id,
+        item,
         timestamp(call.received_at),
+        call.route.encode(),
         x1,
         x2,
-        call.response,
+        p_bot,
         call.scorer.version_json,
         (time.perf_counter() - call.started) * 1000,
     )
 
 
-def general(call: Call, request: Any, response: Any, raw: bytes | None = None) -> bytes:
-    """Any other record (errors, batches), built with json; `raw` (cut) when the body did not parse."""
-    record: dict[str, Any] = {
+def failed(call: Call, error: BotscoreError, sent: Sent) -> bytes:
+    """The one row of a call that scored nothing; `raw` keeps its body, up to RAW_LIMIT bytes."""
+    raw = None if call.body is None else call.body[:RAW_LIMIT].decode("utf-8", "backslashreplace")
+    row: dict[str, Any] = {
+        "schema": schema.VERSION,
         "id": call.id.decode(),
         "ts": timestamp(call.received_at).decode(),
         "method": call.method,
         "path": call.route,
         "status": call.status,
-        "request": request,
-        "response": response,
+        **{name: value for name, value in sent._asdict().items() if value is not None},
+        "raw": raw,
+        "error_code": error.code,
+        "error_field": error.field,
+        "error_message": error.message,
         "model_version": call.scorer.version,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
     }
-    if raw is not None:
-        record["raw"] = raw[:RAW_LIMIT].decode("utf-8", "backslashreplace")
-    return json.dumps(record, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
+    try:
+        return _dumps(row)
+    except (ValueError, TypeError, RecursionError) as exc:  # what the client sent defeated the encoder
+        log.error("audit record kept without its features", extra={"request_id": row["id"], "reason": repr(exc)})
+        return _dumps({key: value for key, value in row.items() if key not in Sent._fields})
+
+
+def _dumps(row: dict[str, Any]) -> bytes:
+    """A row as one line; null columns are left out (a reader takes an absent key as null)."""
+    present = {key: value for key, value in row.items() if value is not None}
+    return json.dumps(present, separators=(",", ":"), allow_nan=False).encode() + b"\n"

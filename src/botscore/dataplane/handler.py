@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from botscore.audit import record
 from botscore.audit.log import AuditLog
@@ -45,7 +46,7 @@ class Handler:
         call.status = 200
         call.response = b'{"p_bot":%r}' % p_bot
         self._note_score((x1, x2, p_bot))
-        self.audit.keep(call, record.scored(call, x1_token, x2_token))
+        self.audit.keep(call, record.scored(call, 0, x1_token, x2_token, p_bot))
 
     def score_batch(self, call: Call) -> None:
         """POST /bot-score/batch: {"instances": [{x1, x2}, ...]} (1 to 1,000) -> {"p_bot": [...]}, in order."""
@@ -58,21 +59,19 @@ class Handler:
         except Exception:
             self._internal_error(call)
             return
-        for (x1, x2), p_bot in zip(pairs, scores, strict=True):
-            self._note_score((x1, x2, p_bot))
-        answer = {"p_bot": scores}
         call.status = 200
-        call.response = json.dumps(answer, separators=(",", ":")).encode()
-        request = {"instances": [{"x1": x1, "x2": x2} for x1, x2 in pairs]}
-        self.audit.keep(call, record.general(call, request, answer))
+        call.response = json.dumps({"p_bot": scores}, separators=(",", ":")).encode()
+        rows = []
+        for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
+            self._note_score((x1, x2, p_bot))
+            rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
+        self.audit.keep(call, b"".join(rows))  # one row per score, appended in one write
 
     def fail(self, call: Call, error: BotscoreError) -> None:
-        """Answer with `error`; the record keeps the body as JSON when it parses, else as raw text."""
+        """Answer with `error`; the record keeps the body as text, and the features it could read."""
         call.status = error.status
         call.response = error.body_bytes()
-        document = validation.decoded(call.body)
-        raw = call.body if document is None else None
-        self.audit.keep(call, record.general(call, document, error.body(), raw))
+        self.audit.keep(call, record.failed(call, error, _as_sent(validation.decoded(call.body))))
 
     def _internal_error(self, call: Call) -> None:
         """A bug of ours: answer in the error shape, record it, log it with the request id."""
@@ -82,3 +81,18 @@ class Handler:
     def readiness(self) -> str | None:
         """None when calls can be answered and recorded with room to spare, else the reason."""
         return self.audit.readiness()
+
+
+def _as_sent(document: Any) -> record.Sent:
+    """x1 and x2 of a body that was not scored: numbers as numbers, anything else as JSON text."""
+    if not isinstance(document, dict):
+        return record.Sent()
+    values: dict[str, Any] = {}
+    for name in validation.FIELDS:
+        if name in document:
+            value = document[name]
+            if type(value) is float:
+                values[name] = value
+            else:
+                values[f"{name}_text"] = validation.as_text(value)
+    return record.Sent(**values)

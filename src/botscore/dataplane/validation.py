@@ -17,7 +17,10 @@ from typing import Any
 from botscore.errors import RequestError
 
 FIELDS = ("x1", "x2")
+MAX_DEPTH = 32  # nesting of arrays and objects; a batch body needs 3
 _EXPECTED = 'a JSON object like {"x1": 0.1, "x2": 0.2}'
+# Strings (skipped whole, so brackets inside them do not count) and the brackets that nest.
+_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class _NonFinite:
@@ -77,10 +80,30 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _too_deep(body: bytes) -> bool:
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _NESTING.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
 def decode(body: bytes) -> Any:
-    """Bytes to a JSON value, refusing non-UTF-8, malformed JSON and duplicate keys."""
+    """Bytes to a JSON value, refusing non-UTF-8, malformed JSON, deep nesting and duplicate keys."""
     if not body.strip():
         raise RequestError(f"request body is empty; expected {_EXPECTED}", status=400, code="malformed_json")
+    if _too_deep(body):
+        # Bounded before decoding: a deep value decodes, but cannot be encoded again into its record.
+        raise RequestError(
+            f"malformed JSON: nested more than {MAX_DEPTH} levels deep", status=400, code="malformed_json"
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -111,6 +134,13 @@ def decoded(body: bytes | None) -> Any:
         return decode(body)
     except RequestError:
         return None
+
+
+def as_text(value: Any) -> str:
+    """A value as the client sent it, in JSON: `"a"`, `true`, `null`, `1e999`, `[1, 2]`."""
+    if isinstance(value, _NonFinite):
+        return value.token
+    return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
 
 
 def features(document: Any) -> tuple[float, float]:

@@ -52,7 +52,7 @@ def _documented_batch(request: BatchRequest) -> BatchResponse:  # pragma: no cov
 
     Each item is checked like a single request and an error names the item
     (`instances[3].x1`); the scores come back in order and equal the single route's.
-    The whole call is one audit record.
+    Each score is one audit row; the rows share the call's id and carry their `item`.
     """
     raise NotImplementedError
 

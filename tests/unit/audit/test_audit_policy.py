@@ -61,7 +61,10 @@ def test_reject_policy_answers_503_with_retry_after_at_the_bound(make_service: M
     assert "BOTSCORE_AUDIT_SPOOL_MAX_BYTES=65536" in response.json()["error"]["message"]
     assert service.audit.records_refused == 1
     assert service.audit.shipper.stats.upload_failures >= 1
-    assert len(spooled_records(tmp_path / "audit")) == answered  # every answered request is kept
+    rows = spooled_records(tmp_path / "audit")
+    assert len([row for row in rows if row["status"] == 200]) == answered  # every answered request is kept
+    [refused] = [row for row in rows if row["status"] == 503]  # the refusal too, in the reserve past the bound
+    assert (refused["id"], refused["error_code"]) == (response.headers["x-request-id"], "audit_unavailable")
 
 
 def test_reject_policy_answers_503_when_the_disk_fills_mid_run(
@@ -85,7 +88,8 @@ def test_reject_policy_answers_503_when_the_disk_fills_mid_run(
     assert re.search(r"No space left on device|short write, disk full", response.json()["error"]["message"])
     assert again.status_code == 503
     assert ready.status_code == 503
-    assert len(spooled_records(small_disk)) == answered  # every answered request is kept, nothing more
+    rows = spooled_records(small_disk)
+    assert len([row for row in rows if row["status"] == 200]) == answered  # every answered request is kept
 
 
 def test_drop_policy_serves_and_counts_what_it_could_not_record(make_service: MakeService, tmp_path: Path) -> None:

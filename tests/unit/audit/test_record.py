@@ -1,4 +1,4 @@
-"""Audit record lines: one JSON object each, the same `ts` format and fields for every kind of record."""
+"""Audit rows: one JSON object per line, only the schema's columns, each with its one type, the same `ts` format."""
 
 from __future__ import annotations
 
@@ -10,62 +10,85 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from botscore.audit import record
+from botscore.audit import record, schema
 from botscore.call import Call
 from botscore.dataplane import validation
-from botscore.errors import RequestError
+from botscore.errors import AuditUnavailable, RequestError
 from botscore.model import artifact
 from botscore.model.scorer import Scorer
 from botscore.settings import SHIPPED_MODEL
 
 SCORER = Scorer(artifact.load(SHIPPED_MODEL))
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+JSON_TYPES = {"string": (str,), "int": (int,), "double": (float, int)}
 numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(10**30), 10**30))
 
 
-def _call(received_at: float, route: str = "/bot-score", status: int = 200, response: bytes = b"{}") -> Call:
+def _call(received_at: float, route: str = "/bot-score", status: int = 200, body: bytes | None = None) -> Call:
     call = Call(route, "POST", b"id-1", SCORER, received_at, time.perf_counter())
     call.status = status
-    call.response = response
+    call.body = body
     return call
 
 
+def _rows_of_every_kind(now: float) -> dict[str, bytes]:
+    invalid = RequestError("x1 must be a number, got a string", field="x1", code="invalid_type")
+    return {
+        "scored": record.scored(_call(now), 0, b"0.1", b"2E3", 0.5),
+        "batch item": record.scored(_call(now, route="/bot-score/batch"), 7, b"0.1", b"-0.0", 1.0),
+        "invalid": record.failed(
+            _call(now, status=422, body=b'{"x1":"a","x2":1}'), invalid, record.Sent(x1_text='"a"', x2=1.0)
+        ),
+        "unparsed": record.failed(
+            _call(now, status=400, body=b"\xff{"),
+            RequestError("not UTF-8", status=400, code="invalid_encoding"),
+            record.Sent(),
+        ),
+        "refused": record.failed(_call(now, status=503, body=b"{}"), AuditUnavailable("spool full"), record.Sent()),
+        "unread": record.failed(_call(now, status=405), RequestError("use POST", status=405, code="x"), record.Sent()),
+    }
+
+
 @pytest.mark.parametrize("fraction", [0.0, 0.0625, 0.5, 0.9990234375])  # 000, 062, 500, 999 ms, exact in binary
-def test_every_kind_of_record_has_an_rfc3339_ts_with_three_millisecond_digits(fraction: float) -> None:
+def test_every_kind_of_row_has_an_rfc3339_ts_with_three_millisecond_digits(fraction: float) -> None:
     now = 1_795_000_000 + fraction
     expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(now))) + f".{int(fraction * 1000):03d}Z"
-    lines = {
-        "scored": record.scored(_call(now, response=b'{"p_bot":0.5}'), b"0.1", b"0.2"),
-        "error": record.general(_call(now, status=422), {"x1": "a"}, {"error": {}}),
-        "unparsed": record.general(_call(now, status=400), None, {"error": {}}, raw=b"{nope"),
-        "batch": record.general(_call(now, route="/bot-score/batch"), {"instances": []}, {"p_bot": []}),
-    }
-    for kind, line in lines.items():
+    for kind, line in _rows_of_every_kind(now).items():
         ts = json.loads(line)["ts"]
         assert RFC3339_MS.fullmatch(ts), (kind, ts)
         assert ts == expected, kind
 
 
-def test_every_kind_of_record_has_the_same_fields() -> None:
-    common = {"id", "ts", "method", "path", "status", "request", "response", "model_version", "latency_ms"}
-    scored = json.loads(record.scored(_call(1.5e9, response=b'{"p_bot":0.5}'), b"0.1", b"0.2"))
-    error = json.loads(record.general(_call(1.5e9, status=422), {"x1": "a"}, {"error": {}}))
-    unparsed = json.loads(record.general(_call(1.5e9, status=400), None, {"error": {}}, raw=b"\xff" * 2000))
-    assert set(scored) == set(error) == common
-    assert set(unparsed) == common | {"raw"}
-    assert unparsed["raw"] == "\\xff" * record.RAW_LIMIT  # cut to the bound, undecodable bytes escaped
+def test_every_kind_of_row_has_only_schema_columns_each_of_its_one_type() -> None:
+    types = {column.name: JSON_TYPES[column.type] for column in schema.COLUMNS}
+    for kind, line in _rows_of_every_kind(1.5e9).items():
+        assert line.endswith(b"\n") and line.count(b"\n") == 1, kind
+        row = json.loads(line)
+        assert set(row) <= set(schema.NAMES), (kind, set(row) - set(schema.NAMES))
+        for name, value in row.items():
+            assert isinstance(value, types[name]) and not isinstance(value, bool), (kind, name, value)
+        assert row["schema"] == schema.VERSION
+
+
+def test_a_failed_row_keeps_the_body_and_the_error() -> None:
+    row = json.loads(_rows_of_every_kind(1.5e9)["invalid"])
+    assert row["raw"] == '{"x1":"a","x2":1}'
+    assert (row["x1_text"], row["x2"], row["status"]) == ('"a"', 1.0, 422)
+    assert (row["error_code"], row["error_field"]) == ("invalid_type", "x1")
+    assert "item" not in row and "p_bot" not in row
+    unparsed = json.loads(_rows_of_every_kind(1.5e9)["unparsed"])
+    assert unparsed["raw"] == "\\xff{"  # undecodable bytes escaped, never lost
 
 
 @given(x1=numbers, x2=numbers, exponent=st.sampled_from(["", "e0", "E+2", "e-3"]))
-def test_the_200_record_is_json_with_the_parsed_values(x1: float, x2: float, exponent: str) -> None:
+def test_a_score_row_is_json_with_the_parsed_values(x1: float, x2: float, exponent: str) -> None:
     body = f'{{"x1": {json.dumps(x1)}{exponent if isinstance(x1, int) else ""}, "x2": {json.dumps(x2)}}}'.encode()
     try:
         v1, v2, t1, t2 = validation.parse_with_tokens(body)
     except RequestError:
         return  # an exponent that overflows: refused, nothing to record
-    line = record.scored(_call(1.5e9, response=b'{"p_bot":0.5}'), t1, t2)
+    line = record.scored(_call(1.5e9), 0, t1, t2, 0.25)
     parsed = json.loads(line)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert (parsed["request"]["x1"], parsed["request"]["x2"]) == (v1, v2)
+    assert (parsed["x1"], parsed["x2"], parsed["p_bot"]) == (v1, v2, 0.25)
     assert parsed["ts"] == "2017-07-14T02:40:00.000Z"
     assert parsed["model_version"] == SCORER.version

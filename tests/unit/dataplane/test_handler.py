@@ -57,9 +57,9 @@ def test_a_score_sets_the_answer_and_keeps_its_record_before_returning(audit: Au
     assert call.status == 200
     assert json.loads(call.response) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
     kept = _records(tmp_path)["call-1"]
-    assert kept["request"] == {"x1": 0.1, "x2": 0.2}
-    assert kept["response"] == {"p_bot": SCORER.p_bot(0.1, 0.2)}
+    assert (kept["x1"], kept["x2"], kept["p_bot"]) == (0.1, 0.2, SCORER.p_bot(0.1, 0.2))
     assert (kept["status"], kept["path"], kept["model_version"]) == (200, "/bot-score", SCORER.version)
+    assert (kept["schema"], kept["item"]) == (2, 0)
 
 
 def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
@@ -71,7 +71,9 @@ def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLo
         "message": "x1 must be a number, got a string",
         "field": "x1",
     }
-    assert _records(tmp_path)["call-1"]["request"] == {"x1": "a", "x2": 0.2}
+    kept = _records(tmp_path)["call-1"]
+    assert (kept["x1_text"], kept["x2"], kept["error_field"]) == ('"a"', 0.2, "x1")
+    assert "x1" not in kept and "item" not in kept
 
 
 def test_a_refusal_by_the_http_layer_is_recorded_with_the_raw_body(audit: AuditLog, tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ def test_a_refusal_by_the_http_layer_is_recorded_with_the_raw_body(audit: AuditL
     Handler(audit, Metrics()).fail(call, RequestError("Content-Type 'text/plain' ...", status=415, code="x"))
     assert call.status == 415
     kept = _records(tmp_path)["call-1"]
-    assert (kept["status"], kept["request"], kept["raw"]) == (415, None, "\\xff not json")
+    assert (kept["status"], kept["raw"], kept["error_code"]) == (415, "\\xff not json", "x")
 
 
 def test_a_batch_is_scored_in_order_and_kept_as_one_record(audit: AuditLog, tmp_path: Path) -> None:
@@ -87,7 +89,8 @@ def test_a_batch_is_scored_in_order_and_kept_as_one_record(audit: AuditLog, tmp_
     Handler(audit, Metrics()).score_batch(call)
     assert call.status == 200
     assert json.loads(call.response) == {"p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]}
-    assert _records(tmp_path)["call-1"]["request"] == {"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2.0, "x2": 0.0}]}
+    rows = spooled_records(tmp_path / "audit")
+    assert [(r["id"], r["item"], r["x1"], r["x2"]) for r in rows] == [("call-1", 0, 0.1, 0.2), ("call-1", 1, 2.0, 0.0)]
 
 
 def test_a_bug_in_scoring_is_a_500_in_the_error_shape_and_recorded(audit: AuditLog, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from botscore.audit import record
 from tests.support.records import shipped_records, spooled_records
 
 JSON = {"content-type": "application/json"}
@@ -110,10 +111,44 @@ def test_bad_requests_are_audited_with_their_raw_body(make_service, tmp_path) ->
     records = {r["id"]: r for r in shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")}
     malformed = records[bad.headers["x-request-id"]]
     assert malformed["status"] == 400
-    assert malformed["request"] is None
+    assert "x1" not in malformed and "p_bot" not in malformed
     assert malformed["raw"] == '{"x1": 0.1, "x2"'
-    assert malformed["response"] == bad.json()
+    assert malformed["error_code"] == bad.json()["error"]["code"] == "malformed_json"
+    assert malformed["error_message"] == bad.json()["error"]["message"]
     unknown = records[typo.headers["x-request-id"]]
     assert unknown["status"] == 422
-    assert unknown["request"] == {"X1": 0.1, "x2": 0.2}
-    assert unknown["response"]["error"]["field"] == "X1"
+    assert (unknown.get("x1"), unknown["x2"], unknown["raw"]) == (None, 0.2, '{"X1":0.1,"x2":0.2}')
+    assert (unknown["error_code"], unknown["error_field"]) == ("unknown_field", "X1")
+
+
+@pytest.mark.parametrize(
+    ("path", "max_body_bytes"),
+    [("/bot-score", 1024), ("/bot-score/batch", 1024), ("/bot-score", 1_048_576)],
+)
+def test_the_deepest_bodies_the_limits_allow_get_a_400_with_their_id_and_are_recorded(
+    make_service, tmp_path, path: str, max_body_bytes: int
+) -> None:
+    limit = max_body_bytes * (128 if path.endswith("batch") else 1)
+    prefix = b'{"instances":' if path.endswith("batch") else b'{"x1":'
+    body = prefix + b"[" * (limit - len(prefix))
+    with TestClient(make_service(max_body_bytes=max_body_bytes).app) as client:
+        response = client.post(path, content=body, headers=JSON)
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "malformed_json",
+        "message": "malformed JSON: nested more than 32 levels deep",
+        "field": None,
+    }
+    records = {r["id"]: r for r in shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")}
+    kept = records[response.headers["x-request-id"]]
+    assert kept["status"] == 400
+    assert kept["raw"] == body[: record.RAW_LIMIT].decode()
+
+
+def test_nesting_up_to_the_bound_is_read_and_named_not_refused(client: TestClient) -> None:
+    at_bound = b'{"x1": ' + b"[" * 31 + b"]" * 31 + b', "x2": 0}'  # 32 levels with the object
+    past = b'{"x1": ' + b"[" * 32 + b"]" * 32 + b', "x2": 0}'
+    assert client.post("/bot-score", content=at_bound, headers=JSON).json()["error"]["code"] == "invalid_type"
+    assert client.post("/bot-score", content=past, headers=JSON).json()["error"]["code"] == "malformed_json"
+    strings = b'{"x1": "' + b"[" * 500 + b'", "x2": 0}'  # brackets inside a string do not nest
+    assert client.post("/bot-score", content=strings, headers=JSON).json()["error"]["code"] == "invalid_type"

@@ -55,11 +55,12 @@ def test_non_finite_item_is_refused_by_index(client: TestClient) -> None:
     assert "got NaN" in response.json()["error"]["message"]
 
 
-def test_one_audit_record_per_batch(make_service, tmp_path: Path) -> None:
+def test_one_audit_row_per_score_sharing_the_calls_id(make_service, tmp_path: Path) -> None:
     with TestClient(make_service().app) as client:
         response = client.post("/bot-score/batch", json={"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2, "x2": 0}]})
-    (record,) = shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")
-    assert record["id"] == response.headers["x-request-id"]
-    assert record["path"] == "/bot-score/batch"
-    assert record["request"] == {"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2.0, "x2": 0.0}]}
-    assert record["response"] == response.json()
+    rows = shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")
+    assert [row["item"] for row in rows] == [0, 1]
+    assert {row["id"] for row in rows} == {response.headers["x-request-id"]}
+    assert {row["path"] for row in rows} == {"/bot-score/batch"}
+    assert [(row["x1"], row["x2"]) for row in rows] == [(0.1, 0.2), (2.0, 0.0)]
+    assert [row["p_bot"] for row in rows] == response.json()["p_bot"]

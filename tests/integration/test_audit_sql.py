@@ -1,0 +1,149 @@
+"""The shipped audit records read by a real SQL engine with the Glue table's column types.
+
+`botscore serve` ships to SeaweedFS; the bucket appears only after the spool has filled, so the
+same run shows refusals at the bound being recorded and everything reaching S3 once it is
+back. Every object is then read by DuckDB with the types of schema.COLUMNS (a value of another
+type fails the read, as it would fail Athena's query), and the example queries of
+terraform/analytics.tf run on it with the answers the clients saw.
+
+Request kinds covered: 200 single; 200 batch of 3; 400 malformed_json (broken, empty, nested
+past the bound); 400 invalid_encoding; 401 unauthorized; 405 method_not_allowed; 413
+body_too_large; 415 unsupported_media_type; 422 missing_field, unknown_field, duplicate_key,
+invalid_type (a string, a boolean, null, an array), not_finite (NaN, 1e999), invalid_body,
+invalid_batch_size, and a batch item's error; 503 audit_unavailable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.athena import TABLE, example_queries, open_table
+from tests.support.servers import Service, Weed, wait_for
+
+pytestmark = pytest.mark.slow
+
+KEY = "test-key-1"
+AUTH = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+SINGLE_ERRORS: list[tuple[bytes, dict[str, str], int, str]] = [
+    (b'{"x1": 0.1, "x2"', AUTH, 400, "malformed_json"),
+    (b"", AUTH, 400, "malformed_json"),
+    (b'{"x1":' + b"[" * 40 + b"]" * 40 + b', "x2": 1}', AUTH, 400, "malformed_json"),
+    (b'{"x1": 0.1, "x2": "\xff"}', AUTH, 400, "invalid_encoding"),
+    (b'{"x1": 0.1, "x2": 0.2}', {"content-type": "application/json"}, 401, "unauthorized"),
+    (b"x" * 2000, AUTH, 413, "body_too_large"),
+    (b'{"x1": 0.1, "x2": 0.2}', {**AUTH, "content-type": "text/plain"}, 415, "unsupported_media_type"),
+    (b'{"x1": 0.1}', AUTH, 422, "missing_field"),
+    (b'{"X1": 0.1, "x2": 0.2}', AUTH, 422, "unknown_field"),
+    (b'{"x1": 0.1, "x1": 0.3, "x2": 0.2}', AUTH, 422, "duplicate_key"),
+    (b'{"x1": "a", "x2": 0.2}', AUTH, 422, "invalid_type"),
+    (b'{"x1": true, "x2": 0.2}', AUTH, 422, "invalid_type"),
+    (b'{"x1": null, "x2": [1, {"a": 2}]}', AUTH, 422, "invalid_type"),
+    (b'{"x1": NaN, "x2": 0.2}', AUTH, 422, "not_finite"),
+    (b'{"x1": 1e999, "x2": 0.2}', AUTH, 422, "not_finite"),
+    (b"[0.1, 0.2]", AUTH, 422, "invalid_body"),
+]
+BATCH_ERRORS: list[tuple[bytes, int, str]] = [
+    (b'{"instances": []}', 422, "invalid_batch_size"),
+    (b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": "b", "x2": 0}]}', 422, "invalid_type"),
+]
+
+
+def _download(weed: Weed, bucket: str, folder: Path) -> int:
+    """Every object, under its key, as Athena would find it; the number of rows."""
+    rows = 0
+    for key, body in weed.objects(bucket):
+        path = folder / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        rows += gzip.decompress(body).count(b"\n")
+    return rows
+
+
+def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: Path, weed: Weed) -> None:
+    bucket = f"sql-{int(time.time() * 1000)}"  # created only after the spool has filled
+    service = Service(
+        tmp_path,
+        api_keys=KEY,
+        audit_bucket=bucket,
+        audit_spool_max_bytes=65536,
+        audit_segment_max_age_seconds=1,
+        audit_retry_max_seconds=0.5,
+        **weed.aws_env(),
+    ).start()
+    answered: dict[str, tuple[int, str | None]] = {}  # id -> (status, error code)
+    scores: list[float] = []
+    try:
+        with httpx.Client(base_url=service.url, timeout=10) as client:
+
+            def post(path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+                response = client.post(path, content=body, headers=headers)
+                error = response.json().get("error") if response.status_code != 200 else None
+                answered[response.headers["x-request-id"]] = (response.status_code, error and error["code"])
+                return response
+
+            scores.append(post("/bot-score", b'{"x1": 0.1, "x2": 0.2}', AUTH).json()["p_bot"])
+            batch = post(
+                "/bot-score/batch",
+                b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2, "x2": 0}, {"x1": 1.5, "x2": 1}]}',
+                AUTH,
+            )
+            scores.extend(batch.json()["p_bot"])
+            for body, headers, status, code in SINGLE_ERRORS:
+                response = post("/bot-score", body, headers)
+                assert (response.status_code, response.json()["error"]["code"]) == (status, code), body
+            for body, status, code in BATCH_ERRORS:
+                response = post("/bot-score/batch", body, AUTH)
+                assert (response.status_code, response.json()["error"]["code"]) == (status, code), body
+            wrong_method = client.get("/bot-score", headers=AUTH)
+            answered[wrong_method.headers["x-request-id"]] = (405, "method_not_allowed")
+            for i in range(2000):  # S3 has no bucket yet: fill the spool to its bound
+                response = post("/bot-score", b'{"x1": %d.5, "x2": 0.25}' % (i % 3), AUTH)
+                if response.status_code == 503:
+                    break
+                scores.append(response.json()["p_bot"])
+            assert response.status_code == 503
+        weed.client().create_bucket(Bucket=bucket)  # S3 is back
+        rows_expected = len(answered) + len(scores) - sum(1 for status, _ in answered.values() if status == 200)
+        wait_for(lambda: _download(weed, bucket, tmp_path / "probe") >= rows_expected, 60, "every row in S3")
+    finally:
+        service.stop()
+    assert _download(weed, bucket, tmp_path / "s3") == rows_expected
+
+    db = open_table(tmp_path / "s3")
+    rows = db.execute(f"SELECT id, item, status, error_code, p_bot, x1, x1_text, raw FROM {TABLE}").fetchall()
+    assert len(rows) == rows_expected
+    assert Counter(row[0] for row in rows if row[2] != 200) == Counter(
+        rid for rid, (status, _) in answered.items() if status != 200
+    )
+    assert {row[0]: (row[2], row[3]) for row in rows} == answered
+    assert sorted(row[1] for row in rows if row[0] == batch.headers["x-request-id"]) == [0, 1, 2]
+    assert sorted(row[4] for row in rows if row[2] == 200) == sorted(scores)
+    by_id = {row[0]: row for row in rows}
+    string = next(rid for rid, row in by_id.items() if row[6] == '"a"')
+    assert by_id[string][7] == '{"x1": "a", "x2": 0.2}'  # what the client sent is kept as text
+    assert (
+        db.execute(f"SELECT count(*) FROM {TABLE} WHERE schema = 2 AND ts LIKE '____-__-__T__:__:__.___Z'").fetchone()[
+            0
+        ]
+        == rows_expected
+    )
+
+    queries = example_queries()
+    p_bot = db.execute(queries["p_bot_per_hour"]).fetchall()
+    assert sum(row[2] for row in p_bot) == len(scores)
+    assert sum(row[5] for row in p_bot) == sum(1 for score in scores if score >= 0.5)
+    assert max(row[4] for row in p_bot) == max(scores)
+    rate = db.execute(queries["error_rate_per_hour"]).fetchall()
+    assert sum(row[2] for row in rate) == len(answered)
+    assert sum(row[3] for row in rate) == sum(1 for status, _ in answered.values() if status >= 400)
+    assert sum(row[5] for row in rate) == sum(1 for status, _ in answered.values() if status >= 500)
+    codes = Counter()
+    for _, _, status, code, answers in db.execute(queries["errors_by_code"]).fetchall():
+        codes[status, code] += answers
+    assert codes == Counter((status, code) for status, code in answered.values() if status >= 400)
