@@ -56,6 +56,7 @@ X-Model-Version, the audit record spooled before the reply, the OpenAPI document
 | a fast path for the usual request (a JSON POST of the usual shape) in one function; everything else through the general sequence | 0.47x (19,700 req/s, up from 18,700) | 77.6 MiB |
 | the fast path calls `validation.usual()`, the one definition of the usual shape, instead of repeating its checks | 0.45-0.46x (19,100-19,200 req/s) | 77.4 MiB |
 | one request sequence for every request (a `Call` read by the HTTP layer, answered by the data plane), no second fast path; the spool bound checked against a precomputed append limit (`BENCH_AGAINST` the previous commit, 6 alternating rounds on a noisier host) | 0.496x against 0.502x for the old code (-1.1 %); per round, new / old 0.84-1.09, median 0.94 | 76.7 MiB |
+| audit rows of schema 2 (one row per score, flat typed columns; `BENCH_AGAINST` the restructured commit, 6 alternating rounds) | 0.480x against 0.493x (-2.5 %); per round, new / old 0.83-1.16, median 0.99 | 76.9 MiB |
 
 ## Where the time goes: the floor of this design
 
