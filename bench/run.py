@@ -33,6 +33,8 @@ from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, servi
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 # Another checkout (with its own .venv) to measure in the same rounds, e.g. the commit before a change.
 AGAINST = Path(os.environ["BENCH_AGAINST"]) if os.environ.get("BENCH_AGAINST") else None
+# BOTSCORE_AUDIT_SYNC modes to measure too, each in every round (e.g. "interval,always").
+SYNC_MODES = [mode for mode in os.environ.get("BENCH_SYNC_MODES", "").split(",") if mode]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 RATE = 1000  # requests/s for the latency figures
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -246,6 +248,7 @@ def main() -> None:
     weed.client().create_bucket(Bucket=BUCKET)
     rounds: list[tuple[Figures, Figures]] = []
     against: list[Figures] = []
+    modes: dict[str, list[Figures]] = {}
     try:
         for n in range(1, ROUNDS + 1):
             port = free_port()
@@ -263,6 +266,10 @@ def main() -> None:
             if AGAINST is not None and n % 2 == 1:  # alternate which of the two goes first
                 against.append(_botscore(AGAINST / ".venv" / "bin" / "botscore", weed, tmp, f"against-{n}"))
             project = _botscore(BIN / "botscore", weed, tmp, f"botscore-{n}")
+            for mode in SYNC_MODES:
+                modes.setdefault(mode, []).append(
+                    _botscore(BIN / "botscore", weed, tmp, f"sync-{mode}-{n}", BOTSCORE_AUDIT_SYNC=mode)
+                )
             if AGAINST is not None and n % 2 == 0:
                 against.append(_botscore(AGAINST / ".venv" / "bin" / "botscore", weed, tmp, f"against-{n}"))
             rounds.append((ceiling, project))
@@ -275,6 +282,8 @@ def main() -> None:
     finally:
         weed.stop()
     report = render(rounds)
+    if SYNC_MODES:
+        report += "\n" + sync_table(rounds, modes)
     if AGAINST is not None:
         report += "\n" + compare(rounds, against)
     print(report)
@@ -282,17 +291,56 @@ def main() -> None:
     (ROOT / "docs" / "performance.md").write_text(report)
 
 
-def _botscore(command: Path, weed: Weed, tmp: Path, name: str) -> Figures:
+def _botscore(command: Path, weed: Weed, tmp: Path, name: str, **settings: str) -> Figures:
     """`botscore serve` from `command` measured, shipping to the bench bucket; the bucket emptied after."""
     port = free_port()
-    env = service_env(tmp / f"audit-{name}", BOTSCORE_AUDIT_BUCKET=BUCKET, **weed.aws_env())
+    env = service_env(tmp / f"audit-{name}", BOTSCORE_AUDIT_BUCKET=BUCKET, **weed.aws_env(), **settings)
     argv = [str(command), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
     figures, process = measure(argv, env, f"http://{LOOPBACK}:{port}/bot-score", tmp / f"{name}.log")
+    figures.extra.update(_fsyncs_per_request(f"http://{LOOPBACK}:{port}/metrics"))
     process.stop(signal.SIGTERM)  # seals and ships the rest of the spool
     figures.objects_per_million, objects, records = _objects_per_million(weed)
-    figures.extra = {"objects": objects, "records": records}
+    figures.extra.update(objects=objects, records=records)
     _clear(weed)
     return figures
+
+
+def _fsyncs_per_request(metrics_url: str) -> dict[str, float]:
+    """fsyncs of the spool per request answered, from the service's own /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    time.sleep(0.5)  # the workers flush their counts every 0.25 s
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text)
+        for sample in family.samples
+    }
+    fsyncs = samples.get(("botscore_audit_fsync_seconds_count", ()), 0.0)
+    requests = sum(v for (name, _), v in samples.items() if name == "botscore_requests_total")
+    return {"fsyncs_per_request": fsyncs / requests if requests else 0.0}
+
+
+def sync_table(rounds: list[tuple[Figures, Figures]], modes: dict[str, list[Figures]]) -> str:
+    """Each BOTSCORE_AUDIT_SYNC mode against the ceiling of its round."""
+    lines = [
+        "## BOTSCORE_AUDIT_SYNC modes",
+        "",
+        "Each mode measured in every round like the default one (medians over the rounds); fsyncs per",
+        "request from the service's `botscore_audit_fsync_seconds_count` over all requests of the run",
+        "(wrk's at full speed and hey's at 1,000 req/s).",
+        "",
+        "| mode | req/s | ratio to the ceiling | p99 at 1,000 req/s (ms) | p99 ratio | fsyncs per request |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for mode, figures in {"none": [p for _, p in rounds], **modes}.items():
+        ratio = statistics.median(f.throughput / c.throughput for (c, _), f in zip(rounds, figures, strict=True))
+        p99_ratio = statistics.median(f.p99_ms / c.p99_ms for (c, _), f in zip(rounds, figures, strict=True))
+        lines.append(
+            f"| `{mode}` | {statistics.median(f.throughput for f in figures):,.0f} | {ratio:.3f}x | "
+            f"{statistics.median(f.p99_ms for f in figures):.2f} | {p99_ratio:.2f}x | "
+            f"{statistics.median(f.extra.get('fsyncs_per_request', 0.0) for f in figures):.4f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def compare(rounds: list[tuple[Figures, Figures]], against: list[Figures]) -> str:

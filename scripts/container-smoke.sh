@@ -54,6 +54,8 @@ command -v python3 >/dev/null || die "python3 is needed on the host"
 # ---------------------------------------------------------------- clean-up, always
 work=""
 container_started=0
+adopter_started=0
+volume_created=0
 cleanup() {
     local rc=$?
     set +e
@@ -63,6 +65,12 @@ cleanup() {
             podman logs --tail 40 "$CONTAINER" >&2
         fi
         podman_ rm --force --time 30 "$CONTAINER" >/dev/null
+    fi
+    if [ "$adopter_started" = 1 ]; then
+        podman_ rm --force --time 30 "$ADOPTER" >/dev/null
+    fi
+    if [ "$volume_created" = 1 ]; then
+        podman_ volume rm --force "$VOLUME" >/dev/null
     fi
     if [ -n "$work" ] && [ -d "$work" ]; then
         # debootstrap mounts proc/sys inside its target; never rm -r through a mount.
@@ -335,6 +343,67 @@ fi
 log "stopped: exit code 0, $(grep -c . "$work/container.log") log lines, no traceback"
 podman_ rm "$CONTAINER" >/dev/null
 container_started=0
+
+# ---------------------------------------------------------------- 7. SIGKILL; another host adopts
+# Two containers on one named volume, as two tasks share EFS: the first answers and is killed
+# with SIGKILL before it ships anything; the second, with another host name, adopts its
+# segments once their heartbeat is BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS old, and ships them.
+VOLUME=botscore-smoke-spool-$$
+ADOPTER=$CONTAINER-adopter
+podman_ volume create "$VOLUME" >/dev/null
+volume_created=1
+on_volume() { # NAME HOSTNAME PORT
+    podman_ run --detach --name "$1" --hostname "$2" --runtime runc \
+        --network slirp4netns --publish "127.0.0.1:$3:8887" \
+        --ulimit nofile=8192:8192 --ulimit nproc=4096:4096 \
+        --read-only --volume "$VOLUME:/var/lib/botscore" \
+        --env BOTSCORE_AUDIT_SYNC=always --env BOTSCORE_AUDIT_SEGMENT_MAX_AGE_SECONDS=3600 \
+        --env BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS=2 \
+        "$IMAGE" >/dev/null
+}
+wait_ready() { # NAME
+    for _ in $(seq 1 120); do
+        [ "$(podman inspect --format '{{.State.Running}}' "$1")" = true ] || die "$1 exited"
+        case $(http GET /readyz 2>/dev/null || true) in "200 "*) return 0 ;; esac
+        sleep 0.5
+    done
+    die "$1: /readyz not 200 within 60 s"
+}
+step "SIGKILL: $CONTAINER on volume $VOLUME answers and is killed; $ADOPTER (another host) adopts"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+container_started=1
+on_volume "$CONTAINER" killed-host "$port"
+wait_ready "$CONTAINER"
+python3 -c '
+import sys, urllib.request as u
+opener = u.build_opener(u.ProxyHandler({}))
+for i in range(20):
+    req = u.Request(f"http://127.0.0.1:{sys.argv[1]}/bot-score", data=b"{\"x1\": 0.1, \"x2\": 0.2}", method="POST",
+                    headers={"Content-Type": "application/json", "X-Request-ID": f"adopt-{i}"})
+    assert opener.open(req, timeout=5).status == 200
+' "$port" || die "POSTs to $CONTAINER failed"
+podman_ kill --signal KILL "$CONTAINER" >/dev/null
+podman_ rm --force "$CONTAINER" >/dev/null
+container_started=0
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+adopter_started=1
+on_volume "$ADOPTER" adopter-host "$port"
+wait_ready "$ADOPTER"
+shipped=""
+for _ in $(seq 1 60); do
+    shipped=$(podman exec "$ADOPTER" python3 -c '
+import gzip, json, pathlib
+root = pathlib.Path("/var/lib/botscore/shipped")
+ids = {json.loads(line)["id"] for path in root.rglob("*killed-host-*.jsonl.gz") for line in gzip.open(path, "rt")}
+print(len(ids & {f"adopt-{i}" for i in range(20)}))
+') || die "reading the shipped folder failed"
+    [ "$shipped" = 20 ] && break
+    sleep 0.5
+done
+[ "$shipped" = 20 ] || die "the adopter shipped $shipped of the killed container's 20 answers"
+log "adopted: all 20 answers of the SIGKILLed container shipped by $ADOPTER under their own keys"
+podman_ rm --force --time 30 "$ADOPTER" >/dev/null
+adopter_started=0
 
 # Bound the storage: images left untagged by earlier builds, once a week old (the layer
 # cache of an unchanged build is simply rebuilt then).

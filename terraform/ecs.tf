@@ -50,7 +50,7 @@ locals {
     ]
 
     # The app's settings (app.settings.Settings): each is BOTSCORE_ + a field name in
-    # upper case. tests/test_terraform.py checks the names and values against the app.
+    # upper case. tests/infra/test_terraform.py checks the names and values against the app.
     environment = [
       { name = "BOTSCORE_HOST", value = "0.0.0.0" },
       { name = "BOTSCORE_PORT", value = tostring(local.container_port) },
@@ -61,10 +61,14 @@ locals {
       { name = "BOTSCORE_AUDIT_PREFIX", value = var.audit_prefix },
       { name = "BOTSCORE_AUDIT_SHUTDOWN_SECONDS", value = tostring(var.audit_shutdown_seconds) },
       { name = "BOTSCORE_AUDIT_WHEN_FULL", value = var.audit_when_full },
+      { name = "BOTSCORE_AUDIT_SYNC", value = var.audit_sync },
+      { name = "BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS", value = tostring(var.audit_adopt_after_seconds) },
       { name = "AWS_REGION", value = local.region },
     ]
 
-    # The only writable path: the audit spool, on the task's ephemeral storage.
+    # The only writable path: the audit spool, on EFS or on the task's ephemeral
+    # storage (var.audit_spool_storage). The workers' metric files are not on it:
+    # BOTSCORE_METRICS_DIR is unset, so the app keeps them in /dev/shm (memory).
     mountPoints = [
       {
         sourceVolume  = "audit-spool"
@@ -107,11 +111,28 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  # A bind-mount volume on the task's (encrypted) ephemeral storage. The image declares
-  # VOLUME /var/lib/botscore owned by 10001, so Fargate hands the non-root user a
+  # The audit spool. "efs": the shared EFS file system (efs.tf), mounted over TLS
+  # through its access point (uid/gid 10001) with the task role's credentials; it
+  # outlives the task. "ephemeral": a bind mount on the task's (encrypted)
+  # ephemeral storage, deleted with the task; the image declares VOLUME
+  # /var/lib/botscore owned by 10001, so Fargate hands the non-root user a
   # writable directory.
   volume {
     name = "audit-spool"
+
+    dynamic "efs_volume_configuration" {
+      for_each = local.audit_spool_on_efs ? [1] : []
+
+      content {
+        file_system_id     = aws_efs_file_system.spool[0].id
+        transit_encryption = "ENABLED"
+
+        authorization_config {
+          access_point_id = aws_efs_access_point.spool[0].id
+          iam             = "ENABLED"
+        }
+      }
+    }
   }
 
   lifecycle {
@@ -128,7 +149,7 @@ resource "aws_ecs_service" "this" {
   task_definition                   = aws_ecs_task_definition.this.arn
   desired_count                     = var.min_capacity
   launch_type                       = "FARGATE"
-  platform_version                  = "LATEST"
+  platform_version                  = "LATEST" # 1.4.0 or later: EFS volumes need 1.4.0.
   health_check_grace_period_seconds = var.health_check_grace_period_seconds
   enable_ecs_managed_tags           = true
   propagate_tags                    = "SERVICE"
@@ -171,6 +192,11 @@ resource "aws_ecs_service" "this" {
     aws_iam_role_policy.task,
     aws_vpc_endpoint.interface,
     aws_vpc_endpoint.s3,
+    # Tasks mount the spool at start: its mount targets, policy and NFS rule first.
+    aws_efs_mount_target.spool,
+    aws_efs_file_system_policy.spool,
+    aws_vpc_security_group_egress_rule.tasks_nfs_spool,
+    aws_vpc_security_group_ingress_rule.spool_nfs_from_tasks,
   ]
 }
 

@@ -1,6 +1,6 @@
 ################################################################################
 # IAM: the execution role (ECS agent: pull the image, write logs) and the task
-# role (the app: put audit objects) are separate.
+# role (the app: put and check audit objects, mount the audit spool) are separate.
 ################################################################################
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
@@ -67,7 +67,10 @@ resource "aws_iam_role_policy" "execution" {
 }
 
 ################################################################################
-# Task role: the app may put objects under the audit prefix and nothing else.
+# Task role: the app may put objects under the audit prefix and read back what
+# is there (it HEADs each upload to confirm its size and checksum before it
+# deletes the local segment), and mount the audit spool. It can neither list nor
+# delete audit objects, nor read anything outside the prefix.
 ################################################################################
 
 resource "aws_iam_role" "task" {
@@ -83,6 +86,15 @@ data "aws_iam_policy_document" "task" {
     resources = ["${aws_s3_bucket.audit.arn}/${var.audit_prefix}*"]
   }
 
+  # HeadObject needs s3:GetObject. On SSE-KMS objects a HEAD needs no kms:Decrypt
+  # (it returns metadata only), and the role has none: it cannot read the body
+  # of an object back, only its size and metadata.
+  statement {
+    sid       = "CheckShippedAuditObjects"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.audit_prefix}*"]
+  }
+
   # SSE-KMS: S3 asks KMS for a data key on the caller's behalf.
   statement {
     sid       = "EncryptAuditObjects"
@@ -93,6 +105,25 @@ data "aws_iam_policy_document" "task" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
+
+  # ECS mounts the EFS spool with the task role's credentials (iam = "ENABLED"):
+  # this file system only, and only through its access point. EFS encrypts at
+  # rest itself, through its grant on the key: the role needs no KMS right for it.
+  dynamic "statement" {
+    for_each = local.audit_spool_on_efs ? [1] : []
+
+    content {
+      sid       = "MountAuditSpool"
+      actions   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+      resources = [aws_efs_file_system.spool[0].arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "elasticfilesystem:AccessPointArn"
+        values   = [aws_efs_access_point.spool[0].arn]
+      }
     }
   }
 }

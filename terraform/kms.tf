@@ -1,10 +1,18 @@
 ################################################################################
 # One customer-managed key for the service's data at rest: audit and Athena
-# results buckets, CloudWatch log groups, the SNS alarm topic and ECR.
+# results buckets, the audit spool's EFS file system, CloudWatch log groups,
+# the SNS alarm topic and ECR.
+#
+# EFS needs no statement of its own: it uses the key through a grant that it
+# creates, on behalf of whoever creates the file system, via the EFS service
+# (kms:CreateGrant, kms:DescribeKey, kms:GenerateDataKeyWithoutPlaintext,
+# kms:Decrypt). AccountAdministersKey lets the account's IAM policies allow
+# those, and the principal running Terraform already administers this key.
+# Tasks mounting the file system never call KMS.
 ################################################################################
 
 resource "aws_kms_key" "this" {
-  description             = "${var.name}: audit records, Athena results, logs, alarms, images"
+  description             = "${var.name}: audit records and spool, Athena results, logs, alarms, images"
   enable_key_rotation     = true
   deletion_window_in_days = 30
 

@@ -23,7 +23,7 @@ locals {
   bucket_suffix = "${local.account_id}-${local.region}"
 
   # The app's port (app.settings.DEFAULT_PORT) and readiness route (app.api.READINESS_PATH);
-  # tests/test_terraform.py checks both against the application.
+  # tests/infra/test_terraform.py checks both against the application.
   container_name = "botscore"
   container_port = 8887
   readiness_path = "/readyz"

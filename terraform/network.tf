@@ -251,3 +251,15 @@ resource "aws_vpc_security_group_egress_rule" "tasks_https_any" {
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
 }
+
+# NFS to the audit spool's EFS mount targets, and nowhere else (audit_spool_storage = "efs").
+resource "aws_vpc_security_group_egress_rule" "tasks_nfs_spool" {
+  count = local.audit_spool_on_efs ? 1 : 0
+
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "NFS (TLS) to the audit spool's EFS mount targets"
+  ip_protocol                  = "tcp"
+  from_port                    = 2049
+  to_port                      = 2049
+  referenced_security_group_id = aws_security_group.spool[0].id
+}

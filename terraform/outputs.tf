@@ -18,6 +18,11 @@ output "audit_prefix" {
   value       = var.audit_prefix
 }
 
+output "audit_spool_file_system_id" {
+  description = "EFS file system of the audit spool (null with audit_spool_storage = ephemeral)."
+  value       = one(aws_efs_file_system.spool[*].id)
+}
+
 output "ecr_repository_url" {
   description = "ECR repository to push the image to (docker push URL:TAG)."
   value       = aws_ecr_repository.this.repository_url
@@ -69,6 +74,6 @@ output "dashboard_name" {
 }
 
 output "kms_key_arn" {
-  description = "KMS key encrypting the audit and Athena results buckets, logs, the alarm topic and the ECR repository."
+  description = "KMS key encrypting the audit and Athena results buckets, the audit spool, logs, the alarm topic and the ECR repository."
   value       = aws_kms_key.this.arn
 }

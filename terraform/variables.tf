@@ -234,6 +234,39 @@ variable "audit_when_full" {
   }
 }
 
+variable "audit_spool_storage" {
+  description = "Where the audit spool (BOTSCORE_AUDIT_DIR) lives. efs (default): an encrypted EFS file system shared by the service's tasks; a task that dies (crash, OOM kill, failed health check, SIGKILL after the stop timeout) leaves its spool on EFS and a live task of the service adopts and ships its segments within audit_adopt_after_seconds + about 10 s (plus the NFS server's lock lease if it still holds the dead task's lock). ephemeral: the task's own ephemeral storage, which AWS deletes when the task stops; everything the task had not shipped by then is lost (up to a minute of traffic at the default segment age, and all of an S3 outage)."
+  type        = string
+  default     = "efs"
+
+  validation {
+    condition     = contains(["efs", "ephemeral"], var.audit_spool_storage)
+    error_message = "audit_spool_storage must be efs or ephemeral."
+  }
+}
+
+variable "audit_sync" {
+  description = "When the app fsyncs audit records (BOTSCORE_AUDIT_SYNC). always (default): an answer is sent only after an fsync that covers its record, so 'answered => kept' holds when a task dies (EFS makes it durable across AZs); interval: an fsync every BOTSCORE_AUDIT_SYNC_INTERVAL_MS (500 ms), up to that window lost when a task dies; none: the kernel's page cache, a task's death can lose what the kernel had not written."
+  type        = string
+  default     = "always"
+
+  validation {
+    condition     = contains(["always", "interval", "none"], var.audit_sync)
+    error_message = "audit_sync must be always, interval or none."
+  }
+}
+
+variable "audit_adopt_after_seconds" {
+  description = "Seconds a worker of another task must be silent, its lock free, before a live task adopts and ships its spool segments (BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS; matters with audit_spool_storage = efs)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.audit_adopt_after_seconds >= 1 && var.audit_adopt_after_seconds <= 3600
+    error_message = "audit_adopt_after_seconds must be from 1 to 3600 (the app's bounds)."
+  }
+}
+
 variable "audit_transition_days" {
   description = "Days after which audit objects move to S3 Standard-IA (at least 30)."
   type        = number

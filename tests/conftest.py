@@ -52,16 +52,28 @@ def client(make_service: Callable[..., Service]) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 256 KiB filesystem (tmpfs) that fills up: writes past it fail with ENOSPC. Needs root, as CI has."""
-    mountpoint = tmp_path / "small-disk"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)], capture_output=True, check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    try:
-        yield mountpoint
-    finally:
+def make_small_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Real small filesystems (tmpfs, e.g. "3m") that fill up: writes past them fail with ENOSPC.
+    Mounting needs root, as CI has; elsewhere the test is skipped."""
+    mounted: list[Path] = []
+
+    def make(size: str) -> Path:
+        mountpoint = tmp_path / f"disk-{len(mounted)}"
+        mountpoint.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)], capture_output=True, check=False
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.decode().strip()}")
+        mounted.append(mountpoint)
+        return mountpoint
+
+    yield make
+    for mountpoint in mounted:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.fixture
+def small_disk(make_small_disk: Callable[[str], Path]) -> Path:
+    """A real 256 KiB filesystem that fills up."""
+    return make_small_disk("256k")

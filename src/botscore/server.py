@@ -7,7 +7,12 @@ fast on a bad setting or model, before any worker starts, then runs uvicorn.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from botscore.errors import fail_startup
@@ -24,7 +29,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,  # the client address is used nowhere, so X-Forwarded-* is not parsed
     "timeout_graceful_shutdown": 5,  # in-flight requests; then the audit spool gets its own deadline
 }
-WORKER_APP = "botscore.service:app_from_environment"  # what each of `--workers N` imports and calls
+WORKER_APP = "botscore.service:app_from_environment"
+log = logging.getLogger("botscore.server")  # what each of `--workers N` imports and calls
 
 
 def serve(**overrides: Any) -> None:
@@ -56,11 +62,29 @@ def serve(**overrides: Any) -> None:
 
 
 def _metrics_dir(settings: Settings) -> None:
-    """prometheus_client's multiprocess mode, so /metrics sums every worker; stale files of old workers go."""
+    """prometheus_client's multiprocess mode, so /metrics sums every worker of this `botscore serve`.
+
+    The files are per host and per server process, never on the spool: a spool shared by hosts
+    (EFS) would mix their workers, and a full spool disk would kill a worker writing a metric
+    (the files are memory-mapped: SIGBUS). Only this process's own folder is cleared at start.
+    """
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         return
-    folder = settings.spool_directory / "metrics"
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    name = f"botscore-metrics-{os.getpid()}"
+    candidates = (
+        [settings.metrics_dir]
+        if settings.metrics_dir
+        else [Path("/dev/shm") / name, Path(tempfile.gettempdir()) / name]
+    )
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob("*.db"):
+                stale.unlink()
+        except OSError as exc:
+            log.warning("cannot keep metric files here", extra={"folder": str(folder), "reason": str(exc)})
+            continue
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return
+    log.warning("no folder for metric files: /metrics reports the worker that answers it, not their sum")

@@ -53,8 +53,9 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     directory = settings.spool_directory
     if uploader is None:
         uploader = S3Uploader(settings.audit_bucket) if settings.audit_bucket else LocalUploader(directory / "shipped")
+    metrics = Metrics()
     audit = AuditLog(
-        SpoolDirectory(directory),
+        SpoolDirectory(directory, host=settings.audit_host),
         uploader,
         prefix=settings.audit_prefix,
         segment_max_bytes=settings.audit_segment_max_bytes,
@@ -63,8 +64,12 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         when_full=settings.audit_when_full,
         shutdown_seconds=settings.audit_shutdown_seconds,
         retry_max_seconds=settings.audit_retry_max_seconds,
+        sync=settings.audit_sync,
+        sync_interval=settings.audit_sync_interval_ms / 1000,
+        adopt_after=settings.audit_adopt_after_seconds,
+        on_fsync=metrics.note_fsync,
     )
-    metrics = Metrics(audit.counters)
+    metrics.audit_counters = audit.counters
     keys = ApiKeys.from_setting(settings.api_keys.get_secret_value() if settings.api_keys else None)
 
     async def housekeeping() -> None:
@@ -77,13 +82,16 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     async def lifespan(_: Any) -> AsyncIterator[None]:
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop())
-        flusher = asyncio.create_task(housekeeping())
+        background = [asyncio.create_task(housekeeping())]
+        if settings.audit_sync == "interval":
+            background.append(asyncio.create_task(audit.syncer.every(audit.sync_interval)))
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(audit.close)
             metrics.flush()
             mark_process_dead(os.getpid())

@@ -72,6 +72,31 @@ class Settings(BaseSettings):
     audit_retry_max_seconds: float = Field(
         default=30.0, ge=0.01, le=600, description="Cap of the backoff between failed uploads (retried forever)."
     )
+    audit_sync: Literal["none", "interval", "always"] = Field(
+        default="none",
+        description=(
+            "When records reach the disk: `none` leaves it to the kernel (survives a process crash), "
+            "`interval` fsyncs every AUDIT_SYNC_INTERVAL_MS, `always` answers only after an fsync covering the record."
+        ),
+    )
+    audit_sync_interval_ms: int = Field(
+        default=500, ge=10, le=60_000, description="With AUDIT_SYNC=interval: the longest time between fsyncs."
+    )
+    audit_host: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]{1,63}$",
+        description="This host's name in object keys and the spool; unset: the machine's host name.",
+    )
+    audit_adopt_after_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="A worker of another host silent this long, its lock free, is dead: its segments are adopted.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Folder of the workers' metric files, per host, never on the spool; unset: under /dev/shm or /tmp.",
+    )
     audit_shutdown_seconds: float = Field(
         default=20.0, ge=0, le=300, description="On SIGTERM, time allowed to seal and ship the spool."
     )

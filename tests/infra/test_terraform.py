@@ -3,19 +3,24 @@
 The configuration is read with python-hcl2, which keeps HCL's syntax in its values:
 string literals keep their quotes (`'"abc"'`), expressions are wrapped in `${...}`
 and block labels are quoted keys. `Config` undoes that and evaluates the small part
-of the language the deployment uses for the values checked here: literals, string
-templates, `var.*` (their defaults, or an override), `local.*` and `tostring()`.
-A reference to a resource attribute evaluates to a token such as
-`<aws_s3_bucket.audit.bucket>`, so two places that name the same bucket compare equal.
+of the language the deployment uses for the values checked here: literals (strings,
+numbers, bools, null, lists), string templates, `var.*` (their defaults, or an
+override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
+comparisons, indexing, `tostring()`, `length()` and `contains()`; `Config.rendered`
+expands `dynamic` blocks. A reference to a resource attribute evaluates to a token
+such as `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a
+counted resource), so two places that name the same bucket compare equal; a splat
+`aws_subnet.private[*].id` is the list of such tokens, one per evaluated `count`.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import hcl2
 import pytest
@@ -32,7 +37,9 @@ FARGATE_MAX_STOP_TIMEOUT = 120
 
 
 _META_KEYS = {"__is_block__", "__inline_comments__", "__comments__"}
-_RESOURCE_REF = re.compile(r"^((?:data\.)?aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)$")
+_RESOURCE_REF = re.compile(r"^((?:data\.)?aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+(?:\[[0-9]+\])?)\.([a-z_]+)$")
+_SPLAT = re.compile(r"^((?:data\.)?aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\[\*\]\.([a-z_]+)$")
+_CALL = re.compile(r"^([a-z_]+)\((.*)\)$", re.DOTALL)
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
 
 
@@ -55,23 +62,129 @@ def _clean(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _parse(directory: Path) -> dict[str, list[Any]]:
+    """All .tf files of a directory, merged by block type (parsed once per test session)."""
+    blocks: dict[str, list[Any]] = {}
+    files = sorted(directory.glob("*.tf"))
+    assert files, f"no .tf files in {directory}"
+    for path in files:
+        with path.open() as handle:
+            parsed = hcl2.load(handle)
+        for block_type, bodies in parsed.items():
+            blocks.setdefault(block_type, []).extend(_clean(bodies))
+    return blocks
+
+
 def ref(resource_type: str, name: str, attribute: str) -> str:
-    """The token a reference to a resource attribute evaluates to."""
+    """The token a reference to a resource attribute evaluates to (name: `spool[0]` for a counted one)."""
     return f"<{resource_type}.{name}.{attribute}>"
+
+
+def _top_level(expression: str) -> list[int]:
+    """Positions in `expression` outside string literals and brackets, in order."""
+    positions: list[int] = []
+    depth, in_string, i = 0, False, 0
+    while i < len(expression):
+        char = expression[i]
+        if in_string:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0:
+            positions.append(i)
+        i += 1
+    if depth or in_string:
+        raise Unresolved(expression)
+    return positions
+
+
+def _closing(expression: str, start: int) -> int:
+    """Position of the bracket closing the one at `start`."""
+    depth, in_string, i = 0, False, start
+    while i < len(expression):
+        char = expression[i]
+        if in_string:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise Unresolved(expression)
+
+
+def _split_commas(text: str) -> list[str]:
+    if not text.strip():
+        return []
+    cuts = [i for i in _top_level(text) if text[i] == ","]
+    parts = [text[a + 1 : b] for a, b in zip([-1, *cuts], [*cuts, len(text)], strict=True)]
+    return [p for p in parts if p.strip()]  # HCL allows a trailing comma
+
+
+def _split_conditional(expression: str) -> tuple[str, str, str] | None:
+    top = _top_level(expression)
+    marks = [i for i in top if expression[i] == "?"]
+    if not marks:
+        return None
+    depth = 0
+    for i in top:
+        if i <= marks[0]:
+            continue
+        if expression[i] == "?":
+            depth += 1
+        elif expression[i] == ":":
+            if depth == 0:
+                return expression[: marks[0]], expression[marks[0] + 1 : i], expression[i + 1 :]
+            depth -= 1
+    raise Unresolved(expression)
+
+
+def _split_binary(expression: str, operators: tuple[str, ...]) -> tuple[str, str, str] | None:
+    """The rightmost top-level use of one of `operators` (all left-associative): (left, operator, right)."""
+    top = set(_top_level(expression))
+    for i in range(len(expression) - 1, 0, -1):
+        for operator in operators:
+            end = i + len(operator)
+            if not all(j in top for j in range(i, end)) or expression[i:end] != operator:
+                continue
+            if operator in ("<", ">") and expression[end : end + 1] == "=":
+                continue  # the first character of <= or >=
+            if operator in ("<", ">") and expression[i - 1] in "<>=!":
+                continue
+            return expression[:i], operator, expression[end:]
+    return None
+
+
+_COMPARE = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
 
 
 class Config:
     """All .tf files of a directory, merged, with a tiny evaluator."""
 
     def __init__(self, directory: Path, overrides: dict[str, Any] | None = None) -> None:
-        self.blocks: dict[str, list[Any]] = {}
-        files = sorted(directory.glob("*.tf"))
-        assert files, f"no .tf files in {directory}"
-        for path in files:
-            with path.open() as handle:
-                parsed = hcl2.load(handle)
-            for block_type, bodies in parsed.items():
-                self.blocks.setdefault(block_type, []).extend(_clean(bodies))
+        self.blocks: dict[str, list[Any]] = _parse(directory)  # shared: never modified
         self.variables: dict[str, dict[str, Any]] = {}
         for body in self.blocks.get("variable", []):
             self.variables.update(body)
@@ -81,6 +194,7 @@ class Config:
                 assert key not in self.locals, f"local.{key} defined twice"
                 self.locals[key] = value
         self.overrides = overrides or {}
+        self.count_index: int | None = None
 
     def _typed(self, kind: str) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -105,12 +219,44 @@ class Config:
         assert address in sources, f"data source {address} missing from {TERRAFORM_DIR}"
         return sources[address]
 
+    def count(self, address: str) -> int:
+        """The evaluated `count` of a resource (or `data.` source): 1 without one."""
+        kind, _, rest = address.partition(".")
+        block = self.data(rest) if kind == "data" else self.resource(address)
+        if "count" not in block:
+            return 1
+        count = self._strict(block["count"])
+        assert isinstance(count, int) and not isinstance(count, bool), f"{address}: count {block['count']!r}"
+        return count
+
+    def instance(self, index: int) -> Config:
+        """This configuration with `count.index` = index, for a counted resource's instance."""
+        bound = copy.copy(self)
+        bound.count_index = index
+        return bound
+
+    def rendered(self, raw: Any) -> Any:
+        """A block as Terraform builds it: each `dynamic "x"` block becomes one `x` block per for_each item."""
+        if isinstance(raw, list):
+            return [self.rendered(v) for v in raw]
+        if not isinstance(raw, dict):
+            return raw
+        out = {k: self.rendered(v) for k, v in raw.items() if k != "dynamic"}
+        for dynamic in raw.get("dynamic", []):
+            for label, body in dynamic.items():
+                items = self._strict(body["for_each"])
+                assert isinstance(items, list), f"dynamic {label}: for_each {body['for_each']!r} is not a list"
+                [content] = body["content"]
+                if items:  # no item, no block
+                    out.setdefault(label, []).extend(self.rendered(content) for _ in items)
+        return out
+
     # -- evaluation ---------------------------------------------------------------
 
     def value(self, raw: Any) -> Any:
         """Evaluate an attribute value as python-hcl2 gives it.
 
-        An expression outside the subset stays as python-hcl2 gave it (e.g. `"${a ? b : c}"`),
+        An expression outside the subset stays as python-hcl2 gave it (e.g. `"${a[*]}"`),
         so it never equals an evaluated value a test expects.
         """
         if isinstance(raw, dict):
@@ -120,12 +266,18 @@ class Config:
         if not isinstance(raw, str):
             return raw
         try:
-            if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-                return self._template(_unquote(raw))
-            if raw.startswith("${") and raw.endswith("}") and _INTERPOLATION.fullmatch(raw):
-                return self._expression(raw[2:-1])
+            return self._strict(raw)
         except Unresolved:
             return raw
+
+    def _strict(self, raw: Any) -> Any:
+        """Like `value`, but a string it cannot evaluate raises Unresolved (inside an expression)."""
+        if not isinstance(raw, str):
+            return self.value(raw)
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            return self._template(_unquote(raw))
+        if raw.startswith("${") and raw.endswith("}") and _INTERPOLATION.fullmatch(raw):
+            return self._expression(raw[2:-1])
         return raw
 
     def _template(self, text: str) -> str:
@@ -136,8 +288,44 @@ class Config:
 
     def _expression(self, expression: str) -> Any:
         expression = expression.strip()
-        if match := re.fullmatch(r"tostring\((.*)\)", expression):
-            return _to_string(self._expression(match.group(1)))
+        if not expression:
+            raise Unresolved(expression)
+        if parts := _split_conditional(expression):
+            condition = self._expression(parts[0])
+            if not isinstance(condition, bool):
+                raise Unresolved(expression)
+            return self._expression(parts[1] if condition else parts[2])
+        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<")):
+            if split := _split_binary(expression, operators):
+                left, operator, right = split
+                a = self._expression(left)
+                if operator in ("||", "&&"):
+                    if not isinstance(a, bool):
+                        raise Unresolved(expression)
+                    if (operator == "||") == a:
+                        return a  # short circuit
+                    b = self._expression(right)
+                    if not isinstance(b, bool):
+                        raise Unresolved(expression)
+                    return b
+                b = self._expression(right)
+                if operator not in ("==", "!=") and not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)
+                ):
+                    raise Unresolved(expression)
+                return _COMPARE[operator](a, b)
+        if expression.startswith('"') and _closing_quote(expression) == len(expression) - 1:
+            return self._template(_unquote(expression))
+        if expression in ("true", "false"):
+            return expression == "true"
+        if expression == "null":
+            return None
+        if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", expression):
+            return float(expression) if "." in expression else int(expression)
+        if expression.startswith("[") and _closing(expression, 0) == len(expression) - 1:
+            return [self._expression(item) for item in _split_commas(expression[1:-1])]
+        if (match := _CALL.fullmatch(expression)) and _closing(expression, len(match.group(1))) == len(expression) - 1:
+            return self._call(match.group(1), [self._expression(a) for a in _split_commas(match.group(2))])
         if match := re.fullmatch(r"var\.([A-Za-z0-9_]+)", expression):
             name = match.group(1)
             if name in self.overrides:
@@ -145,16 +333,57 @@ class Config:
             assert name in self.variables, f"var.{name} is not declared"
             if "default" not in self.variables[name]:
                 raise Unresolved(expression)  # a required variable
-            return self.value(self.variables[name]["default"])
+            return self._strict(self.variables[name]["default"])
         if match := re.fullmatch(r"local\.([A-Za-z0-9_]+)", expression):
             name = match.group(1)
             assert name in self.locals, f"local.{name} is not defined"
-            return self.value(self.locals[name])
+            return self._strict(self.locals[name])
+        if expression == "count.index":
+            if self.count_index is None:
+                raise Unresolved(expression)
+            return self.count_index
         if match := _RESOURCE_REF.fullmatch(expression):
             return ref(*match.groups())
-        if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", expression):
-            return float(expression) if "." in expression else int(expression)
+        if match := _SPLAT.fullmatch(expression):
+            resource_type, name, attribute = match.groups()
+            prefix = "data." if resource_type.startswith("data.") else ""
+            count = self.count(f"{prefix}{resource_type.removeprefix('data.')}.{name}")
+            return [ref(resource_type, f"{name}[{i}]", attribute) for i in range(count)]
+        if expression.endswith("]"):
+            opening = next(
+                i
+                for i in range(len(expression) - 1, -1, -1)
+                if expression[i] == "[" and _closing(expression, i) == len(expression) - 1
+            )
+            if opening > 0:
+                base = self._expression(expression[:opening])
+                index = self._expression(expression[opening + 1 : -1])
+                if isinstance(base, list) and isinstance(index, int) and 0 <= index < len(base):
+                    return base[index]
         raise Unresolved(expression)
+
+    @staticmethod
+    def _call(function: str, args: list[Any]) -> Any:
+        if function == "tostring" and len(args) == 1:
+            return _to_string(args[0])
+        if function == "length" and len(args) == 1 and isinstance(args[0], (list, dict, str)):
+            return len(args[0])
+        if function == "contains" and len(args) == 2 and isinstance(args[0], list):
+            return args[1] in args[0]
+        raise Unresolved(f"{function}({args!r})")
+
+
+def _closing_quote(expression: str) -> int:
+    """Position of the quote closing the string literal that starts `expression`."""
+    i = 1
+    while i < len(expression):
+        if expression[i] == "\\":
+            i += 2
+            continue
+        if expression[i] == '"':
+            return i
+        i += 1
+    raise Unresolved(expression)
 
 
 def _to_string(value: Any) -> str:
@@ -168,7 +397,8 @@ def _to_string(value: Any) -> str:
 
 
 def _statements(config: Config, address: str) -> list[dict[str, Any]]:
-    return [config.value(s) for s in config.data(address).get("statement", [])]
+    """The statements of a policy document, `dynamic "statement"` blocks included."""
+    return [config.value(s) for s in config.rendered(config.data(address)).get("statement", [])]
 
 
 # -- fixtures ----------------------------------------------------------------------
@@ -242,6 +472,8 @@ def test_every_botscore_variable_is_a_setting(environment: dict[str, str]) -> No
             "audit_prefix",
             "audit_dir",
             "audit_shutdown_seconds",
+            "audit_sync",
+            "audit_adopt_after_seconds",
             "host",
             "port",
             "log_level",
@@ -374,7 +606,7 @@ def test_glue_table_projection_and_schema(config: Config) -> None:
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
-def test_task_role_may_put_objects_under_the_prefix_only(prefix: str | None) -> None:
+def test_task_role_may_put_and_check_objects_under_the_prefix_only(prefix: str | None) -> None:
     config = _with_prefix(prefix)
     container = config.value(config.locals["container_definition"])
     environment = {item["name"]: item["value"] for item in container["environment"]}
@@ -390,11 +622,16 @@ def test_task_role_may_put_objects_under_the_prefix_only(prefix: str | None) -> 
 
     statements = _statements(config, "aws_iam_policy_document.task")
     s3 = [s for s in statements if any(a.startswith("s3:") for a in s["actions"])]
-    assert len(s3) == 1, s3
-    [put] = s3
-    assert put.get("effect", "Allow") == "Allow"
-    assert put["actions"] == ["s3:PutObject"]
-    assert put["resources"] == [f"{AUDIT_BUCKET_ARN}/{task_prefix}*"]
+    # Put, and GetObject for the HEAD that confirms an upload's size and checksum before the
+    # local segment is deleted; both on the prefix only. Never list or delete.
+    assert sorted(a for s in s3 for a in s["actions"]) == ["s3:GetObject", "s3:PutObject"], s3
+    for statement in s3:
+        assert statement.get("effect", "Allow") == "Allow"
+        assert statement["resources"] == [f"{AUDIT_BUCKET_ARN}/{task_prefix}*"]
+        assert "condition" not in statement
+    # GetObject reads metadata (HEAD) only: the role cannot decrypt an object's body.
+    kms_actions = {a for s in statements for a in s["actions"] if a.startswith("kms:")}
+    assert kms_actions == {"kms:GenerateDataKey"}
     for statement in statements:
         assert "*" not in statement["resources"], statement
         assert all("*" not in action for action in statement["actions"]), statement
@@ -413,6 +650,251 @@ def test_audit_bucket_is_locked_down(config: Config) -> None:
     [tls] = [s for s in _statements(config, "aws_iam_policy_document.audit_bucket") if s.get("effect") == "Deny"]
     assert tls["condition"][0]["variable"] == "aws:SecureTransport"
     assert tls["condition"][0]["values"] == ["false"]
+
+
+# -- the audit spool: EFS by default, the task's ephemeral storage on request ---------------
+
+EFS_FILE_SYSTEM_ID = ref("aws_efs_file_system", "spool[0]", "id")
+EFS_FILE_SYSTEM_ARN = ref("aws_efs_file_system", "spool[0]", "arn")
+EFS_ACCESS_POINT_ID = ref("aws_efs_access_point", "spool[0]", "id")
+EFS_ACCESS_POINT_ARN = ref("aws_efs_access_point", "spool[0]", "arn")
+EFS_SECURITY_GROUP_ID = ref("aws_security_group", "spool[0]", "id")
+TASKS_SECURITY_GROUP_ID = ref("aws_security_group", "tasks", "id")
+TASK_ROLE_ARN = ref("aws_iam_role", "task", "arn")
+NFS_PORT = 2049
+CONTAINER_UID = CONTAINER_GID = 10001
+
+# Everything that exists for the EFS spool only: none of it with audit_spool_storage = "ephemeral".
+SPOOL_ADDRESSES = [
+    "aws_efs_file_system.spool",
+    "aws_efs_access_point.spool",
+    "aws_efs_mount_target.spool",
+    "aws_efs_file_system_policy.spool",
+    "data.aws_iam_policy_document.spool_file_system",
+    "aws_security_group.spool",
+    "aws_vpc_security_group_ingress_rule.spool_nfs_from_tasks",
+    "aws_vpc_security_group_egress_rule.tasks_nfs_spool",
+]
+
+
+def _with(**overrides: Any) -> Config:
+    return Config(TERRAFORM_DIR, overrides=overrides)
+
+
+def _spool_volume(config: Config) -> dict[str, Any]:
+    task = config.rendered(config.resource("aws_ecs_task_definition.this"))
+    [volume] = [config.value(v) for v in task["volume"]]
+    assert volume["name"] == "audit-spool"
+    return volume
+
+
+def _efs_statements(config: Config, address: str) -> list[dict[str, Any]]:
+    return [s for s in _statements(config, address) if any(a.startswith("elasticfilesystem:") for a in s["actions"])]
+
+
+def _rules(config: Config, kind: str, security_group_id: str) -> list[dict[str, Any]]:
+    """The evaluated rules (kind: ingress or egress) of a security group, one per instance."""
+    found = []
+    for name, body in config.resources_of_type(f"aws_vpc_security_group_{kind}_rule").items():
+        address = f"aws_vpc_security_group_{kind}_rule.{name}"
+        if "for_each" in body:
+            rule = config.value(body)
+            if rule["security_group_id"] == security_group_id:
+                raise AssertionError(f"{address} uses for_each: check its rules by hand")
+            continue
+        for index in range(config.count(address)):
+            rule = config.instance(index).value({k: v for k, v in body.items() if k != "count"})
+            if rule["security_group_id"] == security_group_id:
+                found.append(rule)
+    return found
+
+
+def test_the_spool_is_on_efs_by_default(config: Config) -> None:
+    assert config.value(config.variables["audit_spool_storage"]["default"]) == "efs"
+    for address in SPOOL_ADDRESSES:
+        if address != "aws_efs_mount_target.spool":
+            assert config.count(address) == 1, address
+    # Every EFS resource of the configuration is in SPOOL_ADDRESSES, so the ephemeral test covers it.
+    every_efs = {
+        f"{kind}.{name}"
+        for body in config.blocks["resource"]
+        for kind, named in body.items()
+        if kind.startswith("aws_efs_")
+        for name in named
+    }
+    assert every_efs <= set(SPOOL_ADDRESSES), every_efs - set(SPOOL_ADDRESSES)
+
+
+def test_spool_volume_mounts_efs_through_the_access_point_over_tls(config: Config) -> None:
+    volume = _spool_volume(config)
+    assert volume == {
+        "name": "audit-spool",
+        "efs_volume_configuration": [
+            {
+                "file_system_id": EFS_FILE_SYSTEM_ID,
+                "transit_encryption": "ENABLED",
+                "authorization_config": [{"access_point_id": EFS_ACCESS_POINT_ID, "iam": "ENABLED"}],
+            }
+        ],
+    }
+    # EFS volumes need Fargate platform 1.4.0 or later; LATEST is 1.4.0 on Linux.
+    service = config.value(config.resource("aws_ecs_service.this"))
+    assert service["launch_type"] == "FARGATE"
+    assert service["platform_version"] in ("LATEST", "1.4.0")
+    # Tasks start only once the mount targets and the file system policy exist.
+    depends_on = config.resource("aws_ecs_service.this")["depends_on"]
+    assert "${aws_efs_mount_target.spool}" in depends_on
+    assert "${aws_efs_file_system_policy.spool}" in depends_on
+
+
+def test_efs_file_system_is_encrypted_with_the_service_key(config: Config) -> None:
+    file_system = config.value(config.resource("aws_efs_file_system.spool"))
+    assert file_system["encrypted"] is True
+    assert file_system["kms_key_id"] == ref("aws_kms_key", "this", "arn")
+
+
+def test_access_point_is_the_container_user(config: Config, container: dict[str, Any]) -> None:
+    assert container["user"] == f"{CONTAINER_UID}:{CONTAINER_GID}"
+    access_point = config.value(config.resource("aws_efs_access_point.spool"))
+    assert access_point["file_system_id"] == EFS_FILE_SYSTEM_ID
+    assert access_point["posix_user"] == [{"uid": CONTAINER_UID, "gid": CONTAINER_GID}]
+    [root] = access_point["root_directory"]
+    assert root["path"] == "/spool"
+    assert root["creation_info"] == [{"owner_uid": CONTAINER_UID, "owner_gid": CONTAINER_GID, "permissions": "0750"}]
+
+
+def test_mount_targets_in_every_private_subnet(config: Config) -> None:
+    address = "aws_efs_mount_target.spool"
+    body = config.resource(address)
+    # Created VPC: one per private subnet, i.e. per AZ.
+    az_count = config.value(config.variables["az_count"]["default"])
+    assert config.count(address) == az_count == config.count("aws_subnet.private")
+    for index in range(az_count):
+        target = config.instance(index).value(body)
+        assert target["subnet_id"] == ref("aws_subnet", f"private[{index}]", "id")
+        assert target["file_system_id"] == EFS_FILE_SYSTEM_ID
+        assert target["security_groups"] == [EFS_SECURITY_GROUP_ID]
+    # Existing VPC: the given private subnets, the tasks' subnets.
+    subnets = ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3", "subnet-0123456789abcdef4"]
+    existing = _with(create_vpc=False, vpc_id="vpc-0123456789abcdef0", private_subnet_ids=subnets)
+    assert existing.count(address) == len(subnets)
+    assert [existing.instance(i).value(body)["subnet_id"] for i in range(len(subnets))] == subnets
+    service = existing.value(existing.resource("aws_ecs_service.this"))
+    assert service["network_configuration"][0]["subnets"] == subnets
+
+
+def test_efs_security_group_admits_nfs_from_the_tasks_only(config: Config) -> None:
+    group = config.value(config.resource("aws_security_group.spool"))
+    assert group["vpc_id"] == ref("aws_vpc", "this[0]", "id")
+    assert "ingress" not in group and "egress" not in group  # no inline rules
+    ingress = _rules(config, "ingress", EFS_SECURITY_GROUP_ID)
+    assert ingress == [
+        {
+            "security_group_id": EFS_SECURITY_GROUP_ID,
+            "description": ingress[0]["description"],
+            "ip_protocol": "tcp",
+            "from_port": NFS_PORT,
+            "to_port": NFS_PORT,
+            "referenced_security_group_id": TASKS_SECURITY_GROUP_ID,
+        }
+    ]
+    assert _rules(config, "egress", EFS_SECURITY_GROUP_ID) == []
+    # The tasks may open NFS to the mount targets' group, and to nothing else.
+    nfs_out = [r for r in _rules(config, "egress", TASKS_SECURITY_GROUP_ID) if r["to_port"] == NFS_PORT]
+    assert [(r["ip_protocol"], r["from_port"], r.get("referenced_security_group_id")) for r in nfs_out] == [
+        ("tcp", NFS_PORT, EFS_SECURITY_GROUP_ID)
+    ]
+    assert all("cidr_ipv4" not in r and "prefix_list_id" not in r for r in nfs_out)
+    for storage_vpc in (_with(), _with(create_vpc=False, vpc_id="vpc-0123456789abcdef0")):
+        ports = sorted((r["from_port"], r["to_port"]) for r in _rules(storage_vpc, "egress", TASKS_SECURITY_GROUP_ID))
+        assert set(ports) <= {(443, 443), (NFS_PORT, NFS_PORT)}, ports
+
+
+def test_task_role_may_mount_the_spool_only_through_its_access_point(config: Config) -> None:
+    [statement] = _efs_statements(config, "aws_iam_policy_document.task")
+    assert statement.get("effect", "Allow") == "Allow"
+    assert sorted(statement["actions"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert statement["resources"] == [EFS_FILE_SYSTEM_ARN]
+    assert statement["condition"] == [
+        {"test": "StringEquals", "variable": "elasticfilesystem:AccessPointArn", "values": [EFS_ACCESS_POINT_ARN]}
+    ]
+
+
+def test_file_system_policy_is_tls_only_and_admits_the_task_role_through_the_access_point(config: Config) -> None:
+    policy = config.value(config.resource("aws_efs_file_system_policy.spool"))
+    assert policy["file_system_id"] == EFS_FILE_SYSTEM_ID
+    assert policy["policy"] == ref("data.aws_iam_policy_document", "spool_file_system[0]", "json")
+    assert policy.get("bypass_policy_lockout_safety_check", False) is False
+    statements = _statements(config, "aws_iam_policy_document.spool_file_system")
+    [deny] = [s for s in statements if s.get("effect") == "Deny"]
+    assert deny["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+    assert deny["principals"] == [{"type": "*", "identifiers": ["*"]}]
+    assert deny["actions"] == ["*"]
+    assert deny["resources"] == [EFS_FILE_SYSTEM_ARN]
+    [allow] = [s for s in statements if s.get("effect", "Allow") == "Allow"]
+    assert allow["principals"] == [{"type": "AWS", "identifiers": [TASK_ROLE_ARN]}]
+    assert sorted(allow["actions"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert allow["resources"] == [EFS_FILE_SYSTEM_ARN]
+    assert allow["condition"] == [
+        {"test": "StringEquals", "variable": "elasticfilesystem:AccessPointArn", "values": [EFS_ACCESS_POINT_ARN]}
+    ]
+
+
+def test_ephemeral_spool_creates_no_efs() -> None:
+    config = _with(audit_spool_storage="ephemeral")
+    for address in SPOOL_ADDRESSES:
+        assert config.count(address) == 0, address
+    # The plain bind mount on the task's ephemeral storage, as before EFS.
+    assert _spool_volume(config) == {"name": "audit-spool"}
+    assert _efs_statements(config, "aws_iam_policy_document.task") == []
+    assert config.value(config.resource("aws_ecs_service.this"))["launch_type"] == "FARGATE"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sync", "adopt"),
+    [({}, "always", "30"), ({"audit_sync": "interval", "audit_adopt_after_seconds": 90}, "interval", "90")],
+)
+def test_spool_settings_reach_the_app(overrides: dict[str, Any], sync: str, adopt: str) -> None:
+    config = _with(**overrides)
+    container = config.value(config.locals["container_definition"])
+    environment = {item["name"]: item["value"] for item in container["environment"]}
+    assert environment[env_name("audit_sync")] == sync
+    assert environment[env_name("audit_adopt_after_seconds")] == adopt
+    if not overrides:  # the variables' defaults
+        assert config.value(config.variables["audit_sync"]["default"]) == "always"
+        assert config.value(config.variables["audit_adopt_after_seconds"]["default"]) == 30
+    settings = Settings(audit_sync=environment[env_name("audit_sync")], audit_adopt_after_seconds=adopt)
+    assert settings.audit_sync == sync
+    assert settings.audit_adopt_after_seconds == float(adopt)
+    # The metric files (memory-mapped) never live on the spool.
+    metrics_dir = environment.get(env_name("metrics_dir"))
+    assert metrics_dir is None or not metrics_dir.startswith(environment[env_name("audit_dir")])
+
+
+def _validation_passes(variable: str, value: Any) -> bool:
+    config = _with(**{variable: value})
+    results = [config._strict(v["condition"]) for v in config.variables[variable]["validation"]]
+    assert all(isinstance(r, bool) for r in results), results
+    return all(results)
+
+
+def test_spool_variables_accept_what_the_app_accepts() -> None:
+    sync_choices = list(get_args(Settings.model_fields["audit_sync"].annotation))
+    assert sorted(sync_choices) == ["always", "interval", "none"]
+    for choice in sync_choices:
+        assert _validation_passes("audit_sync", choice)
+    assert not _validation_passes("audit_sync", "sometimes")
+    for storage in ("efs", "ephemeral"):
+        assert _validation_passes("audit_spool_storage", storage)
+    assert not _validation_passes("audit_spool_storage", "ebs")
+    # The app's bounds of audit_adopt_after_seconds (ge=1, le=3600).
+    for seconds in (1, 30, 3600):
+        assert _validation_passes("audit_adopt_after_seconds", seconds)
+        Settings(audit_adopt_after_seconds=seconds)
+    for seconds in (0, 0.5, 3601):
+        assert not _validation_passes("audit_adopt_after_seconds", seconds)
+        with pytest.raises(ValueError):
+            Settings(audit_adopt_after_seconds=seconds)
 
 
 # -- the rest of the layout ----------------------------------------------------------------

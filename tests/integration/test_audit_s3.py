@@ -5,9 +5,7 @@ Each scenario counts record ids found in S3 against the responses the clients re
 
 from __future__ import annotations
 
-import gzip
 import json
-import re
 import signal
 import time
 from collections import Counter
@@ -18,46 +16,16 @@ import httpx
 import pytest
 
 from tests.support.load import Load
+from tests.support.s3 import KEY, assert_exactly_once, s3_ids, wait_in_s3
 from tests.support.servers import Service, Weed
 
 pytestmark = pytest.mark.slow
-
-KEY = re.compile(
-    r"^bot-score/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/(?P<host>[A-Za-z0-9.-]+)-(?P<worker>\d+\.[0-9a-f]{8})-\d{6}\.jsonl\.gz$"
-)
-
-
-def s3_ids(weed: Weed, bucket: str) -> Counter[str]:
-    """Record ids in every object of the bucket (keys checked against the documented layout)."""
-    ids: Counter[str] = Counter()
-    for key, body in weed.objects(bucket):
-        assert KEY.match(key), key
-        for line in gzip.decompress(body).splitlines():
-            ids[json.loads(line)["id"]] += 1
-    return ids
-
-
-def wait_in_s3(weed: Weed, bucket: str, expected: set[str], timeout: float = 60) -> Counter[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = s3_ids(weed, bucket)
-        if expected <= set(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
 
 
 def s3_service(tmp_path: Path, weed: Weed, bucket: str, **settings: Any) -> Service:
     settings.setdefault("audit_segment_max_age_seconds", 1)
     settings.setdefault("audit_retry_max_seconds", 1)
     return Service(tmp_path, audit_bucket=bucket, **{**weed.aws_env(), **settings})
-
-
-def assert_exactly_once(found: Counter[str], answered: set[str]) -> None:
-    print(f"answered {len(answered)}, found in S3 {len(set(found) & answered)} ids, {sum(found.values())} records")
-    missing = answered - set(found)
-    assert not missing, f"{len(missing)} answered requests missing from S3, e.g. {sorted(missing)[:3]}"
-    duplicated = {rid: n for rid, n in found.items() if n > 1}
-    assert not duplicated, f"duplicated in S3: {list(duplicated.items())[:3]}"
 
 
 def test_steady_load_every_answered_request_is_in_s3_exactly_once(tmp_path: Path, weed: Weed, bucket: str) -> None:
@@ -89,7 +57,7 @@ def test_sigkill_under_load_then_restart_loses_nothing(tmp_path: Path, weed: Wee
         assert_exactly_once(found, answered)
     finally:
         restarted.stop()
-    assert '"message": "claimed leftover segments"' in restarted.log.read_text()
+    assert '"message": "adopted segments of a worker that died"' in restarted.log.read_text()
 
 
 def test_frozen_then_stopped_s3_fails_no_client_request_and_everything_arrives_later(tmp_path: Path) -> None:

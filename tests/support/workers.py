@@ -15,7 +15,7 @@ from pathlib import Path
 from botscore.audit.segment import SegmentWriter
 from botscore.audit.spool import SpoolDirectory
 
-spool = SpoolDirectory(Path(sys.argv[1]), host="dead-host")
+spool = SpoolDirectory(Path(sys.argv[1]), host=sys.argv[4])
 spool.open()
 writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
 for line in json.loads(sys.argv[2]):
@@ -28,10 +28,10 @@ sys.stdin.read()
 """
 
 
-def kill_a_worker(directory: Path, sealed: list[str], active: list[str]) -> str:
-    """Run a worker that seals `sealed` and leaves `active` in its active segment, SIGKILL it; its id."""
+def kill_a_worker(directory: Path, sealed: list[str], active: list[str], host: str) -> str:
+    """Run a worker of `host` that seals `sealed` and leaves `active` in its active segment, SIGKILL it; its id."""
     child = subprocess.Popen(
-        [sys.executable, "-c", _WORKER, str(directory), json.dumps(sealed), json.dumps(active)],
+        [sys.executable, "-c", _WORKER, str(directory), json.dumps(sealed), json.dumps(active), host],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

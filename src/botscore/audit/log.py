@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from botscore.audit import record
 from botscore.audit.segment import SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import Shipper
 from botscore.audit.spool import SpoolDirectory
+from botscore.audit.sync import Syncer, SyncMode
 from botscore.audit.uploaders import Uploader
 from botscore.call import Call
 from botscore.errors import AuditUnavailable
@@ -28,6 +31,7 @@ log = logging.getLogger("botscore.audit")
 READY_FRACTION = 0.8  # /readyz turns 503 above this share of the spool bound, before requests are refused
 # Past the bound, refusals are still recorded in this share of it; past that they are only counted.
 REFUSAL_RESERVE_FRACTION = 0.01
+REFUSAL_REPORT_SECONDS = 60  # while refusing, one log line with the count this often, not one per request
 WhenFull = Literal["reject", "drop"]
 
 
@@ -47,22 +51,44 @@ class AuditLog:
         shutdown_seconds: float,
         retry_max_seconds: float = 30.0,
         tick: float = 0.5,
+        sync: SyncMode = "none",
+        sync_interval: float = 0.5,
+        adopt_after: float = 30.0,
+        fsync: Callable[[int], None] = os.fsync,
+        on_fsync: Callable[[float], object] = lambda seconds: None,
     ) -> None:
         self.spool = spool
-        self.writer = SegmentWriter(spool, max_bytes=segment_max_bytes, max_age=segment_max_age)
+        self.writer = SegmentWriter(
+            spool, max_bytes=segment_max_bytes, max_age=segment_max_age, durable_seal=sync != "none", fsync=fsync
+        )
+        self.sync = sync
+        self.sync_interval = sync_interval
+        self.syncer = Syncer(self.writer, fsync=fsync, on_fsync=on_fsync)
         self.uploader = uploader
         self.spool_max_bytes = spool_max_bytes
         self.when_full = when_full
         self.shutdown_seconds = shutdown_seconds
         self.shipper = Shipper(
-            spool, self.writer, uploader, prefix=prefix, tick=tick, backoff_cap=retry_max_seconds, on_tick=self._refresh
+            spool,
+            self.writer,
+            uploader,
+            prefix=prefix,
+            tick=tick,
+            backoff_cap=retry_max_seconds,
+            adopt_after=adopt_after,
+            on_tick=self._refresh,
         )
         self.records_dropped = 0
         self.records_refused = 0
         self._usage_scanned = 0
         self._appended_at_scan = 0
-        self._append_limit = spool_max_bytes  # bytes_appended at which usage_bytes reaches the bound
+        self._append_limit = spool_max_bytes  # bytes_appended at which usage_bytes reaches the capacity
+        self._capacity = spool_max_bytes  # the bound, or less when the disk has less room
+        self._full_reason = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={spool_max_bytes})"
         self._reserve = int(spool_max_bytes * REFUSAL_RESERVE_FRACTION)
+        self._refusing = False
+        self._refused_reported = 0
+        self._refusal_reported_at = 0.0
         self._unavailable: str | None = "not started"
         self._last_open_attempt = 0.0
         self._open_lock = threading.Lock()
@@ -86,6 +112,7 @@ class AuditLog:
     def close(self) -> None:
         """Seal and ship within the shutdown deadline; what is left stays on disk for the next start."""
         shipped_all = self.shipper.stop(self.shutdown_seconds)
+        self.syncer.close()
         if self._unavailable is None:
             self.writer.seal()
             self.spool.close()
@@ -113,8 +140,8 @@ class AuditLog:
         """Spool the call's record line, or apply the when-full policy: under `reject` the call's
         answer becomes the 503 refusal, under `drop` the record is counted as lost."""
         problem = self._unavailable
-        if problem is None and self.writer.bytes_appended >= self._append_limit:  # usage_bytes >= the bound
-            problem = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
+        if problem is None and self.writer.bytes_appended >= self._append_limit:  # usage_bytes >= the capacity
+            problem = self._full_reason
         if problem is None:
             try:
                 self.writer.append(line)
@@ -127,6 +154,10 @@ class AuditLog:
             self.records_dropped += 1
             return
         self.records_refused += 1
+        if not self._refusing:
+            self._refusing = True
+            self._refusal_reported_at = time.monotonic()
+            log.warning("refusing requests: the audit log cannot record them", extra={"reason": problem})
         refusal = AuditUnavailable(f"{problem}; request not scored because it could not be recorded")
         call.status = refusal.status
         call.response = refusal.body_bytes()
@@ -135,12 +166,28 @@ class AuditLog:
             with contextlib.suppress(SpoolUnavailable):
                 self.writer.append(record.failed(call, refusal, record.Sent()))
 
+    async def settle(self, call: Call) -> None:
+        """With AUDIT_SYNC=always, wait for the fsync that covers the call's record; if it fails,
+        the answer becomes a 503 (the record may not have reached the disk)."""
+        if not await self.syncer.commit():
+            self.records_refused += 1
+            refusal = AuditUnavailable(f"{self.syncer.failure}; request not answered because its record may be lost")
+            call.status = refusal.status
+            call.response = refusal.body_bytes()
+
     def readiness(self) -> str | None:
         """None when records are being accepted with room to spare, else the reason."""
         if self._unavailable is not None:
             return f"audit spool unavailable: {self._unavailable}"
+        if self.syncer.failure is not None:
+            return self.syncer.failure
         usage = self.usage_bytes
-        if usage >= READY_FRACTION * self.spool_max_bytes:
+        if usage >= READY_FRACTION * self._capacity:
+            if self._capacity < self.spool_max_bytes:
+                return (
+                    f"audit spool holds {usage} bytes, above {int(READY_FRACTION * 100)}% of the {self._capacity} "
+                    f"its disk has room for (less than BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
+                )
             return (
                 f"audit spool holds {usage} bytes, above {int(READY_FRACTION * 100)}% of "
                 f"BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes}"
@@ -164,6 +211,7 @@ class AuditLog:
             "torn_lines": stats.torn_lines,
             "upload_failures": stats.upload_failures,
             "objects_shipped": stats.objects_shipped,
+            "adoptions": self.shipper.stats.adoptions,
             "spool_bytes": self.usage_bytes,
             "oldest_unshipped_age_seconds": 0.0 if oldest is None else max(0.0, time.time() - oldest),
         }
@@ -190,7 +238,34 @@ class AuditLog:
         before = self.writer.bytes_appended
         try:
             scanned = self.spool.usage_bytes()
+            disk = os.statvfs(self.spool.directory)
         except OSError:
             return
-        self._usage_scanned, self._appended_at_scan = scanned, before
-        self._append_limit = self.spool_max_bytes - scanned + before
+        # What the disk can still take, less a margin for refusal records and file-system overhead.
+        margin = min(self._reserve, disk.f_blocks * disk.f_frsize // 20)
+        room = disk.f_bavail * disk.f_frsize - margin
+        capacity = min(self.spool_max_bytes, scanned + max(room, 0))
+        if capacity < self.spool_max_bytes:
+            self._full_reason = f"the audit spool's disk is full ({max(room, 0)} bytes left for records)"
+        else:
+            self._full_reason = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
+        self._usage_scanned, self._appended_at_scan, self._capacity = scanned, before, capacity
+        self._append_limit = capacity - scanned + before
+        self._report_refusals()
+
+    def _report_refusals(self) -> None:
+        """While refusing, a count every REFUSAL_REPORT_SECONDS; when refusals stop, one line saying so."""
+        refused = self.records_refused
+        now = time.monotonic()
+        if not self._refusing:
+            return
+        if refused == self._refused_reported and self.writer.bytes_appended < self._append_limit:
+            self._refusing = False
+            log.info("accepting requests again", extra={"refused_total": refused})
+        elif now - self._refusal_reported_at >= REFUSAL_REPORT_SECONDS:
+            log.warning(
+                "still refusing requests",
+                extra={"refused": refused - self._refused_reported, "reason": self._unavailable or self._full_reason},
+            )
+            self._refusal_reported_at = now
+        self._refused_reported = refused

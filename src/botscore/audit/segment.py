@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from botscore.audit.spool import SpoolDirectory
 
@@ -22,10 +23,20 @@ class SpoolUnavailable(Exception):
 class SegmentWriter:
     """Appends record lines to one worker's active segment and seals it into the spool."""
 
-    def __init__(self, spool: SpoolDirectory, *, max_bytes: int, max_age: float) -> None:
+    def __init__(
+        self,
+        spool: SpoolDirectory,
+        *,
+        max_bytes: int,
+        max_age: float,
+        durable_seal: bool = False,
+        fsync: Callable[[int], None] = os.fsync,
+    ) -> None:
         self.spool = spool
         self.max_bytes = max_bytes
         self.max_age = max_age
+        self.durable_seal = durable_seal  # fsync a segment before sealing it (BOTSCORE_AUDIT_SYNC other than none)
+        self.fsync = fsync
         self._fd: int | None = None
         self._name = ""
         self._opened_at = 0.0
@@ -89,10 +100,18 @@ class SegmentWriter:
         """Seal the active segment now (at shutdown, or from the event-loop thread)."""
         self._seal()
 
+    def dup_active(self) -> tuple[int | None, int]:
+        """A duplicate of the active segment's fd (None when none is open; the caller closes it) and
+        bytes_appended at this moment: an fsync of the duplicate makes every byte appended so far
+        durable, since sealed segments were synced when sealed. Event-loop thread, like `append`."""
+        return (os.dup(self._fd) if self._fd is not None else None), self.bytes_appended
+
     def _seal(self, *, suspect: bool = False) -> None:
         if self._fd is None:
             return
-        self.spool.seal(self._name, self._opened_at, empty=self._bytes == 0, suspect=suspect)
+        if self.durable_seal and self._bytes:
+            self.fsync(self._fd)
+        self.spool.seal(self._name, self._opened_at, empty=self._bytes == 0, suspect=suspect, durable=self.durable_seal)
         self._close()
 
     def _close(self) -> None:

@@ -33,6 +33,7 @@ class ShipperStats:
     objects_shipped: int = 0
     upload_failures: int = 0
     torn_lines: int = 0
+    adoptions: int = 0  # segments taken over from workers that died
 
 
 def drop_torn_lines(data: bytes) -> tuple[bytes, int]:
@@ -80,6 +81,8 @@ class Shipper:
         prefix: str,
         tick: float = 0.5,
         claim_every: float = 5.0,
+        heartbeat_every: float = 2.0,
+        adopt_after: float = 30.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         on_tick: Callable[[], None] | None = None,
@@ -90,6 +93,8 @@ class Shipper:
         self.prefix = prefix
         self.tick = tick
         self.claim_every = claim_every
+        self.heartbeat_every = heartbeat_every
+        self.adopt_after = adopt_after
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.on_tick = on_tick
@@ -116,13 +121,16 @@ class Shipper:
     # -- the loop -------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_claim = 0.0
+        next_claim = next_beat = 0.0
         while True:
             # Read once per pass: a stop() arriving mid-pass gets a whole pass that seals first.
             stopping = self._stopping
             try:
                 if stopping:
                     self.writer.seal()  # requests have stopped; sealing by age is the event loop's job
+                if time.monotonic() >= next_beat:
+                    self.spool.heartbeat()
+                    next_beat = time.monotonic() + self.heartbeat_every
                 if time.monotonic() >= next_claim:
                     self._claim()
                     next_claim = time.monotonic() + self.claim_every
@@ -137,9 +145,10 @@ class Shipper:
             self._sleep(self.tick)
 
     def _claim(self) -> None:
-        claimed = self.spool.claim_leftovers()
+        claimed = self.spool.claim_leftovers(self.adopt_after)
         if claimed:
-            log.info("claimed leftover segments", extra={"segments": claimed})
+            self.stats.adoptions += claimed
+            log.info("adopted segments of a worker that died", extra={"segments": claimed})
 
     def _ship_all(self) -> None:
         for segment in self.spool.sealed():

@@ -8,9 +8,16 @@ This module owns the folder layout; nothing else computes a path in it:
 
 Invariants: a segment's name is fixed when it opens and encodes its object key, so a retried
 upload overwrites the same object; a segment file is deleted only by `remove` (after the upload
-was confirmed) or when it is empty; a dead worker's folder has an unlocked `lock`, and another
-worker claims its segments by renaming them into its own `sealed/` (atomic, so exactly one
-claimer gets each).
+was confirmed) or when it is empty.
+
+Adoption. A live worker holds the flock on its `lock` (which names its host) and touches it
+every few seconds (`heartbeat`). Another worker adopts a folder whose lock it can take: at once
+when the folder is of its own host (the kernel frees a dead process's flock), and for another
+host only once the heartbeat is also older than `adopt_after`, because on a network file system
+(EFS, NFSv4) a lock is a lease that the server frees only some time after its client died.
+Segments are adopted by renaming them into the adopter's own `sealed/`: the server does each
+rename once, so exactly one adopter gets each segment, and a rename whose reply was lost (NFS
+retries it and reports ENOENT) is recognised by the segment being found at the adopter's target.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +64,14 @@ def _remove_quietly(remove: Callable[[], None]) -> None:
         remove()
 
 
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _safe_host() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:63] or "host"
 
@@ -85,6 +101,7 @@ class SpoolDirectory:
         fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, self.host.encode())
             os.rename(staging, self._root)
         except OSError:
             os.close(fd)
@@ -94,6 +111,11 @@ class SpoolDirectory:
     @property
     def is_open(self) -> bool:
         return self._lock_fd is not None
+
+    def heartbeat(self) -> None:
+        """Tell other hosts this worker is alive: the lock file's mtime is the last beat."""
+        if self._lock_fd is not None:
+            os.utime(self._root / "lock")
 
     def probe(self) -> None:
         """Open the folder if needed and check that a file can be created in it; OSError if not."""
@@ -127,16 +149,19 @@ class SpoolDirectory:
         fd = os.open(self._root / "active" / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         return name, fd
 
-    def seal(self, name: str, opened_at: float, *, empty: bool, suspect: bool = False) -> None:
+    def seal(self, name: str, opened_at: float, *, empty: bool, suspect: bool = False, durable: bool = False) -> None:
         """Move an active segment to sealed/ (rename first: on failure nothing changes); an empty one is deleted.
 
         A `suspect` segment may end in a torn line: it is shipped like a leftover, lines checked.
+        `durable` syncs the folder too, so the rename survives the machine.
         """
         if empty:
             os.unlink(self._root / "active" / name)
             return
         target = self._root / "sealed" / name
         os.rename(self._root / "active" / name, target)
+        if durable:
+            _fsync_folder(target.parent)
         with self._lock:
             self._sealed[name] = Segment(target, name, opened_at, claimed=suspect)
 
@@ -166,8 +191,11 @@ class SpoolDirectory:
 
     # -- other workers' folders ---------------------------------------------------------
 
-    def claim_leftovers(self) -> int:
-        """Take over segments of dead workers (and of our own earlier lives); return how many."""
+    def claim_leftovers(self, adopt_after: float = 30.0) -> int:
+        """Take over segments of dead workers (and of our own earlier lives); return how many.
+
+        A worker of another host counts as dead only when its heartbeat is `adopt_after` seconds old too.
+        """
         claimed = 0
         for other in sorted(self._workers.iterdir()) if self._workers.is_dir() else []:
             if other.name == self.worker:
@@ -175,7 +203,7 @@ class SpoolDirectory:
             if other.name.startswith(".new-"):
                 self._remove_stale_staging(other)
                 continue
-            claimed += self._claim_from(other)
+            claimed += self._claim_from(other, adopt_after)
         return claimed
 
     def _remove_stale_staging(self, staging: Path) -> None:
@@ -197,7 +225,7 @@ class SpoolDirectory:
         finally:
             os.close(fd)
 
-    def _claim_from(self, other: Path) -> int:
+    def _claim_from(self, other: Path, adopt_after: float) -> int:
         try:
             fd = os.open(other / "lock", os.O_RDWR)
         except FileNotFoundError:
@@ -209,6 +237,12 @@ class SpoolDirectory:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                     return 0  # its worker is alive
                 raise
+            info = os.fstat(fd)
+            host = os.pread(fd, 256, 0).decode(errors="replace")
+            # Another host's worker that beat recently: its free lock may be a lease not yet expired on a
+            # network file system. (A lock naming no host is from before hosts shared spools: flock decides.)
+            if host and host != self.host and time.time() - info.st_mtime < adopt_after:
+                return 0
             claimed = 0
             for state in ("sealed", "active"):
                 folder = other / state
@@ -218,15 +252,17 @@ class SpoolDirectory:
                         continue
                     target = self._root / "sealed" / path.name
                     try:
-                        info = path.stat()
+                        segment = path.stat()
                         os.rename(path, target)
-                    except FileNotFoundError:
-                        continue
-                    if info.st_size == 0:
+                    except OSError:
+                        if not target.exists():
+                            continue  # another adopter's, or gone
+                        segment = target.stat()  # renamed by us; the reply was lost and the retry failed
+                    if segment.st_size == 0:
                         target.unlink()
                         continue
                     with self._lock:
-                        self._sealed[path.name] = Segment(target, path.name, info.st_mtime, claimed=True)
+                        self._sealed[path.name] = Segment(target, path.name, segment.st_mtime, claimed=True)
                     claimed += 1
                 _remove_quietly(folder.rmdir)
             _remove_quietly((other / "lock").unlink)

@@ -1,11 +1,14 @@
 """Where sealed segments go: an S3 bucket, or a local folder when no bucket is set.
 
-Both take a key and gzip bytes and either store them whole or raise UploadError; the
-shipper knows nothing else about them, so tests point it at a real local S3 or a temp dir.
+Both take a key and gzip bytes and either store them whole, confirmed, or raise UploadError.
+The shipper deletes a segment only after `put` returned and knows nothing else about them, so
+tests point it at a real local S3 or a temp dir.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -25,11 +28,15 @@ class Uploader(Protocol):
 
 
 class S3Uploader:
-    """PUTs objects with boto3's default credential chain; `AWS_ENDPOINT_URL_S3` redirects it."""
+    """PUTs objects with boto3's default credential chain (`AWS_ENDPOINT_URL_S3` redirects it), then
+    confirms each: a HEAD must show the size and the SHA-256 it was sent with, so an endpoint that
+    answers 200 without storing (a proxy, a gateway) fails the upload instead of losing it."""
 
-    def __init__(self, bucket: str, client: Any = None) -> None:
+    def __init__(self, bucket: str, client: Any = None, *, connect_timeout: float = 5, read_timeout: float = 15):
         self.bucket = bucket
         self._client = client
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
 
     def _s3(self) -> Any:
         if self._client is None:
@@ -43,9 +50,11 @@ class S3Uploader:
             self._client = session.client(
                 "s3",
                 config=Config(
-                    connect_timeout=5,
-                    read_timeout=15,
-                    retries={"mode": "standard", "max_attempts": 1},  # the shipper retries, forever
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                    # One attempt per call: the shipper retries, forever, with its own backoff, and
+                    # counts each failure (botocore's `max_attempts` would add retries it never sees).
+                    retries={"mode": "standard", "total_max_attempts": 1},
                 ),
             )
             del session
@@ -55,13 +64,29 @@ class S3Uploader:
     def put(self, key: str, data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        digest = hashlib.sha256(data).hexdigest()
         try:
-            self._s3().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/gzip")
+            client = self._s3()
+            client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType="application/gzip",
+                ContentMD5=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
+                Metadata={"sha256": digest},
+            )
+            stored = client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise UploadError(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}") from exc
         except BotoCoreError as exc:
             raise UploadError(f"{type(exc).__name__}: {exc}") from exc
+        size, sha256 = stored.get("ContentLength"), stored.get("Metadata", {}).get("sha256")
+        if (size, sha256) != (len(data), digest):
+            raise UploadError(
+                f"not stored as sent: s3://{self.bucket}/{key} has {size} bytes, sha256 {sha256}; "
+                f"sent {len(data)} bytes, sha256 {digest}"
+            )
 
     def describe(self) -> str:
         return f"s3://{self.bucket}"
@@ -81,8 +106,11 @@ class LocalUploader:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
             os.replace(temp, target)  # whole or nothing, and a retry overwrites
+            stored = target.stat().st_size
         except OSError as exc:
             raise UploadError(f"cannot write {target}: {exc.strerror}") from exc
+        if stored != len(data):
+            raise UploadError(f"not stored as sent: {target} has {stored} bytes, sent {len(data)}")
 
     def describe(self) -> str:
         return str(self.folder)

@@ -78,6 +78,16 @@ class Handler:
         log.exception("unhandled error", extra={"request_id": call.id.decode()})
         self.fail(call, BotscoreError("internal error; the request id is in the logs"))
 
+    @property
+    def settles(self) -> bool:
+        """True when an answer must wait for `settle` before it is sent (BOTSCORE_AUDIT_SYNC=always)."""
+        return self.audit.sync == "always"
+
+    async def settle(self, call: Call) -> None:
+        """Wait until the call's record is on disk; if it cannot be, the answer becomes a 503."""
+        if call.status != 503:
+            await self.audit.settle(call)
+
     def readiness(self) -> str | None:
         """None when calls can be answered and recorded with room to spare, else the reason."""
         return self.audit.readiness()

@@ -119,6 +119,7 @@ class ScoringRoute:
         self.keys = keys
         self.max_body_bytes = max_body_bytes
         self._note_request = metrics.note_request
+        self._settles = handler.settles
         self._debug = log.isEnabledFor(logging.DEBUG)  # read once: logging is configured before the app is built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -178,6 +179,8 @@ class ScoringRoute:
             self.answer(call)
         else:
             self.handler.fail(call, refusal)
+        if self._settles:
+            await self.handler.settle(call)  # BOTSCORE_AUDIT_SYNC=always: the record is on disk first
         status = call.status
         headers = [
             (b"content-type", _JSON),

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections import Counter as _Counts
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 from prometheus_client.core import Metric
@@ -26,6 +27,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 P_BOT_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 X1_BUCKETS = tuple(round(-1.0 + 0.25 * i, 2) for i in range(21))  # log10 seconds: 0.1 s .. 10^4 s
 X2_BUCKETS = tuple(round(0.2 * i, 1) for i in range(16))  # log10(1 + attempts): 0 .. ~1000 attempts
+FSYNC_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 AUDIT_COUNTERS = {
     "records_written": "Audit records appended to the spool.",
     "records_shipped": "Audit records stored in S3 (or the local folder).",
@@ -34,7 +36,9 @@ AUDIT_COUNTERS = {
     "torn_lines": "Torn lines dropped from segments left by a crashed process.",
     "upload_failures": "Failed segment uploads (each is retried).",
     "objects_shipped": "Segment objects stored.",
+    "adoptions": "Segments adopted from workers that died (of this host, or of another sharing the spool).",
 }
+_T = TypeVar("_T")
 _TALLY = "_tally"
 _TALLY_SUM = "_tally_sum"
 
@@ -126,7 +130,7 @@ class Metrics:
 
     def __init__(self, audit_counters: Callable[[], dict[str, float]] | None = None) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
-        self._audit_counters = audit_counters
+        self.audit_counters = audit_counters
         self.requests = Counter(
             "botscore_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
         )
@@ -140,7 +144,10 @@ class Metrics:
         self._p_bot = _Histogram("botscore_p_bot", "Scores returned.", P_BOT_BUCKETS, (), r)
         self._x1 = _Histogram("botscore_feature_x1", "Feature x1 of scored requests (drift).", X1_BUCKETS, (), r)
         self._x2 = _Histogram("botscore_feature_x2", "Feature x2 of scored requests (drift).", X2_BUCKETS, (), r)
-        self._histograms = {h.name: h for h in (self._latency, self._p_bot, self._x1, self._x2)}
+        self._fsync = _Histogram(
+            "botscore_audit_fsync_seconds", "Duration of each fsync of the audit spool.", FSYNC_BUCKETS, (), r
+        )
+        self._histograms = {h.name: h for h in (self._latency, self._p_bot, self._x1, self._x2, self._fsync)}
         self._audit_totals = {
             name: Counter(f"botscore_audit_{name}", help_text, registry=r) for name, help_text in AUDIT_COUNTERS.items()
         }
@@ -159,28 +166,30 @@ class Metrics:
         )
         self._pending_requests: list[tuple[str, int, float]] = []
         self._pending_scores: list[tuple[float, float, float]] = []
+        self._pending_fsyncs: list[float] = []
         # The bound appends themselves, for the hot path: one C call per observation.
         self.note_request = self._pending_requests.append
         self.note_score = self._pending_scores.append
+        self.note_fsync = self._pending_fsyncs.append  # from the fsync thread
 
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
-        requests = self._pending_requests[:]  # copy and clear, not swap: note_* stay bound to these lists
-        self._pending_requests.clear()
+        requests = _take(self._pending_requests)
         for (route, status), count in _Counts((route, status) for route, status, _ in requests).items():
             self.requests.labels(route, str(status)).inc(count)
         for route, _, seconds in requests:
             self._latency.observe(seconds, route)
-        scores = self._pending_scores[:]
-        self._pending_scores.clear()
+        scores = _take(self._pending_scores)
         for x1, x2, p_bot in scores:
             self._x1.observe(x1)
             self._x2.observe(x2)
             self._p_bot.observe(p_bot)
+        for seconds in _take(self._pending_fsyncs):
+            self._fsync.observe(seconds)
         for histogram in self._histograms.values():
             histogram.flush()
-        if self._audit_counters is not None:
-            current = self._audit_counters()
+        if self.audit_counters is not None:
+            current = self.audit_counters()
             for name, counter in self._audit_totals.items():
                 delta = current[name] - self._audit_flushed[name]
                 if delta > 0:
@@ -197,6 +206,14 @@ class Metrics:
             multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]  # unannotated upstream
             return generate_latest(_Exposed(collected.collect(), self._histograms))
         return generate_latest(_Exposed(self.registry.collect(), self._histograms))
+
+
+def _take(pending: list[_T]) -> list[_T]:
+    """What a pending list holds now, removed from it. Not a swap (note_* stay bound to the list),
+    and only what was copied is deleted: another thread may append meanwhile."""
+    taken = pending[:]
+    del pending[: len(taken)]
+    return taken
 
 
 def mark_process_dead(pid: int) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +12,18 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from botscore.audit.log import AuditLog
+from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
+from botscore.call import Call
+from botscore.model import artifact
+from botscore.model.scorer import Scorer
 from botscore.service import Service
+from botscore.settings import SHIPPED_MODEL
 from tests.support.records import spooled_records
 
 SCORE = {"x1": 0.1, "x2": 0.2}
+SCORER = Scorer(artifact.load(SHIPPED_MODEL))
 MakeService = Callable[..., Service]
 
 
@@ -85,7 +95,9 @@ def test_reject_policy_answers_503_when_the_disk_fills_mid_run(
         ready = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "audit_unavailable"
-    assert re.search(r"No space left on device|short write, disk full", response.json()["error"]["message"])
+    assert re.search(
+        r"No space left on device|short write, disk full|disk is full", response.json()["error"]["message"]
+    )
     assert again.status_code == 503
     assert ready.status_code == 503
     rows = spooled_records(small_disk)
@@ -119,3 +131,79 @@ def test_unwritable_spool_directory_never_crashes_the_server(
     assert "audit spool unavailable: cannot use" in ready.json()["error"]["message"]
     assert scored.status_code == status
     assert alive.status_code == 200
+
+
+def test_an_append_that_fails_after_start_up_is_refused_not_answered(small_disk: Path, tmp_path: Path) -> None:
+    audit = AuditLog(
+        SpoolDirectory(small_disk),
+        _nowhere(tmp_path),
+        prefix="p/",
+        segment_max_bytes=1 << 20,
+        segment_max_age=3600,
+        spool_max_bytes=1 << 30,
+        when_full="reject",
+        shutdown_seconds=0,
+        tick=3600,  # no housekeeping after start-up: the disk fills behind the audit log's back
+    )
+    audit.start()
+    try:
+        first = _call()
+        audit.keep(first, b'{"id":"first"}\n')
+        _fill(small_disk / "filler")
+        filled = _call()
+        audit.keep(filled, b'{"id":"filled"}\n' * 4096)
+    finally:
+        audit.shipper.stop(0)
+    assert first.status == 200
+    assert filled.status == 503
+    assert re.search(r"No space left on device|short write", json.loads(filled.response)["error"]["message"])
+    assert audit.readiness() is not None and "audit spool unavailable" in audit.readiness()
+
+
+def _fill(path: Path) -> None:
+    """Write to `path` until the disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def _call() -> Call:
+    call = Call("/bot-score", "POST", b"id", SCORER, 0.0, 0.0)
+    call.status = 200
+    return call
+
+
+def test_readiness_turns_503_before_a_disk_smaller_than_the_bound_fills(
+    make_service: MakeService, small_disk: Path, tmp_path: Path
+) -> None:
+    service = make_service(uploader=_nowhere(tmp_path), audit_dir=small_disk, audit_shutdown_seconds=0.5)
+    with TestClient(service.app) as client:
+        for _ in range(5000):
+            assert client.post("/bot-score", json=SCORE).status_code == 200
+            ready = client.get("/readyz")
+            if ready.status_code == 503:
+                break
+        served = client.post("/bot-score", json=SCORE)
+    assert ready.status_code == 503
+    assert (
+        "its disk has room for (less than BOTSCORE_AUDIT_SPOOL_MAX_BYTES=1073741824)"
+        in ready.json()["error"]["message"]
+    )
+    assert served.status_code == 200  # unready first: the load balancer moves traffic away before any refusal
+
+
+def test_refusals_are_logged_when_they_start_not_once_per_request(
+    make_service: MakeService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = make_service(uploader=_nowhere(tmp_path), audit_spool_max_bytes=65536, audit_shutdown_seconds=0.5)
+    with TestClient(service.app) as client, caplog.at_level("INFO", logger="botscore"):
+        statuses = [client.post("/bot-score", json=SCORE).status_code for _ in range(600)]
+    assert statuses.count(503) >= 200
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "botscore.audit"]
+    assert [r.getMessage() for r in warnings][:1] == ["refusing requests: the audit log cannot record them"]
+    assert len(warnings) <= 2  # the start, and at most one periodic count

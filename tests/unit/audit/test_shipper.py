@@ -99,7 +99,7 @@ def test_a_leftover_whose_last_line_lacks_its_newline_is_shipped_whole(tmp_path:
     dead = tmp_path / "audit" / "workers" / "1.dead"
     (dead / "active").mkdir(parents=True)
     (dead / "sealed").mkdir()
-    (dead / "lock").write_bytes(b"")
+    (dead / "lock").write_bytes(b"h")  # a worker of this host, whose flock went with its process
     (dead / "sealed" / "dt=2026-11-27+hour=01+h-1.dead-000001.jsonl").write_bytes(b'{"id":"a"}\n{"id":"b"}')
     spool, writer = _spool(tmp_path)
     shipper = Shipper(spool, writer, LocalUploader(tmp_path / "shipped"), prefix="p/", tick=0.05)
@@ -110,7 +110,7 @@ def test_a_leftover_whose_last_line_lacks_its_newline_is_shipped_whole(tmp_path:
 
 
 def test_a_killed_workers_torn_last_line_is_dropped_and_counted_and_the_rest_shipped(tmp_path: Path) -> None:
-    kill_a_worker(tmp_path / "audit", sealed=['{"id":"a"}'], active=['{"id":"b"}', '{"id":"c", "sta'])
+    kill_a_worker(tmp_path / "audit", sealed=['{"id":"a"}'], active=['{"id":"b"}', '{"id":"c", "sta'], host="h")
     spool, writer = _spool(tmp_path)
     shipper = Shipper(spool, writer, LocalUploader(tmp_path / "shipped"), prefix="p/", tick=0.05)
     shipper.start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,7 +76,7 @@ def test_a_removed_segment_is_gone_from_the_disk_not_only_from_the_list(tmp_path
 
 
 def test_a_killed_workers_segments_are_claimed_exactly_once(tmp_path: Path) -> None:
-    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=['{"id":"2"}'])
+    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=['{"id":"2"}'], host="host-a")
     alive_a, alive_b = _open(tmp_path), _open(tmp_path)
     assert alive_a.claim_leftovers() + alive_b.claim_leftovers() == 2
     assert sorted(_ids(alive_a) + _ids(alive_b)) == ["1", "2"]
@@ -104,7 +106,7 @@ def test_drop_torn_lines_keeps_whole_records() -> None:
 
 
 def test_a_repair_copy_left_by_a_crash_is_not_shipped_as_a_segment(tmp_path: Path) -> None:
-    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=[])
+    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=[], host="host-a")
     sealed = tmp_path / "audit" / "workers" / dead / "sealed"
     (name,) = [p.name for p in sealed.iterdir()]
     (sealed / f".repair-{name}.tmp").write_bytes(b'{"id":"1"}\n')
@@ -123,3 +125,28 @@ def test_a_staging_directory_of_a_dead_worker_is_removed(tmp_path: Path) -> None
     alive = _open(tmp_path)
     alive.claim_leftovers()
     assert not staging.exists()
+
+
+def test_another_hosts_dead_worker_is_adopted_only_once_its_heartbeat_is_old(tmp_path: Path) -> None:
+    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=['{"id":"2"}'], host="host-b")
+    lock = tmp_path / "audit" / "workers" / dead / "lock"
+    alive = _open(tmp_path, host="host-a")
+    assert alive.claim_leftovers(adopt_after=30) == 0  # its lock is free, but on NFS that may be a lost lease
+    beat = time.time() - 31
+    os.utime(lock, (beat, beat))  # 31 s without a heartbeat
+    assert alive.claim_leftovers(adopt_after=30) == 2
+    assert _ids(alive) == ["1", "2"]
+
+
+def test_a_live_worker_of_another_host_keeps_its_segments_while_it_beats(tmp_path: Path) -> None:
+    live = _open(tmp_path, host="host-b")
+    writer = _writer(live)
+    writer.append(b'{"id":"1"}\n')
+    writer.seal()
+    lock = next((tmp_path / "audit" / "workers").iterdir()) / "lock"
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    live.heartbeat()
+    other = _open(tmp_path, host="host-a")
+    assert other.claim_leftovers(adopt_after=30) == 0
+    assert len(live.sealed()) == 1
