@@ -1,9 +1,9 @@
 """The shipped audit records read by a real SQL engine with the Glue table's column types.
 
-`botscore serve` ships to SeaweedFS; the bucket appears only after the spool has filled, so the
-same run shows refusals at the bound being recorded and everything reaching S3 once it is
-back. Every object is then read by DuckDB with the types of schema.COLUMNS (a value of another
-type fails the read, as it would fail Athena's query), and the example queries of
+`botscore serve` ships to SeaweedFS, which starts only after the spool has filled, so the same
+run shows refusals at the bound being recorded and everything reaching S3 once it is back.
+Every object is then read by DuckDB with the types of schema.COLUMNS (a value of another type
+fails the read, as it would fail Athena's query), and the example queries of
 terraform/analytics.tf run on it with the answers the clients saw.
 
 Request kinds covered: 200 single; 200 batch of 3; 400 malformed_json (broken, empty, nested
@@ -16,7 +16,6 @@ invalid_batch_size, and a batch item's error; 503 audit_unavailable.
 from __future__ import annotations
 
 import gzip
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -65,8 +64,9 @@ def _download(weed: Weed, bucket: str, folder: Path) -> int:
     return rows
 
 
-def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: Path, weed: Weed) -> None:
-    bucket = f"sql-{int(time.time() * 1000)}"  # created only after the spool has filled
+def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: Path) -> None:
+    weed = Weed(tmp_path / "s3")  # not started yet: S3 is down until the spool has filled
+    bucket = "audit"
     service = Service(
         tmp_path,
         api_keys=KEY,
@@ -102,18 +102,20 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
                 assert (response.status_code, response.json()["error"]["code"]) == (status, code), body
             wrong_method = client.get("/bot-score", headers=AUTH)
             answered[wrong_method.headers["x-request-id"]] = (405, "method_not_allowed")
-            for i in range(2000):  # S3 has no bucket yet: fill the spool to its bound
+            for i in range(2000):  # S3 is down: fill the spool to its bound
                 response = post("/bot-score", b'{"x1": %d.5, "x2": 0.25}' % (i % 3), AUTH)
                 if response.status_code == 503:
                     break
                 scores.append(response.json()["p_bot"])
             assert response.status_code == 503
-        weed.client().create_bucket(Bucket=bucket)  # S3 is back
+        weed.start()  # S3 is back, on the port the service uses
+        weed.client().create_bucket(Bucket=bucket)
         rows_expected = len(answered) + len(scores) - sum(1 for status, _ in answered.values() if status == 200)
         wait_for(lambda: _download(weed, bucket, tmp_path / "probe") >= rows_expected, 60, "every row in S3")
+        assert _download(weed, bucket, tmp_path / "s3") == rows_expected
     finally:
         service.stop()
-    assert _download(weed, bucket, tmp_path / "s3") == rows_expected
+        weed.stop()
 
     db = open_table(tmp_path / "s3")
     rows = db.execute(f"SELECT id, item, status, error_code, p_bot, x1, x1_text, raw FROM {TABLE}").fetchall()

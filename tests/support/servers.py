@@ -6,6 +6,7 @@ Each is started on free ports in a temp dir and stopped by its pid.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -131,11 +132,13 @@ class Weed:
     def __init__(self, tmp: Path, ports: list[int] | None = None) -> None:
         self.dir = tmp / "weed"
         self.dir.mkdir(parents=True, exist_ok=True)
-        # weed binds each port + 10000 for gRPC too, so both must be free.
+        # weed binds each port + 10000 for gRPC too, so both must be free. Both are taken below the
+        # kernel's ephemeral range (32768 and up), so that a client's outgoing connection cannot take
+        # one between here and start() (a test may start SeaweedFS late, to play an S3 outage).
         ports = list(ports or [])
         while len(ports) < 5:
-            port = free_port(below=55000)
-            if port not in ports and _port_is_free(port + 10000):
+            port = random.randint(20000, 22767)
+            if port not in ports and _port_is_free(port) and _port_is_free(port + 10000):
                 ports.append(port)
         self.ports = ports
         self.s3_port, self.master_port, self.volume_port, self.filer_port, self.admin_port = ports
