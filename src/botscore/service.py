@@ -27,7 +27,7 @@ from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
-from botscore.ops.metrics import Metrics, mark_process_dead
+from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
 from botscore.settings import Settings, SettingsError, load_settings
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
@@ -80,11 +80,13 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        forget_dead_workers()
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop())
         background = [asyncio.create_task(housekeeping())]
-        if settings.audit_sync == "interval":
-            background.append(asyncio.create_task(audit.syncer.every(audit.sync_interval)))
+        if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
+            every = audit.sync_interval if settings.audit_sync == "interval" else 1.0
+            background.append(asyncio.create_task(audit.syncer.every(every)))
         try:
             yield
         finally:

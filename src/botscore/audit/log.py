@@ -32,6 +32,8 @@ READY_FRACTION = 0.8  # /readyz turns 503 above this share of the spool bound, b
 # Past the bound, refusals are still recorded in this share of it; past that they are only counted.
 REFUSAL_RESERVE_FRACTION = 0.01
 REFUSAL_REPORT_SECONDS = 60  # while refusing, one log line with the count this often, not one per request
+SYNC_STUCK_SECONDS = 5.0  # an fsync running longer than this makes the worker unready (a hung NFS server)
+HEARTBEAT_SECONDS = 2.0
 WhenFull = Literal["reject", "drop"]
 
 
@@ -76,8 +78,10 @@ class AuditLog:
             tick=tick,
             backoff_cap=retry_max_seconds,
             adopt_after=adopt_after,
-            on_tick=self._refresh,
         )
+        self.tick_seconds = tick
+        self._housekeeper: threading.Thread | None = None
+        self._stop_housekeeping = threading.Event()
         self.records_dropped = 0
         self.records_refused = 0
         self._usage_scanned = 0
@@ -100,6 +104,10 @@ class AuditLog:
         self._try_open()
         self._refresh()
         self.shipper.start()
+        # Heartbeat and usage in a thread of their own: a pass of the shipper can take a minute
+        # while S3 hangs, and another host must never take this worker for dead meanwhile.
+        self._housekeeper = threading.Thread(target=self._housekeep, name="botscore-audit", daemon=True)
+        self._housekeeper.start()
         log.info(
             "audit log started",
             extra={
@@ -113,6 +121,9 @@ class AuditLog:
         """Seal and ship within the shutdown deadline; what is left stays on disk for the next start."""
         shipped_all = self.shipper.stop(self.shutdown_seconds)
         self.syncer.close()
+        self._stop_housekeeping.set()
+        if self._housekeeper is not None:
+            self._housekeeper.join(5)
         if self._unavailable is None:
             self.writer.seal()
             self.spool.close()
@@ -174,6 +185,9 @@ class AuditLog:
             refusal = AuditUnavailable(f"{self.syncer.failure}; request not answered because its record may be lost")
             call.status = refusal.status
             call.response = refusal.body_bytes()
+            # The row that says 200 may be on disk; this one says what the client got (best effort).
+            with contextlib.suppress(SpoolUnavailable):
+                self.writer.append(record.failed(call, refusal, record.Sent()))
 
     def readiness(self) -> str | None:
         """None when records are being accepted with room to spare, else the reason."""
@@ -181,6 +195,9 @@ class AuditLog:
             return f"audit spool unavailable: {self._unavailable}"
         if self.syncer.failure is not None:
             return self.syncer.failure
+        stuck = self.syncer.running_for()
+        if stuck > SYNC_STUCK_SECONDS:
+            return f"an fsync of the audit spool has been running for {stuck:.0f} s"
         usage = self.usage_bytes
         if usage >= READY_FRACTION * self._capacity:
             if self._capacity < self.spool_max_bytes:
@@ -254,18 +271,30 @@ class AuditLog:
         self._report_refusals()
 
     def _report_refusals(self) -> None:
-        """While refusing, a count every REFUSAL_REPORT_SECONDS; when refusals stop, one line saying so."""
-        refused = self.records_refused
-        now = time.monotonic()
+        """While refusing, a count every REFUSAL_REPORT_SECONDS; once the spool takes records again, one line."""
         if not self._refusing:
             return
-        if refused == self._refused_reported and self.writer.bytes_appended < self._append_limit:
+        now = time.monotonic()
+        refused = self.records_refused
+        if self._unavailable is None and self.writer.bytes_appended < self._append_limit:
             self._refusing = False
-            log.info("accepting requests again", extra={"refused_total": refused})
+            log.info("accepting requests again", extra={"refused": refused - self._refused_reported})
+            self._refused_reported = refused
         elif now - self._refusal_reported_at >= REFUSAL_REPORT_SECONDS:
             log.warning(
                 "still refusing requests",
                 extra={"refused": refused - self._refused_reported, "reason": self._unavailable or self._full_reason},
             )
             self._refusal_reported_at = now
-        self._refused_reported = refused
+            self._refused_reported = refused
+
+    def _housekeep(self) -> None:
+        next_beat = 0.0
+        while not self._stop_housekeeping.wait(self.tick_seconds):
+            try:
+                if time.monotonic() >= next_beat:
+                    self.spool.heartbeat()
+                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
+                self._refresh()
+            except Exception:  # the thread must outlive any surprise
+                log.exception("audit housekeeping failed; retrying")

@@ -41,8 +41,9 @@ class SegmentWriter:
         self._name = ""
         self._opened_at = 0.0
         self._bytes = 0
-        self.records_written = 0
+        self.records_written = 0  # record lines
         self.bytes_appended = 0  # only ever grows; the audit log's usage estimate reads it
+        self.sync_error: str | None = None  # a failed fsync while sealing, for the Syncer to report
 
     def append(self, line: bytes) -> None:
         """Append one record line with one write; SpoolUnavailable if the disk refuses it."""
@@ -52,7 +53,9 @@ class SegmentWriter:
         try:
             written = os.write(fd, line)
         except OSError as exc:
-            raise SpoolUnavailable(f"cannot write {self._name}: {exc.strerror}") from None
+            name = self._name
+            self._abandon()  # never write to this fd again (EIO, ESTALE: it may be gone); the next append opens anew
+            raise SpoolUnavailable(f"cannot write {name}: {exc.strerror}") from None
         if written != len(line):
             # A short write (disk full) would leave a torn line in the middle; cut it off.
             try:
@@ -62,7 +65,7 @@ class SegmentWriter:
             raise SpoolUnavailable(f"cannot write {self._name}: short write, disk full")
         self._bytes += written
         self.bytes_appended += written
-        self.records_written += 1
+        self.records_written += line.count(b"\n")
         if self._bytes >= self.max_bytes:
             try:
                 self._seal()
@@ -110,9 +113,18 @@ class SegmentWriter:
         if self._fd is None:
             return
         if self.durable_seal and self._bytes:
-            self.fsync(self._fd)
-        self.spool.seal(self._name, self._opened_at, empty=self._bytes == 0, suspect=suspect, durable=self.durable_seal)
+            try:
+                self.fsync(self._fd)
+            except OSError as exc:
+                self.sync_error = f"cannot sync {self._name}: {exc.strerror or exc}"
+                raise
+        self.spool.seal(self._name, self._opened_at, empty=self._bytes == 0, suspect=suspect)
         self._close()
+        if self.durable_seal:
+            try:
+                self.spool.sync_sealed()  # the rename too, so it survives the machine
+            except OSError as exc:
+                self.sync_error = f"cannot sync the sealed folder: {exc.strerror or exc}"
 
     def _close(self) -> None:
         if self._fd is not None:

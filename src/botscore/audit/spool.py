@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import re
 import secrets
@@ -38,6 +39,8 @@ from pathlib import Path
 
 SEGMENT_SUFFIX = ".jsonl"
 OBJECT_SUFFIX = ".jsonl.gz"
+
+log = logging.getLogger("botscore.spool")
 
 
 def object_key(prefix: str, opened_at: datetime, host: str, worker: str, seq: int) -> str:
@@ -118,12 +121,15 @@ class SpoolDirectory:
             os.utime(self._root / "lock")
 
     def probe(self) -> None:
-        """Open the folder if needed and check that a file can be created in it; OSError if not."""
+        """Open the folder if needed and check that a file with data can be written in it; OSError if not."""
         if not self._root.is_dir():
             self.open()
         probe = self._root / "active" / ".probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        try:
+            probe.write_bytes(b"{}\n" * 1024)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                probe.unlink()
 
     def close(self) -> None:
         """Release the lock; an emptied folder is removed, one with segments left is claimed by the next start."""
@@ -149,21 +155,22 @@ class SpoolDirectory:
         fd = os.open(self._root / "active" / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         return name, fd
 
-    def seal(self, name: str, opened_at: float, *, empty: bool, suspect: bool = False, durable: bool = False) -> None:
+    def seal(self, name: str, opened_at: float, *, empty: bool, suspect: bool = False) -> None:
         """Move an active segment to sealed/ (rename first: on failure nothing changes); an empty one is deleted.
 
         A `suspect` segment may end in a torn line: it is shipped like a leftover, lines checked.
-        `durable` syncs the folder too, so the rename survives the machine.
         """
         if empty:
             os.unlink(self._root / "active" / name)
             return
         target = self._root / "sealed" / name
         os.rename(self._root / "active" / name, target)
-        if durable:
-            _fsync_folder(target.parent)
         with self._lock:
             self._sealed[name] = Segment(target, name, opened_at, claimed=suspect)
+
+    def sync_sealed(self) -> None:
+        """fsync the sealed folder, so that the renames into it survive the machine."""
+        _fsync_folder(self._root / "sealed")
 
     # -- sealed segments (the shipper's side) ------------------------------------------
 
@@ -172,15 +179,10 @@ class SpoolDirectory:
         with self._lock:
             return sorted(self._sealed.values(), key=lambda s: (s.opened_at, s.name))
 
-    def rewrite(self, segment: Segment, data: bytes) -> None:
-        """Replace a segment's content whole (a repaired leftover): a temporary copy, then a rename."""
-        temp = segment.path.with_name(f".repair-{segment.name}.tmp")
-        temp.write_bytes(data)
-        os.replace(temp, segment.path)
-
     def remove(self, segment: Segment) -> None:
-        """Delete a segment whose upload was confirmed."""
-        segment.path.unlink()
+        """Delete a segment whose upload was confirmed (or forget one that is gone)."""
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
         with self._lock:
             self._sealed.pop(segment.name, None)
 
@@ -203,7 +205,10 @@ class SpoolDirectory:
             if other.name.startswith(".new-"):
                 self._remove_stale_staging(other)
                 continue
-            claimed += self._claim_from(other, adopt_after)
+            try:
+                claimed += self._claim_from(other, adopt_after)
+            except OSError as exc:  # a stray file, a lock we may not open: skip it, never stop claiming
+                log.warning("cannot adopt from a worker folder", extra={"folder": other.name, "reason": str(exc)})
         return claimed
 
     def _remove_stale_staging(self, staging: Path) -> None:
@@ -248,7 +253,7 @@ class SpoolDirectory:
                 folder = other / state
                 for path in sorted(folder.iterdir()) if folder.is_dir() else []:
                     if path.name.startswith(".") or not path.name.endswith(SEGMENT_SUFFIX):
-                        _remove_quietly(path.unlink)  # a repair's temporary copy: the segment is whole
+                        _remove_quietly(path.unlink)  # an older version's repair copy: the segment is whole
                         continue
                     target = self._root / "sealed" / path.name
                     try:

@@ -44,6 +44,7 @@ class Syncer:
         self.synced = 0  # writer.bytes_appended covered by the last fsync that completed
         self.failure: str | None = None  # why the last fsync failed; None once one succeeds
         self._running: asyncio.Future[None] | None = None
+        self._started = 0.0  # monotonic time the running fsync started
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="botscore-fsync")
 
     async def commit(self) -> bool:
@@ -58,24 +59,35 @@ class Syncer:
         return True
 
     async def every(self, seconds: float) -> None:
-        """The `interval` mode: sync whatever was appended since the last fsync, every `seconds`."""
+        """Sync what was appended since the last fsync, and retry after a failure, every `seconds`
+        (the `interval` mode's timer; in `always` mode, what brings a failed spool back)."""
         while True:
             await asyncio.sleep(seconds)
-            await self.commit()
+            if self._running is None and (self.failure is not None or self.synced < self.writer.bytes_appended):
+                self._running = asyncio.ensure_future(self._sync_once())
+                await asyncio.shield(self._running)
+
+    def running_for(self) -> float:
+        """Seconds the running fsync has taken so far (0 when none runs)."""
+        return time.monotonic() - self._started if self._running is not None else 0.0
 
     async def _sync_once(self) -> None:
-        fd, covered = self.writer.dup_active()
+        self._started = time.monotonic()
         try:
+            fd, covered = self.writer.dup_active()
             if fd is not None:
                 await asyncio.get_running_loop().run_in_executor(self._thread, self._fsync, fd)
+            if self.writer.sync_error is not None:  # a segment sealed meanwhile could not be synced
+                raise OSError(self.writer.sync_error)
             self.synced = max(self.synced, covered)
             if self.failure is not None:
                 log.info("audit spool syncs again")
             self.failure = None
-        except OSError as exc:
+        except Exception as exc:  # OSError above all; anything else must not wedge every later commit
             if self.failure is None:
                 log.error("cannot sync the audit spool", extra={"reason": str(exc)})
-            self.failure = f"cannot sync the audit spool: {exc.strerror or exc}"
+            self.failure = f"cannot sync the audit spool: {getattr(exc, 'strerror', None) or exc}"
+            self.writer.sync_error = None
         finally:
             self._running = None
 

@@ -20,7 +20,8 @@ FIELDS = ("x1", "x2")
 MAX_DEPTH = 32  # nesting of arrays and objects; a batch body needs 3
 _EXPECTED = 'a JSON object like {"x1": 0.1, "x2": 0.2}'
 # Strings (skipped whole, so brackets inside them do not count) and the brackets that nest.
-_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# An unterminated string takes the rest of the body (its closing quote is optional): the scan stays linear.
+_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 class _NonFinite:

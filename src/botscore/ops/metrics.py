@@ -17,8 +17,10 @@ from bisect import bisect_left
 from collections import Counter as _Counts
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
+import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -214,6 +216,18 @@ def _take(pending: list[_T]) -> list[_T]:
     taken = pending[:]
     del pending[: len(taken)]
     return taken
+
+
+def forget_dead_workers() -> None:
+    """Drop the live gauges of workers that died without a shutdown (uvicorn respawns them), so a dead
+    worker's last spool size never stays the maximum (multiprocess mode only)."""
+    folder = multiprocess_dir()
+    if not folder:
+        return
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if not psutil.pid_exists(pid):
+            mark_process_dead(pid)
 
 
 def mark_process_dead(pid: int) -> None:

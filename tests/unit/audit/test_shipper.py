@@ -117,3 +117,20 @@ def test_a_killed_workers_torn_last_line_is_dropped_and_counted_and_the_rest_shi
     assert shipper.stop(timeout=5) is True
     assert _ids(tmp_path / "shipped") == ["a", "b"]
     assert (shipper.stats.records_shipped, shipper.stats.torn_lines) == (2, 1)
+
+
+def test_a_segment_that_cannot_be_read_does_not_block_the_others(tmp_path: Path) -> None:
+    spool, writer = _spool(tmp_path)
+    writer.append(b'{"id":"blocked"}\n')
+    writer.seal()
+    writer.append(b'{"id":"behind"}\n')
+    writer.seal()
+    first, _ = spool.sealed()
+    first.path.unlink()
+    first.path.mkdir()  # reading it fails (IsADirectoryError), as an unreadable file would
+    shipper = Shipper(spool, writer, LocalUploader(tmp_path / "shipped"), prefix="p/", tick=0.05)
+    shipper.start()
+    shipper.stop(timeout=1)
+    assert _ids(tmp_path / "shipped") == ["behind"]
+    assert [segment.name for segment in spool.sealed()] == [first.name]  # kept, tried again later
+    assert shipper.stats.upload_failures >= 1

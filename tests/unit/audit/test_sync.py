@@ -160,3 +160,25 @@ def test_a_sealed_segment_is_synced_before_it_is_sealed(tmp_path: Path, sync: Sy
     finally:
         audit.close()
     assert len(synced) == 1
+
+
+def test_always_comes_back_after_a_failed_fsync_without_any_request(tmp_path: Path) -> None:
+    fsync = SlowFsync(tmp_path / "audit", delay=0)
+    app, audit = _app(tmp_path, "always", fsync)
+
+    async def scenario() -> tuple[int, int]:
+        retry = asyncio.create_task(audit.syncer.every(0.05))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:
+            fsync.fail_with = errno.EIO
+            assert (await client.post("/bot-score", json=SCORE)).status_code == 503
+            unready = (await client.get("/readyz")).status_code
+            fsync.fail_with = None
+            await asyncio.sleep(0.3)  # no request comes: the load balancer sent none to an unready task
+            ready = (await client.get("/readyz")).status_code
+        retry.cancel()
+        return unready, ready
+
+    try:
+        assert asyncio.run(scenario()) == (503, 200)
+    finally:
+        audit.close()

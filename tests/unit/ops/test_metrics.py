@@ -61,7 +61,7 @@ def test_metrics_count_requests_scores_features_and_audit(client: TestClient) ->
     )
     assert samples[("botscore_feature_x1_count", ())] == 12
     assert samples[("botscore_feature_x2_bucket", (("le", "0.2"),))] == 10
-    assert samples[("botscore_audit_records_written_total", ())] == 12
+    assert samples[("botscore_audit_records_written_total", ())] == 13  # rows: 10 scores, 1 error, 2 batch items
     for name in ("shipped", "dropped", "refused"):
         assert (f"botscore_audit_records_{name}_total", ()) in samples
     for name in (
