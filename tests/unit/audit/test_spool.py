@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from botscore.audit.segment import SegmentWriter
 from botscore.audit.shipper import drop_torn_lines
 from botscore.audit.spool import SpoolDirectory, object_key
@@ -150,3 +152,23 @@ def test_a_live_worker_of_another_host_keeps_its_segments_while_it_beats(tmp_pat
     other = _open(tmp_path, host="host-a")
     assert other.claim_leftovers(adopt_after=30) == 0
     assert len(live.sealed()) == 1
+
+
+def test_a_rename_whose_reply_was_lost_still_adopts_the_segment_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=['{"id":"2"}'], host="host-a")
+    alive = _open(tmp_path)
+    rename = os.rename
+
+    def reply_lost(source: str | Path, target: str | Path) -> None:
+        # What NFS does when a rename's reply is lost: the client retries it, the source is gone.
+        rename(source, target)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    # A mock, because only a network file system that drops a reply reaches this branch.
+    monkeypatch.setattr(os, "rename", reply_lost)
+    assert alive.claim_leftovers() == 2
+    monkeypatch.undo()
+    assert _ids(alive) == ["1", "2"]
+    assert not (tmp_path / "audit" / "workers" / dead).exists()
