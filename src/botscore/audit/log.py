@@ -164,28 +164,32 @@ class AuditLog:
         if self.when_full == "drop":
             self.records_dropped += 1
             return
-        self.records_refused += 1
         if not self._refusing:
             self._refusing = True
             self._refusal_reported_at = time.monotonic()
             log.warning("refusing requests: the audit log cannot record them", extra={"reason": problem})
-        refusal = AuditUnavailable(f"{problem}; request not scored because it could not be recorded")
-        call.status = refusal.status
-        call.response = refusal.body_bytes()
-        if self._unavailable is None and self.writer.bytes_appended < self._append_limit + self._reserve:
-            # If the disk itself is full after all, the refusal is counted, not recorded.
-            with contextlib.suppress(SpoolUnavailable):
-                self.writer.append(record.failed(call, refusal, record.Sent()))
+        self._refuse(
+            call,
+            f"{problem}; request not scored because it could not be recorded",
+            record_it=self._unavailable is None and self.writer.bytes_appended < self._append_limit + self._reserve,
+        )
 
     async def settle(self, call: Call) -> None:
         """With AUDIT_SYNC=always, wait for the fsync that covers the call's record; if it fails,
         the answer becomes a 503 (the record may not have reached the disk)."""
         if not await self.syncer.commit():
-            self.records_refused += 1
-            refusal = AuditUnavailable(f"{self.syncer.failure}; request not answered because its record may be lost")
-            call.status = refusal.status
-            call.response = refusal.body_bytes()
-            # The row that says 200 may be on disk; this one says what the client got (best effort).
+            # The row that says 200 may be on disk; the refusal's row says what the client got.
+            reason = f"{self.syncer.failure}; request not answered because its record may be lost"
+            self._refuse(call, reason, record_it=True)
+
+    def _refuse(self, call: Call, reason: str, *, record_it: bool) -> None:
+        """Answer the call with a 503 refusal, counted, and recorded (best effort) when `record_it`;
+        if the disk itself is full after all, the refusal is counted, not recorded."""
+        self.records_refused += 1
+        refusal = AuditUnavailable(reason)
+        call.status = refusal.status
+        call.response = refusal.body_bytes()
+        if record_it:
             with contextlib.suppress(SpoolUnavailable):
                 self.writer.append(record.failed(call, refusal, record.Sent()))
 

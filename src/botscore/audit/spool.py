@@ -111,10 +111,6 @@ class SpoolDirectory:
             raise
         self._lock_fd = fd
 
-    @property
-    def is_open(self) -> bool:
-        return self._lock_fd is not None
-
     def heartbeat(self) -> None:
         """Tell other hosts this worker is alive: the lock file's mtime is the last beat."""
         if self._lock_fd is not None:

@@ -51,9 +51,7 @@ class Syncer:
         """Wait until every record appended so far is on disk; False if an fsync failed (event loop)."""
         target = self.writer.bytes_appended
         while self.synced < target:
-            if self._running is None:
-                self._running = asyncio.ensure_future(self._sync_once())
-            await asyncio.shield(self._running)
+            await self._sync()
             if self.failure is not None:
                 return False
         return True
@@ -63,9 +61,14 @@ class Syncer:
         (the `interval` mode's timer; in `always` mode, what brings a failed spool back)."""
         while True:
             await asyncio.sleep(seconds)
-            if self._running is None and (self.failure is not None or self.synced < self.writer.bytes_appended):
-                self._running = asyncio.ensure_future(self._sync_once())
-                await asyncio.shield(self._running)
+            if self.failure is not None or self.synced < self.writer.bytes_appended:
+                await self._sync()
+
+    async def _sync(self) -> None:
+        """Start an fsync unless one is running, and wait for it: whoever comes meanwhile shares it."""
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._sync_once())
+        await asyncio.shield(self._running)
 
     def running_for(self) -> float:
         """Seconds the running fsync has taken so far (0 when none runs)."""
