@@ -39,6 +39,7 @@ from pathlib import Path
 
 SEGMENT_SUFFIX = ".jsonl"
 OBJECT_SUFFIX = ".jsonl.gz"
+STAGING_STALE_SECONDS = 60.0  # a worker folder being created takes milliseconds; one this old was abandoned
 
 log = logging.getLogger("botscore.spool")
 
@@ -208,8 +209,14 @@ class SpoolDirectory:
         return claimed
 
     def _remove_stale_staging(self, staging: Path) -> None:
-        """A worker died while creating its folder: nothing was written there yet."""
+        """A worker died while creating its folder: nothing was written there yet.
+
+        Only a folder left alone for STAGING_STALE_SECONDS counts: a worker starting right now has
+        created its lock file but may not hold the lock yet, and must not lose its folder.
+        """
         try:
+            if time.time() - staging.stat().st_mtime < STAGING_STALE_SECONDS:
+                return
             fd = os.open(staging / "lock", os.O_RDWR)
         except OSError:
             return

@@ -124,9 +124,23 @@ def test_a_staging_directory_of_a_dead_worker_is_removed(tmp_path: Path) -> None
     (staging / "active").mkdir(parents=True)
     (staging / "sealed").mkdir()
     (staging / "lock").write_bytes(b"")
+    old = time.time() - 120
+    os.utime(staging, (old, old))
     alive = _open(tmp_path)
     alive.claim_leftovers()
     assert not staging.exists()
+
+
+def test_a_worker_creating_its_folder_keeps_it_while_another_claims_leftovers(tmp_path: Path) -> None:
+    # The starting worker has created its lock file but not locked it yet: the moment two workers
+    # of `--workers 2` met in CI, and the starting one answered 503 for a second.
+    staging = tmp_path / "audit" / "workers" / ".new-123.abcd"
+    (staging / "active").mkdir(parents=True)
+    (staging / "sealed").mkdir()
+    (staging / "lock").write_bytes(b"")
+    alive = _open(tmp_path)
+    alive.claim_leftovers()
+    assert sorted(p.name for p in staging.iterdir()) == ["active", "lock", "sealed"]
 
 
 def test_another_hosts_dead_worker_is_adopted_only_once_its_heartbeat_is_old(tmp_path: Path) -> None:
