@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -101,3 +102,31 @@ def test_a_key_rotates_under_load_with_no_failed_request_and_no_restart(tmp_path
         assert key not in log
         assert key not in metrics
         assert not any(key in str(record) for record in records)
+
+
+def test_sighup_reads_the_keys_file_again(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("key-aaaa\n")
+    service = Service(tmp_path, api_keys=keys).start()
+    try:
+        seen = keys.stat()
+        keys.write_text("key-bbbb\n")  # in place, same size, and the same mtime put back:
+        os.utime(keys, ns=(seen.st_atime_ns, seen.st_mtime_ns))  # only the signal can tell
+        time.sleep(1)
+        assert (
+            httpx.post(
+                service.url + "/bot-score", content=SCORE, headers={"Authorization": "Bearer key-bbbb"}
+            ).status_code
+            == 401
+        )
+        assert service.process is not None
+        service.process.send_signal(signal.SIGHUP)
+        _first_success(service.url, "key-bbbb")
+        assert (
+            httpx.post(
+                service.url + "/bot-score", content=SCORE, headers={"Authorization": "Bearer key-aaaa"}
+            ).status_code
+            == 401
+        )
+    finally:
+        service.stop()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httptools
@@ -29,6 +28,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from botscore.http.limits import TIMED_OUT, Limits
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+SWEEP_SECONDS = 0.25  # how often a worker checks its connections' deadlines: a 408 comes up to this late
+_swept: set[int] = set()  # the server states (one per worker) whose connections a sweep already checks
 
 
 def _refusal(status: int, code: str, message: str) -> bytes:
@@ -50,16 +51,19 @@ class BotscoreProtocol(HttpToolsProtocol):
         self._shed = getattr(self.app, "shed", None)
         self._reading_head = False
         self._head_bytes = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        self._began: float | None = None  # loop.time() at the first byte of the request being received
         self._discarding = False  # the request was shed: its body is read and dropped
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if id(self.server_state) not in _swept:
+            _swept.add(id(self.server_state))
+            self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, self.connections)
         # uvicorn times out idleness only after an answer; a connection that never sends is bounded too.
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_deadline()
+        self._began = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -75,8 +79,8 @@ class BotscoreProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_head = True
         self._head_bytes = 0
-        if self._deadline is None:
-            self._deadline = self.loop.call_later(self.limits.request_timeout, self._timed_out)
+        if self._began is None:
+            self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
@@ -101,7 +105,7 @@ class BotscoreProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._cancel_deadline()
+        self._began = None
         if self._discarding:
             self._discarding = False
             self._unset_keepalive_if_required()
@@ -114,8 +118,13 @@ class BotscoreProtocol(HttpToolsProtocol):
 
     # -- the bounds ----------------------------------------------------------------------
 
+    def check_deadline(self, now: float) -> None:
+        """Answer 408 if the request being received is past BOTSCORE_REQUEST_TIMEOUT_SECONDS."""
+        if self._began is not None and now - self._began > self.limits.request_timeout:
+            self._timed_out()
+
     def _timed_out(self) -> None:
-        self._deadline = None
+        self._began = None
         if self.transport.is_closing():
             return
         seconds = self.limits.request_timeout
@@ -124,21 +133,25 @@ class BotscoreProtocol(HttpToolsProtocol):
             return
         # The head arrived and the app is reading the body: end the body here and let the app answer
         # 408 (the scoring routes record it), then close, for the rest of the body may still come.
-        self.scope[TIMED_OUT] = time.monotonic()  # type: ignore[literal-required]
+        self.scope[TIMED_OUT] = True  # type: ignore[literal-required]
         self.cycle.keep_alive = False
         self.cycle.more_body = False
         self.cycle.message_event.set()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer before the app saw the request (it has no route yet), count it, close the connection."""
-        self._cancel_deadline()
+        self._began = None
         self.transport.write(_refusal(status, code, message))
         self.transport.close()
         refused = getattr(self.app, "refused", None)
         if refused is not None:
             refused(status)
 
-    def _cancel_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    """Check every connection of this worker against its request deadline, then again in SWEEP_SECONDS."""
+    now = loop.time()
+    for connection in list(connections):
+        if isinstance(connection, BotscoreProtocol):
+            connection.check_deadline(now)
+    loop.call_later(SWEEP_SECONDS, _sweep, loop, connections)
