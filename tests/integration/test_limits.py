@@ -35,17 +35,24 @@ def _read_answer(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def _recv(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ConnectionError("the server closed the connection")
+    return chunk
+
+
 def _read_one(sock: socket.socket) -> bytes:
     """One answer on a kept-alive connection: its head, then Content-Length bytes of body."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        data += _recv(sock)
     head, _, body = data.partition(b"\r\n\r\n")
     length = int(
         next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1]
     )
     while len(body) < length:
-        body += sock.recv(65536)
+        body += _recv(sock)
     return head + b"\r\n\r\n" + body
 
 
@@ -194,5 +201,37 @@ def test_an_idle_connection_outlives_the_load_balancers_idle_timeout_by_default(
             time.sleep(6)  # uvicorn's own default (5 s) would have closed it, and the ALB would answer 502
             sock.sendall(request)
             assert _read_one(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        service.stop()
+
+
+def test_a_large_body_sent_with_its_head_is_not_taken_for_an_oversized_head(tmp_path: Path) -> None:
+    service = Service(tmp_path).start()
+    body = json.dumps({"instances": [{"x1": 0.123456789 + i, "x2": 0.987654321} for i in range(1000)]}).encode()
+    assert len(body) > 32768
+    request = b"POST /bot-score/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    try:
+        with _connect(service) as sock:
+            sock.sendall(request + request)  # two in one write, pipelined: both heads are small
+            first = _read_one(sock)
+            second = _read_one(sock)
+        assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+    finally:
+        service.stop()
+
+
+def test_a_connection_that_was_shed_is_served_again_once_the_load_passes(tmp_path: Path) -> None:
+    service = Service(tmp_path, max_in_flight=1, audit_sync="always").start()
+    request = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
+    try:
+        sockets = [_connect(service) for _ in range(50)]
+        for sock in sockets:
+            sock.sendall(request)
+        firsts = [_read_one(sock) for sock in sockets]
+        assert any(a.startswith(b"HTTP/1.1 503") for a in firsts)
+        for sock in sockets:  # one at a time now: nothing else in flight, so each is served
+            sock.sendall(request)
+            assert _read_one(sock).startswith(b"HTTP/1.1 200")
+            sock.close()
     finally:
         service.stop()
