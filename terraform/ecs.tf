@@ -66,6 +66,15 @@ locals {
       { name = "AWS_REGION", value = local.region },
     ]
 
+    # The API keys (BOTSCORE_API_KEYS) are no environment value: ECS reads the secret with
+    # the execution role when a task starts and sets the variable in the container, so the
+    # task definition, the plan and the state hold only the secret's ARN. A task reads the
+    # value once, at its start: a new value reaches the service with a new deployment.
+    # Without a secret the container definition has no `secrets` at all (null, not []).
+    secrets = var.api_keys_secret_arn == null ? null : [
+      { name = "BOTSCORE_API_KEYS", valueFrom = var.api_keys_secret_arn },
+    ]
+
     # The only writable path: the audit spool, on EFS or on the task's ephemeral
     # storage (var.audit_spool_storage). The workers' metric files are not on it:
     # BOTSCORE_METRICS_DIR is unset, so the app keeps them in /dev/shm (memory).

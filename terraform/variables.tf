@@ -307,8 +307,30 @@ variable "force_destroy_buckets" {
 }
 
 ################################################################################
-# Load balancer
+# Load balancer and API keys
 ################################################################################
+
+variable "api_keys_secret_arn" {
+  description = "Full ARN (with its 6-character suffix) of an existing Secrets Manager secret whose value is the API keys, comma-separated; ECS hands it to the app as BOTSCORE_API_KEYS when a task starts. null: no keys, the scoring routes are open. The value is never in Terraform's state, plan or the task definition."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.api_keys_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.api_keys_secret_arn))
+    error_message = "api_keys_secret_arn must be null or the full ARN of a Secrets Manager secret, as create-secret prints it: arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf (the execution role may read exactly that ARN)."
+  }
+}
+
+variable "api_keys_secret_kms_key_arn" {
+  description = "The customer-managed KMS key (ARN) the API keys secret is encrypted with; the execution role may decrypt with it only through Secrets Manager and only for that secret. null: the secret uses the AWS managed key aws/secretsmanager, which needs no grant."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.api_keys_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.api_keys_secret_kms_key_arn))
+    error_message = "api_keys_secret_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; not an alias)."
+  }
+}
 
 variable "certificate_arn" {
   description = "ACM certificate for the HTTPS listener. null: plain HTTP on port 80, for trials only."

@@ -4,10 +4,11 @@ The configuration is read with python-hcl2, which keeps HCL's syntax in its valu
 string literals keep their quotes (`'"abc"'`), expressions are wrapped in `${...}`
 and block labels are quoted keys. `Config` undoes that and evaluates the small part
 of the language the deployment uses for the values checked here: literals (strings,
-numbers, bools, null, lists), string templates, `var.*` (their defaults, or an
+numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
-comparisons, indexing, `tostring()`, `length()` and `contains()`; `Config.rendered`
-expands `dynamic` blocks. A reference to a resource attribute evaluates to a token
+`!`, comparisons, `+`, indexing, `tostring()`, `length()`, `contains()`, `lookup()`,
+`range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic` blocks.
+A reference to a resource attribute evaluates to a token
 such as `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a
 counted resource), so two places that name the same bucket compare equal; a splat
 `aws_subnet.private[*].id` is the list of such tokens, one per evaluated `count`.
@@ -45,6 +46,10 @@ _INTERPOLATION = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
 
 class Unresolved(Exception):
     """An expression outside the subset `Config` evaluates."""
+
+
+class _Failed(Exception):
+    """An expression Terraform would refuse to evaluate (e.g. `regex` without a match): what `can()` catches."""
 
 
 def _unquote(text: str) -> str:
@@ -276,7 +281,7 @@ class Config:
             return self.value(raw)
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             return self._template(_unquote(raw))
-        if raw.startswith("${") and raw.endswith("}") and _INTERPOLATION.fullmatch(raw):
+        if raw.startswith("${") and raw.endswith("}") and _closing(raw, 1) == len(raw) - 1:
             return self._expression(raw[2:-1])
         return raw
 
@@ -295,7 +300,7 @@ class Config:
             if not isinstance(condition, bool):
                 raise Unresolved(expression)
             return self._expression(parts[1] if condition else parts[2])
-        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<")):
+        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+",)):
             if split := _split_binary(expression, operators):
                 left, operator, right = split
                 a = self._expression(left)
@@ -314,6 +319,11 @@ class Config:
                 ):
                     raise Unresolved(expression)
                 return _COMPARE[operator](a, b)
+        if expression.startswith("!"):
+            operand = self._expression(expression[1:])
+            if not isinstance(operand, bool):
+                raise Unresolved(expression)
+            return not operand
         if expression.startswith('"') and _closing_quote(expression) == len(expression) - 1:
             return self._template(_unquote(expression))
         if expression in ("true", "false"):
@@ -324,8 +334,17 @@ class Config:
             return float(expression) if "." in expression else int(expression)
         if expression.startswith("[") and _closing(expression, 0) == len(expression) - 1:
             return [self._expression(item) for item in _split_commas(expression[1:-1])]
+        if expression.startswith("{") and _closing(expression, 0) == len(expression) - 1:
+            return dict(self._attribute(item) for item in _split_commas(expression[1:-1]))
         if (match := _CALL.fullmatch(expression)) and _closing(expression, len(match.group(1))) == len(expression) - 1:
-            return self._call(match.group(1), [self._expression(a) for a in _split_commas(match.group(2))])
+            arguments = _split_commas(match.group(2))
+            if match.group(1) == "can" and len(arguments) == 1:
+                try:
+                    self._expression(arguments[0])
+                except _Failed:
+                    return False
+                return True
+            return self._call(match.group(1), [self._expression(a) for a in arguments])
         if match := re.fullmatch(r"var\.([A-Za-z0-9_]+)", expression):
             name = match.group(1)
             if name in self.overrides:
@@ -360,7 +379,16 @@ class Config:
                 index = self._expression(expression[opening + 1 : -1])
                 if isinstance(base, list) and isinstance(index, int) and 0 <= index < len(base):
                     return base[index]
+                if isinstance(base, dict) and isinstance(index, str) and index in base:
+                    return base[index]
         raise Unresolved(expression)
+
+    def _attribute(self, item: str) -> tuple[str, Any]:
+        """One `key = value` (or `key: value`) of an object literal."""
+        for i in _top_level(item):
+            if item[i] in "=:":
+                return _unquote(item[:i].strip()), self._expression(item[i + 1 :])
+        raise Unresolved(item)
 
     @staticmethod
     def _call(function: str, args: list[Any]) -> Any:
@@ -370,6 +398,17 @@ class Config:
             return len(args[0])
         if function == "contains" and len(args) == 2 and isinstance(args[0], list):
             return args[1] in args[0]
+        if function == "lookup" and len(args) == 3 and isinstance(args[0], dict):
+            return args[0].get(args[1], args[2])
+        if function == "range" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            return list(range(*args))
+        if function == "split" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            return args[1].split(args[0])
+        if function == "regex" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            # RE2 and Python agree on the patterns used here (classes, anchors, repetition).
+            if not (match := re.search(args[0], args[1])):
+                raise _Failed(f"regex({args[0]!r}, {args[1]!r}) does not match")
+            return match.group(0)
         raise Unresolved(f"{function}({args!r})")
 
 
@@ -942,3 +981,84 @@ def test_readme_tables_list_every_variable_and_output(config: Config) -> None:
     outputs = [name for body in config.blocks["output"] for name in body]
     assert sorted(documented_inputs) == sorted(config.variables)
     assert sorted(documented_outputs) == sorted(outputs)
+
+
+# -- the API keys: from Secrets Manager, through the execution role only ----------------------
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:botscore/api-keys-AbC123"
+SECRET_KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+API_KEYS_ENV = env_name("api_keys")
+
+
+def _container(config: Config) -> dict[str, Any]:
+    container: dict[str, Any] = config.value(config.locals["container_definition"])
+    return container
+
+
+def _environment(config: Config) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in _container(config)["environment"]}
+
+
+def test_without_a_secret_the_task_sets_no_api_keys(config: Config, container: dict[str, Any]) -> None:
+    assert config.value(config.variables["api_keys_secret_arn"]["default"]) is None
+    assert container["secrets"] is None
+    assert API_KEYS_ENV not in _environment(config)
+    assert [s["sid"] for s in _statements(config, "aws_iam_policy_document.execution")] == [
+        "EcrLogin",
+        "PullImage",
+        "WriteContainerLogs",
+    ]
+
+
+def test_api_keys_come_from_the_secret_never_from_the_environment() -> None:
+    config = _with(api_keys_secret_arn=SECRET_ARN)
+    container = _container(config)
+    assert container["secrets"] == [{"name": API_KEYS_ENV, "valueFrom": SECRET_ARN}]
+    assert API_KEYS_ENV in {env_name(field) for field in Settings.model_fields}
+    environment = _environment(config)
+    assert API_KEYS_ENV not in environment and env_name("api_keys_file") not in environment
+    # The secret's value is never in Terraform's state: no secret version, no variable holding keys.
+    assert config.resources_of_type("aws_secretsmanager_secret_version") == {}
+    assert not [name for name in config.variables if name.startswith("api_keys") and not name.endswith("_arn")]
+
+
+def test_only_the_execution_role_may_read_the_secret_and_only_that_secret() -> None:
+    config = _with(api_keys_secret_arn=SECRET_ARN)
+    statements = _statements(config, "aws_iam_policy_document.execution")
+    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in s["actions"])]
+    assert secrets == [
+        {"sid": "ReadApiKeysSecret", "actions": ["secretsmanager:GetSecretValue"], "resources": [SECRET_ARN]}
+    ]
+    # Under the AWS managed key (the default) the role needs no KMS right.
+    assert not [s for s in statements if any(a.startswith("kms:") for a in s["actions"])]
+    task = _statements(config, "aws_iam_policy_document.task")
+    assert not [a for s in task for a in s["actions"] if a.startswith("secretsmanager:") or a == "kms:Decrypt"]
+    execution = config.value(config.resource("aws_iam_role_policy.execution"))
+    assert execution["role"] == ref("aws_iam_role", "execution", "id")
+    assert execution["policy"] == ref("data.aws_iam_policy_document", "execution", "json")
+
+
+def test_a_customer_managed_key_decrypts_that_secret_only_through_secrets_manager() -> None:
+    config = _with(api_keys_secret_arn=SECRET_ARN, api_keys_secret_kms_key_arn=SECRET_KMS_KEY_ARN)
+    [kms] = [s for s in _statements(config, "aws_iam_policy_document.execution") if s["sid"] == "DecryptApiKeysSecret"]
+    assert kms["actions"] == ["kms:Decrypt"]
+    assert kms["resources"] == [SECRET_KMS_KEY_ARN]
+    assert kms["condition"] == [
+        {"test": "StringEquals", "variable": "kms:ViaService", "values": ["secretsmanager.eu-west-1.amazonaws.com"]},
+        {"test": "StringEquals", "variable": "kms:EncryptionContext:SecretARN", "values": [SECRET_ARN]},
+    ]
+    # A key without a secret grants nothing.
+    alone = _with(api_keys_secret_kms_key_arn=SECRET_KMS_KEY_ARN)
+    assert "DecryptApiKeysSecret" not in [s["sid"] for s in _statements(alone, "aws_iam_policy_document.execution")]
+
+
+def test_the_secret_variables_take_full_arns_only() -> None:
+    assert _validation_passes("api_keys_secret_arn", None)
+    assert _validation_passes("api_keys_secret_arn", SECRET_ARN)
+    assert _validation_passes("api_keys_secret_arn", SECRET_ARN.replace(":aws:", ":aws-us-gov:"))
+    # A name, or an ARN without the suffix Secrets Manager adds, would never equal the policy's resource.
+    for wrong in ("botscore/api-keys", SECRET_ARN.removesuffix("-AbC123"), SECRET_ARN.replace("secretsmanager", "ssm")):
+        assert not _validation_passes("api_keys_secret_arn", wrong), wrong
+    assert _validation_passes("api_keys_secret_kms_key_arn", None)
+    assert _validation_passes("api_keys_secret_kms_key_arn", SECRET_KMS_KEY_ARN)
+    assert not _validation_passes("api_keys_secret_kms_key_arn", "alias/aws/secretsmanager")
