@@ -188,8 +188,8 @@ resource "aws_ecs_service" "this" {
     ignore_changes = [desired_count] # Owned by autoscaling after the first apply.
 
     precondition {
-      condition     = var.create_vpc || (var.vpc_id != null && length(var.private_subnet_ids) >= 2 && length(var.public_subnet_ids) >= 2)
-      error_message = "With create_vpc = false, set vpc_id and at least two private_subnet_ids and two public_subnet_ids."
+      condition     = var.create_vpc || (var.vpc_id != null && length(var.private_subnet_ids) >= 2 && (!var.internet_facing || length(var.public_subnet_ids) >= 2))
+      error_message = "With create_vpc = false, set vpc_id, at least two private_subnet_ids and, with internet_facing = true, two public_subnet_ids."
     }
   }
 

@@ -35,7 +35,7 @@ variable "tags" {
 ################################################################################
 
 variable "create_vpc" {
-  description = "Create a VPC (public subnets for the ALB, private subnets for the tasks, VPC endpoints for ECR, CloudWatch Logs and S3). false: use vpc_id, public_subnet_ids and private_subnet_ids."
+  description = "Create a VPC (private subnets for the tasks and the internal ALB, VPC endpoints for ECR, CloudWatch Logs and S3; public subnets and an internet gateway only with internet_facing = true). false: use vpc_id, private_subnet_ids and (internet_facing = true) public_subnet_ids."
   type        = bool
   default     = true
 }
@@ -74,7 +74,7 @@ variable "vpc_id" {
 }
 
 variable "public_subnet_ids" {
-  description = "Existing public subnets for the ALB, in at least two AZs (create_vpc = false)."
+  description = "Existing public subnets for the internet-facing ALB, in at least two AZs (create_vpc = false and internet_facing = true)."
   type        = list(string)
   default     = []
 
@@ -85,7 +85,7 @@ variable "public_subnet_ids" {
 }
 
 variable "private_subnet_ids" {
-  description = "Existing private subnets for the tasks, in at least two AZs (create_vpc = false)."
+  description = "Existing private subnets for the tasks (and the internal ALB), in at least two AZs (create_vpc = false)."
   type        = list(string)
   default     = []
 
@@ -310,8 +310,14 @@ variable "force_destroy_buckets" {
 # Load balancer and API keys
 ################################################################################
 
+variable "internet_facing" {
+  description = "Put the ALB on the internet (public subnets). false (default): an internal ALB in the private subnets, reachable only from the VPC and the networks peered or routed to it (the platform's own backends). true requires api_keys_secret_arn."
+  type        = bool
+  default     = false
+}
+
 variable "api_keys_secret_arn" {
-  description = "Full ARN (with its 6-character suffix) of an existing Secrets Manager secret whose value is the API keys, comma-separated; ECS hands it to the app as BOTSCORE_API_KEYS when a task starts. null: no keys, the scoring routes are open. The value is never in Terraform's state, plan or the task definition."
+  description = "Full ARN (with its 6-character suffix) of an existing Secrets Manager secret whose value is the API keys, comma-separated; ECS hands it to the app as BOTSCORE_API_KEYS when a task starts. null: no keys, the scoring routes are open (allowed only with internet_facing = false). The value is never in Terraform's state, plan or the task definition."
   type        = string
   default     = null
 
@@ -355,7 +361,7 @@ variable "ssl_policy" {
 }
 
 variable "alb_ingress_cidrs" {
-  description = "IPv4 CIDR blocks allowed to reach the ALB."
+  description = "IPv4 CIDR blocks allowed to reach the ALB. The internal ALB (the default) has private addresses only, so the default admits the VPC and the networks peered or routed to it; narrow it to the callers' CIDRs."
   type        = list(string)
   default     = ["0.0.0.0/0"]
 

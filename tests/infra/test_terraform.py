@@ -6,11 +6,11 @@ and block labels are quoted keys. `Config` undoes that and evaluates the small p
 of the language the deployment uses for the values checked here: literals (strings,
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
-`!`, comparisons, `+`, indexing, `tostring()`, `length()`, `contains()`, `lookup()`,
-`range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic` blocks.
-A reference to a resource attribute evaluates to a token
-such as `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a
-counted resource), so two places that name the same bucket compare equal; a splat
+`!`, comparisons, `+`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
+`lookup()`, `range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic`
+blocks. A reference to a resource attribute evaluates to a token such as
+`<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a counted
+resource), so two places that name the same bucket compare equal; a splat
 `aws_subnet.private[*].id` is the list of such tokens, one per evaluated `count`.
 """
 
@@ -334,6 +334,8 @@ class Config:
             return float(expression) if "." in expression else int(expression)
         if expression.startswith("[") and _closing(expression, 0) == len(expression) - 1:
             return [self._expression(item) for item in _split_commas(expression[1:-1])]
+        if expression.startswith("(") and _closing(expression, 0) == len(expression) - 1:
+            return self._expression(expression[1:-1])
         if expression.startswith("{") and _closing(expression, 0) == len(expression) - 1:
             return dict(self._attribute(item) for item in _split_commas(expression[1:-1]))
         if (match := _CALL.fullmatch(expression)) and _closing(expression, len(match.group(1))) == len(expression) - 1:
@@ -910,6 +912,19 @@ def test_spool_settings_reach_the_app(overrides: dict[str, Any], sync: str, adop
     assert metrics_dir is None or not metrics_dir.startswith(environment[env_name("audit_dir")])
 
 
+def _failing_conditions(config: Config, address: str, kind: str = "precondition") -> list[str]:
+    """The error messages of the conditions (`precondition`, or `postcondition`) of a resource or
+    `data.` source that fail in this configuration."""
+    block = config.data(address.removeprefix("data.")) if address.startswith("data.") else config.resource(address)
+    messages = []
+    for condition in [c for lifecycle in block.get("lifecycle", []) for c in lifecycle.get(kind, [])]:
+        holds = config._strict(condition["condition"])
+        assert isinstance(holds, bool), f"{address}: cannot evaluate {condition['condition']}"
+        if not holds:
+            messages.append(config.value(condition["error_message"]))
+    return messages
+
+
 def _validation_passes(variable: str, value: Any) -> bool:
     config = _with(**{variable: value})
     results = [config._strict(v["condition"]) for v in config.variables[variable]["validation"]]
@@ -1062,3 +1077,66 @@ def test_the_secret_variables_take_full_arns_only() -> None:
     assert _validation_passes("api_keys_secret_kms_key_arn", None)
     assert _validation_passes("api_keys_secret_kms_key_arn", SECRET_KMS_KEY_ARN)
     assert not _validation_passes("api_keys_secret_kms_key_arn", "alias/aws/secretsmanager")
+
+
+# -- the load balancer: internal unless asked, and then never without keys -----------------------
+
+PUBLIC_NETWORK = [
+    "aws_subnet.public",
+    "aws_internet_gateway.this",
+    "aws_route_table.public",
+    "aws_route.public_internet",
+    "aws_route_table_association.public",
+]
+EXISTING_VPC = {
+    "create_vpc": False,
+    "vpc_id": "vpc-0123456789abcdef0",
+    "private_subnet_ids": ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"],
+}
+PUBLIC_SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+KEYS_REQUIRED = (
+    "internet_facing = true puts the scoring routes on the internet: set api_keys_secret_arn to a Secrets Manager"
+    " secret holding the API keys (docs/deploy.md shows how), or keep the load balancer internal."
+)
+
+
+def test_the_load_balancer_is_internal_in_the_private_subnets_by_default(config: Config) -> None:
+    assert config.value(config.variables["internet_facing"]["default"]) is False
+    alb = config.value(config.resource("aws_lb.this"))
+    assert alb["internal"] is True
+    az_count = config.value(config.variables["az_count"]["default"])
+    assert alb["subnets"] == [ref("aws_subnet", f"private[{i}]", "id") for i in range(az_count)]
+    # Nothing in the VPC routes to or from the internet.
+    for address in PUBLIC_NETWORK:
+        assert config.count(address) == 0, address
+    assert _failing_conditions(config, "aws_lb.this") == []
+    # An existing VPC needs no public subnet either.
+    existing = _with(**EXISTING_VPC)
+    assert existing.value(existing.resource("aws_lb.this"))["subnets"] == EXISTING_VPC["private_subnet_ids"]
+    assert _failing_conditions(existing, "aws_ecs_service.this") == []
+
+
+def test_a_public_load_balancer_without_api_keys_is_refused() -> None:
+    keyless = _with(internet_facing=True)
+    assert _failing_conditions(keyless, "aws_lb.this") == [KEYS_REQUIRED]
+    # With keys: internet-facing, in the public subnets, which exist for it.
+    public = _with(internet_facing=True, api_keys_secret_arn=SECRET_ARN)
+    assert _failing_conditions(public, "aws_lb.this") == []
+    alb = public.value(public.resource("aws_lb.this"))
+    assert alb["internal"] is False
+    az_count = public.value(public.variables["az_count"]["default"])
+    assert alb["subnets"] == [ref("aws_subnet", f"public[{i}]", "id") for i in range(az_count)]
+    assert public.count("aws_subnet.public") == public.count("aws_route_table_association.public") == az_count
+    assert public.count("aws_internet_gateway.this") == public.count("aws_route.public_internet") == 1
+    assert _container(public)["secrets"] == [{"name": API_KEYS_ENV, "valueFrom": SECRET_ARN}]
+
+
+def test_an_existing_vpc_needs_public_subnets_only_for_a_public_load_balancer() -> None:
+    public = {**EXISTING_VPC, "internet_facing": True, "api_keys_secret_arn": SECRET_ARN}
+    assert _failing_conditions(_with(**public), "aws_ecs_service.this") == [
+        "With create_vpc = false, set vpc_id, at least two private_subnet_ids and, with internet_facing = true,"
+        " two public_subnet_ids."
+    ]
+    with_subnets = _with(**public, public_subnet_ids=PUBLIC_SUBNETS)
+    assert _failing_conditions(with_subnets, "aws_ecs_service.this") == []
+    assert with_subnets.value(with_subnets.resource("aws_lb.this"))["subnets"] == PUBLIC_SUBNETS
