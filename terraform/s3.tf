@@ -255,7 +255,24 @@ resource "aws_s3_bucket_policy" "athena" {
 # Logs bucket: ALB access logs, VPC flow logs, S3 server access logs
 ################################################################################
 
-data "aws_elb_service_account" "this" {}
+# ALB access logs are delivered by a regional ELB account in the regions opened before
+# August 2022, and by the log-delivery service principal in the later ones. The
+# aws_elb_service_account data source knows the former only (the list below is the
+# provider's, from internal/service/elb/service_account_data_source.go) and fails with
+# "unsupported AWS Region" in any other, e.g. eu-central-2, ap-south-2, il-central-1 or
+# ca-west-1: it is read only where it has an account.
+locals {
+  elb_account_regions = [
+    "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ca-central-1", "cn-north-1", "cn-northwest-1",
+    "eu-central-1", "eu-north-1", "eu-south-1", "eu-west-1", "eu-west-2", "eu-west-3", "me-south-1",
+    "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
+  ]
+}
+
+data "aws_elb_service_account" "this" {
+  count = contains(local.elb_account_regions, var.region) ? 1 : 0
+}
 
 resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV_AWS_18:This is the access-log destination of the other buckets; logging it into itself would loop.
@@ -357,14 +374,18 @@ data "aws_iam_policy_document" "logs_bucket" {
 
   # ALB access logs: regions from before August 2022 deliver as the regional ELB account,
   # newer ones as the log-delivery service.
-  statement {
-    sid       = "AlbAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
+  dynamic "statement" {
+    for_each = data.aws_elb_service_account.this[*].arn # one statement, or none
 
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.this.arn]
+    content {
+      sid       = "AlbAccessLogs"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = data.aws_elb_service_account.this[*].arn
+      }
     }
   }
 

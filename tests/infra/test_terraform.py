@@ -1140,3 +1140,59 @@ def test_an_existing_vpc_needs_public_subnets_only_for_a_public_load_balancer() 
     with_subnets = _with(**public, public_subnet_ids=PUBLIC_SUBNETS)
     assert _failing_conditions(with_subnets, "aws_ecs_service.this") == []
     assert with_subnets.value(with_subnets.resource("aws_lb.this"))["subnets"] == PUBLIC_SUBNETS
+
+
+# -- regions: the ones opened since August 2022 plan too -------------------------------------
+
+# Regions with no legacy ELB account: aws_elb_service_account errors there ("unsupported AWS Region").
+NEWER_REGIONS = [
+    "eu-central-2",
+    "eu-south-2",
+    "ap-south-2",
+    "il-central-1",
+    "ca-west-1",
+    "me-central-1",
+    "mx-central-1",
+]
+ALB_LOGS = "/alb/AWSLogs/"
+
+
+def _alb_log_writers(config: Config) -> list[tuple[str, list[str]]]:
+    """(principal type, identifiers) of each statement that lets a principal put ALB access logs."""
+    return [
+        (principal["type"], principal["identifiers"])
+        for statement in _statements(config, "aws_iam_policy_document.logs_bucket")
+        if statement["actions"] == ["s3:PutObject"] and any(ALB_LOGS in r for r in statement["resources"])
+        for principal in statement["principals"]
+    ]
+
+
+def test_an_older_region_admits_its_elb_account_and_the_log_delivery_service(config: Config) -> None:
+    assert config.value(config.variables["region"]["default"]) == "eu-west-1"
+    assert config.count("data.aws_elb_service_account.this") == 1
+    assert sorted(_alb_log_writers(config)) == [
+        ("AWS", [ref("data.aws_elb_service_account", "this[0]", "arn")]),
+        ("Service", ["logdelivery.elasticloadbalancing.amazonaws.com"]),
+    ]
+
+
+@pytest.mark.parametrize("region", NEWER_REGIONS)
+def test_a_newer_region_plans_without_the_elb_account(region: str) -> None:
+    assert _validation_passes("region", region)
+    config = _with(region=region)
+    assert config.count("data.aws_elb_service_account.this") == 0
+    assert _alb_log_writers(config) == [("Service", ["logdelivery.elasticloadbalancing.amazonaws.com"])]
+    # No other data source looks the region up in a fixed list.
+    read = {
+        f"data.{kind}.{name}"
+        for body in config.blocks["data"]
+        for kind, named in body.items()
+        for name in named
+        if config.count(f"data.{kind}.{name}") > 0
+    }
+    assert {a for a in read if not a.startswith("data.aws_iam_policy_document.")} == {
+        "data.aws_caller_identity.current",
+        "data.aws_partition.current",
+        "data.aws_region.current",
+        "data.aws_availability_zones.available",
+    }
