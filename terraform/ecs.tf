@@ -21,6 +21,19 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
   }
 }
 
+# The task sizes Fargate runs (Linux): for each task_cpu, the task_memory values (MiB) it
+# accepts. The variables are validated one by one; this table refuses the pairs AWS would
+# refuse only when it registers the task definition.
+locals {
+  fargate_memory_by_cpu = {
+    "256"  = [512, 1024, 2048]
+    "512"  = range(1024, 4097, 1024)
+    "1024" = range(2048, 8193, 1024)
+    "2048" = range(4096, 16385, 1024)
+    "4096" = range(8192, 30721, 1024)
+  }
+}
+
 resource "aws_cloudwatch_log_group" "app" {
   name              = "/ecs/${var.name}"
   retention_in_days = var.log_retention_days
@@ -148,6 +161,11 @@ resource "aws_ecs_task_definition" "this" {
     precondition {
       condition     = var.stop_timeout > var.audit_shutdown_seconds
       error_message = "stop_timeout must exceed audit_shutdown_seconds, or ECS kills the app while it ships its spool."
+    }
+
+    precondition {
+      condition     = contains(lookup(local.fargate_memory_by_cpu, tostring(var.task_cpu), []), var.task_memory)
+      error_message = "Fargate has no task size of task_cpu = ${var.task_cpu} with task_memory = ${var.task_memory}. It takes, in MiB: 512, 1024 or 2048 with 256 CPU units; 1024 to 4096 with 512; 2048 to 8192 with 1024; 4096 to 16384 with 2048; 8192 to 30720 with 4096 (above 2048 MiB in steps of 1024)."
     }
   }
 }

@@ -132,7 +132,7 @@ variable "task_cpu" {
 }
 
 variable "task_memory" {
-  description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu."
+  description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu (256: 512, 1024 or 2048; 512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720; in steps of 1024 above 2048), or a precondition refuses the plan."
   type        = number
   default     = 1024
 

@@ -6,7 +6,7 @@ and block labels are quoted keys. `Config` undoes that and evaluates the small p
 of the language the deployment uses for the values checked here: literals (strings,
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
-`!`, comparisons, `+`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
+`!`, comparisons, `+`, `%`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
 `lookup()`, `range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic`
 blocks. A reference to a resource attribute evaluates to a token such as
 `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a counted
@@ -175,13 +175,15 @@ def _split_binary(expression: str, operators: tuple[str, ...]) -> tuple[str, str
     return None
 
 
-_COMPARE = {
+_BINARY = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     ">=": lambda a, b: a >= b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,
     "<": lambda a, b: a < b,
+    "+": lambda a, b: a + b,
+    "%": lambda a, b: a % b,
 }
 
 
@@ -300,7 +302,7 @@ class Config:
             if not isinstance(condition, bool):
                 raise Unresolved(expression)
             return self._expression(parts[1] if condition else parts[2])
-        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+",)):
+        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+",), ("%",)):
             if split := _split_binary(expression, operators):
                 left, operator, right = split
                 a = self._expression(left)
@@ -318,7 +320,7 @@ class Config:
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)
                 ):
                     raise Unresolved(expression)
-                return _COMPARE[operator](a, b)
+                return _BINARY[operator](a, b)
         if expression.startswith("!"):
             operand = self._expression(expression[1:])
             if not isinstance(operand, bool):
@@ -1196,3 +1198,36 @@ def test_a_newer_region_plans_without_the_elb_account(region: str) -> None:
         "data.aws_region.current",
         "data.aws_availability_zones.available",
     }
+
+
+# -- task sizes: only the CPU and memory pairs Fargate runs -------------------------------------
+
+# AWS's table of Fargate task sizes (Linux), CPU units: memory in MiB.
+FARGATE_SIZES = {
+    256: [512, 1024, 2048],
+    512: [1024, 2048, 3072, 4096],
+    1024: list(range(2048, 8192 + 1, 1024)),
+    2048: list(range(4096, 16384 + 1, 1024)),
+    4096: list(range(8192, 30720 + 1, 1024)),
+}
+
+
+def test_the_default_task_size_is_a_fargate_size(config: Config) -> None:
+    cpu = config.value(config.variables["task_cpu"]["default"])
+    assert config.value(config.variables["task_memory"]["default"]) in FARGATE_SIZES[cpu]
+    assert _failing_conditions(config, "aws_ecs_task_definition.this") == []
+
+
+def test_only_fargate_task_sizes_pass() -> None:
+    for cpu, memories in FARGATE_SIZES.items():
+        assert _validation_passes("task_cpu", cpu)
+        for memory in range(512, 30720 + 1, 512):  # every value the task_memory validation lets through
+            assert _validation_passes("task_memory", memory)
+            failing = _failing_conditions(_with(task_cpu=cpu, task_memory=memory), "aws_ecs_task_definition.this")
+            if memory in memories:
+                assert failing == [], (cpu, memory)
+            else:
+                [message] = failing
+                assert message.startswith(
+                    f"Fargate has no task size of task_cpu = {cpu} with task_memory = {memory}. It takes, in MiB:"
+                ), message
