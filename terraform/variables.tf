@@ -52,7 +52,7 @@ variable "vpc_cidr" {
 }
 
 variable "az_count" {
-  description = "Number of availability zones the created VPC spans (create_vpc = true)."
+  description = "Number of availability zones the created VPC spans (create_vpc = true); at most the region's number of zones (3 in most regions), or a postcondition refuses the plan."
   type        = number
   default     = 2
 

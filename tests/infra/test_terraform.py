@@ -7,7 +7,7 @@ of the language the deployment uses for the values checked here: literals (strin
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
 `!`, comparisons, `+`, `%`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
-`lookup()`, `range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic`
+`floor()`, `lookup()`, `range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic`
 blocks. A reference to a resource attribute evaluates to a token such as
 `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a counted
 resource), so two places that name the same bucket compare equal; a splat
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -402,6 +404,8 @@ class Config:
             return len(args[0])
         if function == "contains" and len(args) == 2 and isinstance(args[0], list):
             return args[1] in args[0]
+        if function == "floor" and len(args) == 1 and isinstance(args[0], (int, float)):
+            return math.floor(args[0])
         if function == "lookup" and len(args) == 3 and isinstance(args[0], dict):
             return args[0].get(args[1], args[2])
         if function == "range" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
@@ -914,16 +918,25 @@ def test_spool_settings_reach_the_app(overrides: dict[str, Any], sync: str, adop
     assert metrics_dir is None or not metrics_dir.startswith(environment[env_name("audit_dir")])
 
 
-def _failing_conditions(config: Config, address: str, kind: str = "precondition") -> list[str]:
+def _failing_conditions(
+    config: Config, address: str, kind: str = "precondition", self_values: dict[str, Any] | None = None
+) -> list[str]:
     """The error messages of the conditions (`precondition`, or `postcondition`) of a resource or
-    `data.` source that fail in this configuration."""
+    `data.` source that fail in this configuration; `self_values` stand for `self.NAME` (what AWS
+    would answer, in a postcondition)."""
     block = config.data(address.removeprefix("data.")) if address.startswith("data.") else config.resource(address)
+
+    def bound(raw: str) -> str:
+        for name, value in (self_values or {}).items():
+            raw = raw.replace(f"self.{name}", json.dumps(value))  # JSON lists and strings are HCL literals
+        return raw
+
     messages = []
     for condition in [c for lifecycle in block.get("lifecycle", []) for c in lifecycle.get(kind, [])]:
-        holds = config._strict(condition["condition"])
+        holds = config._strict(bound(condition["condition"]))
         assert isinstance(holds, bool), f"{address}: cannot evaluate {condition['condition']}"
         if not holds:
-            messages.append(config.value(condition["error_message"]))
+            messages.append(config.value(bound(condition["error_message"])))
     return messages
 
 
@@ -1231,3 +1244,29 @@ def test_only_fargate_task_sizes_pass() -> None:
                 assert message.startswith(
                     f"Fargate has no task size of task_cpu = {cpu} with task_memory = {memory}. It takes, in MiB:"
                 ), message
+
+
+# -- availability zones: no more than the region has ---------------------------------------------
+
+AZS = "data.aws_availability_zones.available"
+EU_WEST_1_AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+
+def test_az_count_within_the_regions_zones_plans(config: Config) -> None:
+    assert config.value(config.variables["az_count"]["default"]) == 2
+    assert _failing_conditions(config, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
+    three = _with(az_count=3)
+    assert _failing_conditions(three, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
+    # The VPC's subnets take the first az_count zones.
+    assert config.locals["azs"] == "${slice(data.aws_availability_zones.available.names, 0, var.az_count)}"
+
+
+def test_more_zones_than_the_region_has_is_refused_before_the_subnets() -> None:
+    four = _with(az_count=4)
+    assert _validation_passes("az_count", 4)
+    assert _failing_conditions(four, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == [
+        "az_count = 4, but eu-west-1 has 3 availability zones (without opt-in zones): set az_count to 3 or less."
+    ]
+    # An existing VPC brings its own subnets: az_count plays no part.
+    existing = _with(az_count=4, **EXISTING_VPC)
+    assert _failing_conditions(existing, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
