@@ -98,10 +98,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "audit" {
     }
   }
 
+  # The days are validated one by one; S3 also requires an object to spend 30 days in
+  # Standard-IA before a rule moves it on, and refuses the whole configuration at apply
+  # otherwise. (Preconditions, not validations: a validation naming another variable needs
+  # Terraform 1.9, and this configuration supports 1.6.)
   lifecycle {
     precondition {
-      condition     = var.audit_transition_days < var.audit_glacier_days && var.audit_glacier_days < var.audit_expiration_days
-      error_message = "Need audit_transition_days < audit_glacier_days < audit_expiration_days."
+      condition     = var.audit_glacier_days >= var.audit_transition_days + 30
+      error_message = "audit_glacier_days = ${var.audit_glacier_days} is less than 30 days after audit_transition_days = ${var.audit_transition_days}: S3 moves objects out of Standard-IA only after 30 days there. Set audit_glacier_days to ${var.audit_transition_days + 30} or more."
+    }
+
+    precondition {
+      condition     = var.audit_glacier_days < var.audit_expiration_days
+      error_message = "audit_expiration_days = ${var.audit_expiration_days} must be after audit_glacier_days = ${var.audit_glacier_days}."
     }
   }
 }

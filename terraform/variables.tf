@@ -279,7 +279,7 @@ variable "audit_transition_days" {
 }
 
 variable "audit_glacier_days" {
-  description = "Days after which audit objects move to S3 Glacier Instant Retrieval (still queryable by Athena)."
+  description = "Days after which audit objects move to S3 Glacier Instant Retrieval (still queryable by Athena); at least audit_transition_days + 30 (S3's minimum stay in Standard-IA) and less than audit_expiration_days."
   type        = number
   default     = 90
 

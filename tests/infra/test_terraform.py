@@ -1232,10 +1232,11 @@ def test_the_default_task_size_is_a_fargate_size(config: Config) -> None:
 
 
 def test_only_fargate_task_sizes_pass() -> None:
+    memories_validated = list(range(512, 30720 + 1, 512))  # every value the task_memory validation lets through
+    assert all(_validation_passes("task_memory", memory) for memory in memories_validated)
     for cpu, memories in FARGATE_SIZES.items():
         assert _validation_passes("task_cpu", cpu)
-        for memory in range(512, 30720 + 1, 512):  # every value the task_memory validation lets through
-            assert _validation_passes("task_memory", memory)
+        for memory in memories_validated:
             failing = _failing_conditions(_with(task_cpu=cpu, task_memory=memory), "aws_ecs_task_definition.this")
             if memory in memories:
                 assert failing == [], (cpu, memory)
@@ -1270,3 +1271,33 @@ def test_more_zones_than_the_region_has_is_refused_before_the_subnets() -> None:
     # An existing VPC brings its own subnets: az_count plays no part.
     existing = _with(az_count=4, **EXISTING_VPC)
     assert _failing_conditions(existing, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
+
+
+# -- the audit bucket's lifecycle: what S3 accepts -------------------------------------------------
+
+LIFECYCLE = "aws_s3_bucket_lifecycle_configuration.audit"
+
+
+def test_the_audit_lifecycle_moves_objects_as_configured(config: Config) -> None:
+    [rule] = [r for r in config.value(config.resource(LIFECYCLE))["rule"] if r["id"] == "audit-records"]
+    assert rule["transition"] == [
+        {"days": 30, "storage_class": "STANDARD_IA"},
+        {"days": 90, "storage_class": "GLACIER_IR"},
+    ]
+    assert rule["expiration"] == [{"days": 400}]
+    assert _failing_conditions(config, LIFECYCLE) == []
+    # The shortest path S3 allows: 30 days in Standard, 30 in Standard-IA.
+    assert _failing_conditions(_with(audit_transition_days=30, audit_glacier_days=60), LIFECYCLE) == []
+
+
+def test_glacier_less_than_30_days_after_standard_ia_is_refused() -> None:
+    overrides = {"audit_transition_days": 45, "audit_glacier_days": 60}
+    for variable, value in overrides.items():
+        assert _validation_passes(variable, value)  # each alone is fine
+    assert _failing_conditions(_with(**overrides), LIFECYCLE) == [
+        "audit_glacier_days = 60 is less than 30 days after audit_transition_days = 45: S3 moves objects out of"
+        " Standard-IA only after 30 days there. Set audit_glacier_days to 75 or more."
+    ]
+    assert _failing_conditions(_with(audit_glacier_days=400), LIFECYCLE) == [
+        "audit_expiration_days = 400 must be after audit_glacier_days = 400."
+    ]
