@@ -83,7 +83,7 @@ locals {
     # the execution role when a task starts and sets the variable in the container, so the
     # task definition, the plan and the state hold only the secret's ARN. A task reads the
     # value once, at its start: a new value reaches the service with a new deployment.
-    # Without a secret the container definition has no `secrets` at all (null, not []).
+    # Without a secret, `secrets` is null (ECS: none), not an empty list.
     secrets = var.api_keys_secret_arn == null ? null : [
       { name = "BOTSCORE_API_KEYS", valueFrom = var.api_keys_secret_arn },
     ]
@@ -161,6 +161,12 @@ resource "aws_ecs_task_definition" "this" {
     precondition {
       condition     = var.stop_timeout > var.audit_shutdown_seconds
       error_message = "stop_timeout must exceed audit_shutdown_seconds, or ECS kills the app while it ships its spool."
+    }
+
+    # The created VPC reaches Secrets Manager only through its own endpoint, in var.region.
+    precondition {
+      condition     = var.create_vpc && var.api_keys_secret_arn != null ? split(":", var.api_keys_secret_arn)[3] == var.region : true
+      error_message = "The API keys secret must be in ${var.region}: the created VPC's tasks reach Secrets Manager only through its endpoint in that region."
     }
 
     precondition {

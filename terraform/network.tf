@@ -17,8 +17,9 @@ locals {
   # Public subnets and the internet gateway exist for an internet-facing ALB only.
   create_public_subnets = var.create_vpc && var.internet_facing
 
-  # Endpoints the tasks need: image pulls (ecr.api, ecr.dkr) and the awslogs driver (logs).
-  interface_endpoints = var.create_vpc ? toset(["ecr.api", "ecr.dkr", "logs"]) : toset([])
+  # Endpoints the tasks need: image pulls (ecr.api, ecr.dkr), the awslogs driver (logs) and,
+  # with API keys, the secret ECS reads at task start (secretsmanager).
+  interface_endpoints = var.create_vpc ? toset(concat(["ecr.api", "ecr.dkr", "logs"], var.api_keys_secret_arn == null ? [] : ["secretsmanager"])) : toset([])
 }
 
 resource "aws_vpc" "this" {

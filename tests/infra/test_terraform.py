@@ -7,8 +7,9 @@ of the language the deployment uses for the values checked here: literals (strin
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
 `!`, comparisons, `+`, `%`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
-`floor()`, `lookup()`, `range()`, `split()` and `can(regex())`; `Config.rendered` expands `dynamic`
-blocks. A reference to a resource attribute evaluates to a token such as
+`floor()`, `lookup()`, `range()`, `split()`, `concat()`, `toset()` and `can(regex())`;
+`Config.rendered` expands `dynamic` blocks. A reference to a resource attribute evaluates
+to a token such as
 `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a counted
 resource), so two places that name the same bucket compare equal; a splat
 `aws_subnet.private[*].id` is the list of such tokens, one per evaluated `count`.
@@ -404,6 +405,10 @@ class Config:
             return len(args[0])
         if function == "contains" and len(args) == 2 and isinstance(args[0], list):
             return args[1] in args[0]
+        if function == "concat" and all(isinstance(a, list) for a in args):
+            return [item for a in args for item in a]
+        if function == "toset" and len(args) == 1 and isinstance(args[0], list):
+            return sorted(set(args[0]))  # a set of strings, in Terraform's (lexical) order
         if function == "floor" and len(args) == 1 and isinstance(args[0], (int, float)):
             return math.floor(args[0])
         if function == "lookup" and len(args) == 3 and isinstance(args[0], dict):
@@ -1080,6 +1085,22 @@ def test_a_customer_managed_key_decrypts_that_secret_only_through_secrets_manage
     # A key without a secret grants nothing.
     alone = _with(api_keys_secret_kms_key_arn=SECRET_KMS_KEY_ARN)
     assert "DecryptApiKeysSecret" not in [s["sid"] for s in _statements(alone, "aws_iam_policy_document.execution")]
+
+
+def test_the_tasks_reach_secrets_manager_in_the_created_vpc() -> None:
+    assert _with().value("${local.interface_endpoints}") == ["ecr.api", "ecr.dkr", "logs"]
+    config = _with(api_keys_secret_arn=SECRET_ARN)
+    assert config.value("${local.interface_endpoints}") == ["ecr.api", "ecr.dkr", "logs", "secretsmanager"]
+    assert _failing_conditions(config, "aws_ecs_task_definition.this") == []
+    # Through that endpoint, only a secret of the deployment's region.
+    elsewhere = SECRET_ARN.replace(":eu-west-1:", ":us-east-1:")
+    assert _failing_conditions(_with(api_keys_secret_arn=elsewhere), "aws_ecs_task_definition.this") == [
+        "The API keys secret must be in eu-west-1: the created VPC's tasks reach Secrets Manager only through its"
+        " endpoint in that region."
+    ]
+    existing = _with(api_keys_secret_arn=elsewhere, **EXISTING_VPC)  # its own NAT gateway or endpoints
+    assert existing.value("${local.interface_endpoints}") == []
+    assert _failing_conditions(existing, "aws_ecs_task_definition.this") == []
 
 
 def test_the_secret_variables_take_full_arns_only() -> None:
