@@ -63,7 +63,7 @@ variable "az_count" {
 }
 
 variable "vpc_id" {
-  description = "Existing VPC (create_vpc = false). Its private subnets must reach ECR, CloudWatch Logs and S3 (NAT gateway or VPC endpoints)."
+  description = "Existing VPC (create_vpc = false). Its private subnets must reach ECR, CloudWatch Logs, S3 and, with api_keys_secret_arn, Secrets Manager (NAT gateway or VPC endpoints)."
   type        = string
   default     = null
 
