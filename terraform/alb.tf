@@ -1,5 +1,8 @@
 ################################################################################
 # Application Load Balancer
+# Internal by default, in the private subnets: the callers are the platform's own
+# backends, in the VPC or a peered one. Internet-facing, in the public subnets,
+# only with var.internet_facing, and then only with API keys (precondition).
 # With var.certificate_arn: HTTPS on 443 (TLS 1.2+) and HTTP on 80 redirecting to it.
 # Without: plain HTTP on 80, for trials only.
 ################################################################################
@@ -8,8 +11,8 @@ resource "aws_lb" "this" {
   #checkov:skip=CKV2_AWS_20:HTTP is redirected to HTTPS whenever certificate_arn is set (aws_lb_listener.http_redirect); only a certificate-less trial serves plain HTTP.
   name                       = var.name
   load_balancer_type         = "application"
-  internal                   = false
-  subnets                    = local.public_subnet_ids
+  internal                   = !var.internet_facing
+  subnets                    = var.internet_facing ? local.public_subnet_ids : local.private_subnet_ids
   security_groups            = [aws_security_group.alb.id]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.alb_deletion_protection
@@ -22,6 +25,13 @@ resource "aws_lb" "this" {
   }
 
   depends_on = [aws_s3_bucket_policy.logs]
+
+  lifecycle {
+    precondition {
+      condition     = !var.internet_facing || var.api_keys_secret_arn != null
+      error_message = "internet_facing = true puts the scoring routes on the internet: set api_keys_secret_arn to a Secrets Manager secret holding the API keys (docs/deploy.md shows how), or keep the load balancer internal."
+    }
+  }
 }
 
 resource "aws_lb_target_group" "this" {

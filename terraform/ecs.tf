@@ -21,6 +21,19 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
   }
 }
 
+# The task sizes Fargate runs (Linux): for each task_cpu, the task_memory values (MiB) it
+# accepts. The variables are validated one by one; this table refuses the pairs AWS would
+# refuse only when it registers the task definition.
+locals {
+  fargate_memory_by_cpu = {
+    "256"  = [512, 1024, 2048]
+    "512"  = range(1024, 4097, 1024)
+    "1024" = range(2048, 8193, 1024)
+    "2048" = range(4096, 16385, 1024)
+    "4096" = range(8192, 30721, 1024)
+  }
+}
+
 resource "aws_cloudwatch_log_group" "app" {
   name              = "/ecs/${var.name}"
   retention_in_days = var.log_retention_days
@@ -64,6 +77,15 @@ locals {
       { name = "BOTSCORE_AUDIT_SYNC", value = var.audit_sync },
       { name = "BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS", value = tostring(var.audit_adopt_after_seconds) },
       { name = "AWS_REGION", value = local.region },
+    ]
+
+    # The API keys (BOTSCORE_API_KEYS) are no environment value: ECS reads the secret with
+    # the execution role when a task starts and sets the variable in the container, so the
+    # task definition, the plan and the state hold only the secret's ARN. A task reads the
+    # value once, at its start: a new value reaches the service with a new deployment.
+    # Without a secret, `secrets` is null (ECS: none), not an empty list.
+    secrets = var.api_keys_secret_arn == null ? null : [
+      { name = "BOTSCORE_API_KEYS", valueFrom = var.api_keys_secret_arn },
     ]
 
     # The only writable path: the audit spool, on EFS or on the task's ephemeral
@@ -140,6 +162,17 @@ resource "aws_ecs_task_definition" "this" {
       condition     = var.stop_timeout > var.audit_shutdown_seconds
       error_message = "stop_timeout must exceed audit_shutdown_seconds, or ECS kills the app while it ships its spool."
     }
+
+    # The created VPC reaches Secrets Manager only through its own endpoint, in var.region.
+    precondition {
+      condition     = var.create_vpc && var.api_keys_secret_arn != null ? split(":", var.api_keys_secret_arn)[3] == var.region : true
+      error_message = "The API keys secret must be in ${var.region}: the created VPC's tasks reach Secrets Manager only through its endpoint in that region."
+    }
+
+    precondition {
+      condition     = contains(lookup(local.fargate_memory_by_cpu, tostring(var.task_cpu), []), var.task_memory)
+      error_message = "Fargate has no task size of task_cpu = ${var.task_cpu} with task_memory = ${var.task_memory}. It takes, in MiB: 512, 1024 or 2048 with 256 CPU units; 1024 to 4096 with 512; 2048 to 8192 with 1024; 4096 to 16384 with 2048; 8192 to 30720 with 4096 (above 2048 MiB in steps of 1024)."
+    }
   }
 }
 
@@ -179,8 +212,8 @@ resource "aws_ecs_service" "this" {
     ignore_changes = [desired_count] # Owned by autoscaling after the first apply.
 
     precondition {
-      condition     = var.create_vpc || (var.vpc_id != null && length(var.private_subnet_ids) >= 2 && length(var.public_subnet_ids) >= 2)
-      error_message = "With create_vpc = false, set vpc_id and at least two private_subnet_ids and two public_subnet_ids."
+      condition     = var.create_vpc || (var.vpc_id != null && length(var.private_subnet_ids) >= 2 && (!var.internet_facing || length(var.public_subnet_ids) >= 2))
+      error_message = "With create_vpc = false, set vpc_id, at least two private_subnet_ids and, with internet_facing = true, two public_subnet_ids."
     }
   }
 

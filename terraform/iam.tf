@@ -1,6 +1,7 @@
 ################################################################################
-# IAM: the execution role (ECS agent: pull the image, write logs) and the task
-# role (the app: put and check audit objects, mount the audit spool) are separate.
+# IAM: the execution role (ECS agent: pull the image, write logs, read the API
+# keys secret) and the task role (the app: put and check audit objects, mount
+# the audit spool) are separate.
 ################################################################################
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
@@ -32,7 +33,7 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 
 resource "aws_iam_role" "execution" {
   name               = "${var.name}-execution"
-  description        = "ECS agent of ${var.name}: pulls the image, writes the container logs"
+  description        = "ECS agent of ${var.name}: pulls the image, writes the container logs, reads the API keys secret"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
@@ -57,6 +58,43 @@ data "aws_iam_policy_document" "execution" {
     sid       = "WriteContainerLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = [aws_cloudwatch_log_group.app.arn, "${aws_cloudwatch_log_group.app.arn}:*"]
+  }
+
+  # The API keys: ECS fetches this one secret at task start for the container's `secrets`.
+  # Only the execution role may: the app's own role (task role) cannot read it.
+  dynamic "statement" {
+    for_each = var.api_keys_secret_arn == null ? [] : [1]
+
+    content {
+      sid       = "ReadApiKeysSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.api_keys_secret_arn]
+    }
+  }
+
+  # A secret under a customer-managed key: decrypt through Secrets Manager, for this secret
+  # only (Secrets Manager puts the secret's ARN in the encryption context). The service is
+  # named in the secret's own region, taken from its ARN.
+  dynamic "statement" {
+    for_each = var.api_keys_secret_arn != null && var.api_keys_secret_kms_key_arn != null ? [1] : []
+
+    content {
+      sid       = "DecryptApiKeysSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [var.api_keys_secret_kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${split(":", var.api_keys_secret_arn)[3]}.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:SecretARN"
+        values   = [var.api_keys_secret_arn]
+      }
+    }
   }
 }
 

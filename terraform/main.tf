@@ -12,6 +12,16 @@ data "aws_availability_zones" "available" {
     name   = "opt-in-status"
     values = ["opt-in-not-required"]
   }
+
+  # az_count is validated alone (2 to 4); many regions have 3 zones (eu-west-1), some 2.
+  # Checked here, before local.azs slices the list, so the plan stops with this message
+  # rather than slice()'s "end index must not be greater than the length of the list".
+  lifecycle {
+    postcondition {
+      condition     = !var.create_vpc || length(self.names) >= var.az_count
+      error_message = "az_count = ${var.az_count}, but ${var.region} has ${length(self.names)} availability zones (without opt-in zones): set az_count to ${length(self.names)} or less."
+    }
+  }
 }
 
 locals {

@@ -1,6 +1,7 @@
 ################################################################################
-# Network: a VPC over var.az_count AZs with public subnets (ALB only) and
-# private subnets (tasks). The private subnets have no route to the internet:
+# Network: a VPC over var.az_count AZs with private subnets (tasks, and the
+# internal ALB) and, only for an internet-facing ALB, public subnets (ALB only)
+# with an internet gateway. The private subnets have no route to the internet:
 # the tasks reach S3 through a gateway endpoint and ECR and CloudWatch Logs
 # through interface endpoints, so no NAT gateway is needed.
 # With create_vpc = false the service uses var.vpc_id and its subnets instead.
@@ -13,8 +14,12 @@ locals {
   public_subnet_ids  = var.create_vpc ? aws_subnet.public[*].id : var.public_subnet_ids
   private_subnet_ids = var.create_vpc ? aws_subnet.private[*].id : var.private_subnet_ids
 
-  # Endpoints the tasks need: image pulls (ecr.api, ecr.dkr) and the awslogs driver (logs).
-  interface_endpoints = var.create_vpc ? toset(["ecr.api", "ecr.dkr", "logs"]) : toset([])
+  # Public subnets and the internet gateway exist for an internet-facing ALB only.
+  create_public_subnets = var.create_vpc && var.internet_facing
+
+  # Endpoints the tasks need: image pulls (ecr.api, ecr.dkr), the awslogs driver (logs) and,
+  # with API keys, the secret ECS reads at task start (secretsmanager).
+  interface_endpoints = var.create_vpc ? toset(concat(["ecr.api", "ecr.dkr", "logs"], var.api_keys_secret_arn == null ? [] : ["secretsmanager"])) : toset([])
 }
 
 resource "aws_vpc" "this" {
@@ -48,7 +53,7 @@ resource "aws_flow_log" "this" {
 }
 
 resource "aws_subnet" "public" {
-  count = var.create_vpc ? var.az_count : 0
+  count = local.create_public_subnets ? var.az_count : 0
 
   vpc_id                  = aws_vpc.this[0].id
   availability_zone       = local.azs[count.index]
@@ -69,21 +74,21 @@ resource "aws_subnet" "private" {
 }
 
 resource "aws_internet_gateway" "this" {
-  count = var.create_vpc ? 1 : 0
+  count = local.create_public_subnets ? 1 : 0
 
   vpc_id = aws_vpc.this[0].id
   tags   = { Name = var.name }
 }
 
 resource "aws_route_table" "public" {
-  count = var.create_vpc ? 1 : 0
+  count = local.create_public_subnets ? 1 : 0
 
   vpc_id = aws_vpc.this[0].id
   tags   = { Name = "${var.name}-public" }
 }
 
 resource "aws_route" "public_internet" {
-  count = var.create_vpc ? 1 : 0
+  count = local.create_public_subnets ? 1 : 0
 
   route_table_id         = aws_route_table.public[0].id
   destination_cidr_block = "0.0.0.0/0"
@@ -91,7 +96,7 @@ resource "aws_route" "public_internet" {
 }
 
 resource "aws_route_table_association" "public" {
-  count = var.create_vpc ? var.az_count : 0
+  count = local.create_public_subnets ? var.az_count : 0
 
   subnet_id      = aws_subnet.public[count.index].id
   route_table_id = aws_route_table.public[0].id
@@ -171,7 +176,7 @@ resource "aws_security_group" "alb" {
 resource "aws_vpc_security_group_ingress_rule" "alb_http" {
   for_each = toset(var.alb_ingress_cidrs)
 
-  #checkov:skip=CKV_AWS_260:Internet-facing ALB. With a certificate port 80 only answers a redirect to HTTPS; without one (trials) it is the service port. The WAF sits in front.
+  #checkov:skip=CKV_AWS_260:The default CIDR on the internal ALB admits only what routes to the VPC; an internet-facing ALB requires API keys (precondition). With a certificate port 80 only answers a redirect to HTTPS; without one (trials) it is the service port. The WAF sits in front.
   security_group_id = aws_security_group.alb.id
   description       = local.https_enabled ? "HTTP (redirected to HTTPS)" : "HTTP (trial without certificate)"
   ip_protocol       = "tcp"

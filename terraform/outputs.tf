@@ -1,5 +1,5 @@
 output "service_url" {
-  description = "Base URL of the service (HTTPS when certificate_arn is set; point your DNS name at alb_dns_name)."
+  description = "Base URL of the service (HTTPS when certificate_arn is set; point your DNS name at alb_dns_name). The internal ALB's name resolves to private addresses: call it from the VPC or a network routed to it."
   value       = local.https_enabled ? "https://${aws_lb.this.dns_name}" : "http://${aws_lb.this.dns_name}"
 }
 

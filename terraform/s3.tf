@@ -98,10 +98,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "audit" {
     }
   }
 
+  # The days are validated one by one; S3 also requires an object to spend 30 days in
+  # Standard-IA before a rule moves it on, and refuses the whole configuration at apply
+  # otherwise. (Preconditions, not validations: a validation naming another variable needs
+  # Terraform 1.9, and this configuration supports 1.6.)
   lifecycle {
     precondition {
-      condition     = var.audit_transition_days < var.audit_glacier_days && var.audit_glacier_days < var.audit_expiration_days
-      error_message = "Need audit_transition_days < audit_glacier_days < audit_expiration_days."
+      condition     = var.audit_glacier_days >= var.audit_transition_days + 30
+      error_message = "audit_glacier_days = ${var.audit_glacier_days} is less than 30 days after audit_transition_days = ${var.audit_transition_days}: S3 moves objects out of Standard-IA only after 30 days there. Set audit_glacier_days to ${var.audit_transition_days + 30} or more."
+    }
+
+    precondition {
+      condition     = var.audit_glacier_days < var.audit_expiration_days
+      error_message = "audit_expiration_days = ${var.audit_expiration_days} must be after audit_glacier_days = ${var.audit_glacier_days}."
     }
   }
 }
@@ -255,7 +264,24 @@ resource "aws_s3_bucket_policy" "athena" {
 # Logs bucket: ALB access logs, VPC flow logs, S3 server access logs
 ################################################################################
 
-data "aws_elb_service_account" "this" {}
+# ALB access logs are delivered by a regional ELB account in the regions opened before
+# August 2022, and by the log-delivery service principal in the later ones. The
+# aws_elb_service_account data source knows the former only (the list below is the
+# provider's, from internal/service/elb/service_account_data_source.go) and fails with
+# "unsupported AWS Region" in any other, e.g. eu-central-2, ap-south-2, il-central-1 or
+# ca-west-1: it is read only where it has an account.
+locals {
+  elb_account_regions = [
+    "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ca-central-1", "cn-north-1", "cn-northwest-1",
+    "eu-central-1", "eu-north-1", "eu-south-1", "eu-west-1", "eu-west-2", "eu-west-3", "me-south-1",
+    "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
+  ]
+}
+
+data "aws_elb_service_account" "this" {
+  count = contains(local.elb_account_regions, var.region) ? 1 : 0
+}
 
 resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV_AWS_18:This is the access-log destination of the other buckets; logging it into itself would loop.
@@ -357,14 +383,18 @@ data "aws_iam_policy_document" "logs_bucket" {
 
   # ALB access logs: regions from before August 2022 deliver as the regional ELB account,
   # newer ones as the log-delivery service.
-  statement {
-    sid       = "AlbAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
+  dynamic "statement" {
+    for_each = data.aws_elb_service_account.this[*].arn # one statement, or none
 
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.this.arn]
+    content {
+      sid       = "AlbAccessLogs"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = data.aws_elb_service_account.this[*].arn
+      }
     }
   }
 

@@ -35,7 +35,7 @@ variable "tags" {
 ################################################################################
 
 variable "create_vpc" {
-  description = "Create a VPC (public subnets for the ALB, private subnets for the tasks, VPC endpoints for ECR, CloudWatch Logs and S3). false: use vpc_id, public_subnet_ids and private_subnet_ids."
+  description = "Create a VPC (private subnets for the tasks and the internal ALB, VPC endpoints for ECR, CloudWatch Logs and S3; public subnets and an internet gateway only with internet_facing = true). false: use vpc_id, private_subnet_ids and (internet_facing = true) public_subnet_ids."
   type        = bool
   default     = true
 }
@@ -52,7 +52,7 @@ variable "vpc_cidr" {
 }
 
 variable "az_count" {
-  description = "Number of availability zones the created VPC spans (create_vpc = true)."
+  description = "Number of availability zones the created VPC spans (create_vpc = true); at most the region's number of zones (3 in most regions), or a postcondition refuses the plan."
   type        = number
   default     = 2
 
@@ -63,7 +63,7 @@ variable "az_count" {
 }
 
 variable "vpc_id" {
-  description = "Existing VPC (create_vpc = false). Its private subnets must reach ECR, CloudWatch Logs and S3 (NAT gateway or VPC endpoints)."
+  description = "Existing VPC (create_vpc = false). Its private subnets must reach ECR, CloudWatch Logs, S3 and, with api_keys_secret_arn, Secrets Manager (NAT gateway or VPC endpoints)."
   type        = string
   default     = null
 
@@ -74,7 +74,7 @@ variable "vpc_id" {
 }
 
 variable "public_subnet_ids" {
-  description = "Existing public subnets for the ALB, in at least two AZs (create_vpc = false)."
+  description = "Existing public subnets for the internet-facing ALB, in at least two AZs (create_vpc = false and internet_facing = true)."
   type        = list(string)
   default     = []
 
@@ -85,7 +85,7 @@ variable "public_subnet_ids" {
 }
 
 variable "private_subnet_ids" {
-  description = "Existing private subnets for the tasks, in at least two AZs (create_vpc = false)."
+  description = "Existing private subnets for the tasks (and the internal ALB), in at least two AZs (create_vpc = false)."
   type        = list(string)
   default     = []
 
@@ -132,7 +132,7 @@ variable "task_cpu" {
 }
 
 variable "task_memory" {
-  description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu."
+  description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu (256: 512, 1024 or 2048; 512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720; in steps of 1024 above 2048), or a precondition refuses the plan."
   type        = number
   default     = 1024
 
@@ -279,7 +279,7 @@ variable "audit_transition_days" {
 }
 
 variable "audit_glacier_days" {
-  description = "Days after which audit objects move to S3 Glacier Instant Retrieval (still queryable by Athena)."
+  description = "Days after which audit objects move to S3 Glacier Instant Retrieval (still queryable by Athena); at least audit_transition_days + 30 (S3's minimum stay in Standard-IA) and less than audit_expiration_days."
   type        = number
   default     = 90
 
@@ -307,8 +307,36 @@ variable "force_destroy_buckets" {
 }
 
 ################################################################################
-# Load balancer
+# Load balancer and API keys
 ################################################################################
+
+variable "internet_facing" {
+  description = "Put the ALB on the internet (public subnets). false (default): an internal ALB in the private subnets, reachable only from the VPC and the networks peered or routed to it (the platform's own backends). true requires api_keys_secret_arn."
+  type        = bool
+  default     = false
+}
+
+variable "api_keys_secret_arn" {
+  description = "Full ARN (with its 6-character suffix) of an existing Secrets Manager secret whose value is the API keys, comma-separated; ECS hands it to the app as BOTSCORE_API_KEYS when a task starts. null: no keys, the scoring routes are open (allowed only with internet_facing = false). The value is never in Terraform's state, plan or the task definition."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.api_keys_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.api_keys_secret_arn))
+    error_message = "api_keys_secret_arn must be null or the full ARN of a Secrets Manager secret, as create-secret prints it: arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf (the execution role may read exactly that ARN)."
+  }
+}
+
+variable "api_keys_secret_kms_key_arn" {
+  description = "The customer-managed KMS key (ARN) the API keys secret is encrypted with; the execution role may decrypt with it only through Secrets Manager and only for that secret. null: the secret uses the AWS managed key aws/secretsmanager, which needs no grant."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.api_keys_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.api_keys_secret_kms_key_arn))
+    error_message = "api_keys_secret_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; not an alias)."
+  }
+}
 
 variable "certificate_arn" {
   description = "ACM certificate for the HTTPS listener. null: plain HTTP on port 80, for trials only."
@@ -333,7 +361,7 @@ variable "ssl_policy" {
 }
 
 variable "alb_ingress_cidrs" {
-  description = "IPv4 CIDR blocks allowed to reach the ALB."
+  description = "IPv4 CIDR blocks allowed to reach the ALB. The internal ALB (the default) has private addresses only, so the default admits the VPC and the networks peered or routed to it; narrow it to the callers' CIDRs."
   type        = list(string)
   default     = ["0.0.0.0/0"]
 

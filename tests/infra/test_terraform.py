@@ -4,12 +4,14 @@ The configuration is read with python-hcl2, which keeps HCL's syntax in its valu
 string literals keep their quotes (`'"abc"'`), expressions are wrapped in `${...}`
 and block labels are quoted keys. `Config` undoes that and evaluates the small part
 of the language the deployment uses for the values checked here: literals (strings,
-numbers, bools, null, lists), string templates, `var.*` (their defaults, or an
+numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
-comparisons, indexing, `tostring()`, `length()` and `contains()`; `Config.rendered`
-expands `dynamic` blocks. A reference to a resource attribute evaluates to a token
-such as `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a
-counted resource), so two places that name the same bucket compare equal; a splat
+`!`, comparisons, `+`, `%`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
+`floor()`, `lookup()`, `range()`, `split()`, `concat()`, `toset()` and `can(regex())`;
+`Config.rendered` expands `dynamic` blocks. A reference to a resource attribute evaluates
+to a token such as
+`<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a counted
+resource), so two places that name the same bucket compare equal; a splat
 `aws_subnet.private[*].id` is the list of such tokens, one per evaluated `count`.
 """
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +49,10 @@ _INTERPOLATION = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
 
 class Unresolved(Exception):
     """An expression outside the subset `Config` evaluates."""
+
+
+class _Failed(Exception):
+    """An expression Terraform would refuse to evaluate (e.g. `regex` without a match): what `can()` catches."""
 
 
 def _unquote(text: str) -> str:
@@ -170,13 +178,15 @@ def _split_binary(expression: str, operators: tuple[str, ...]) -> tuple[str, str
     return None
 
 
-_COMPARE = {
+_BINARY = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     ">=": lambda a, b: a >= b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,
     "<": lambda a, b: a < b,
+    "+": lambda a, b: a + b,
+    "%": lambda a, b: a % b,
 }
 
 
@@ -276,7 +286,7 @@ class Config:
             return self.value(raw)
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             return self._template(_unquote(raw))
-        if raw.startswith("${") and raw.endswith("}") and _INTERPOLATION.fullmatch(raw):
+        if raw.startswith("${") and raw.endswith("}") and _closing(raw, 1) == len(raw) - 1:
             return self._expression(raw[2:-1])
         return raw
 
@@ -295,7 +305,7 @@ class Config:
             if not isinstance(condition, bool):
                 raise Unresolved(expression)
             return self._expression(parts[1] if condition else parts[2])
-        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<")):
+        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+",), ("%",)):
             if split := _split_binary(expression, operators):
                 left, operator, right = split
                 a = self._expression(left)
@@ -313,7 +323,12 @@ class Config:
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)
                 ):
                     raise Unresolved(expression)
-                return _COMPARE[operator](a, b)
+                return _BINARY[operator](a, b)
+        if expression.startswith("!"):
+            operand = self._expression(expression[1:])
+            if not isinstance(operand, bool):
+                raise Unresolved(expression)
+            return not operand
         if expression.startswith('"') and _closing_quote(expression) == len(expression) - 1:
             return self._template(_unquote(expression))
         if expression in ("true", "false"):
@@ -324,8 +339,19 @@ class Config:
             return float(expression) if "." in expression else int(expression)
         if expression.startswith("[") and _closing(expression, 0) == len(expression) - 1:
             return [self._expression(item) for item in _split_commas(expression[1:-1])]
+        if expression.startswith("(") and _closing(expression, 0) == len(expression) - 1:
+            return self._expression(expression[1:-1])
+        if expression.startswith("{") and _closing(expression, 0) == len(expression) - 1:
+            return dict(self._attribute(item) for item in _split_commas(expression[1:-1]))
         if (match := _CALL.fullmatch(expression)) and _closing(expression, len(match.group(1))) == len(expression) - 1:
-            return self._call(match.group(1), [self._expression(a) for a in _split_commas(match.group(2))])
+            arguments = _split_commas(match.group(2))
+            if match.group(1) == "can" and len(arguments) == 1:
+                try:
+                    self._expression(arguments[0])
+                except _Failed:
+                    return False
+                return True
+            return self._call(match.group(1), [self._expression(a) for a in arguments])
         if match := re.fullmatch(r"var\.([A-Za-z0-9_]+)", expression):
             name = match.group(1)
             if name in self.overrides:
@@ -360,7 +386,16 @@ class Config:
                 index = self._expression(expression[opening + 1 : -1])
                 if isinstance(base, list) and isinstance(index, int) and 0 <= index < len(base):
                     return base[index]
+                if isinstance(base, dict) and isinstance(index, str) and index in base:
+                    return base[index]
         raise Unresolved(expression)
+
+    def _attribute(self, item: str) -> tuple[str, Any]:
+        """One `key = value` (or `key: value`) of an object literal."""
+        for i in _top_level(item):
+            if item[i] in "=:":
+                return _unquote(item[:i].strip()), self._expression(item[i + 1 :])
+        raise Unresolved(item)
 
     @staticmethod
     def _call(function: str, args: list[Any]) -> Any:
@@ -370,6 +405,23 @@ class Config:
             return len(args[0])
         if function == "contains" and len(args) == 2 and isinstance(args[0], list):
             return args[1] in args[0]
+        if function == "concat" and all(isinstance(a, list) for a in args):
+            return [item for a in args for item in a]
+        if function == "toset" and len(args) == 1 and isinstance(args[0], list):
+            return sorted(set(args[0]))  # a set of strings, in Terraform's (lexical) order
+        if function == "floor" and len(args) == 1 and isinstance(args[0], (int, float)):
+            return math.floor(args[0])
+        if function == "lookup" and len(args) == 3 and isinstance(args[0], dict):
+            return args[0].get(args[1], args[2])
+        if function == "range" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            return list(range(*args))
+        if function == "split" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            return args[1].split(args[0])
+        if function == "regex" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            # RE2 and Python agree on the patterns used here (classes, anchors, repetition).
+            if not (match := re.search(args[0], args[1])):
+                raise _Failed(f"regex({args[0]!r}, {args[1]!r}) does not match")
+            return match.group(0)
         raise Unresolved(f"{function}({args!r})")
 
 
@@ -871,6 +923,28 @@ def test_spool_settings_reach_the_app(overrides: dict[str, Any], sync: str, adop
     assert metrics_dir is None or not metrics_dir.startswith(environment[env_name("audit_dir")])
 
 
+def _failing_conditions(
+    config: Config, address: str, kind: str = "precondition", self_values: dict[str, Any] | None = None
+) -> list[str]:
+    """The error messages of the conditions (`precondition`, or `postcondition`) of a resource or
+    `data.` source that fail in this configuration; `self_values` stand for `self.NAME` (what AWS
+    would answer, in a postcondition)."""
+    block = config.data(address.removeprefix("data.")) if address.startswith("data.") else config.resource(address)
+
+    def bound(raw: str) -> str:
+        for name, value in (self_values or {}).items():
+            raw = raw.replace(f"self.{name}", json.dumps(value))  # JSON lists and strings are HCL literals
+        return raw
+
+    messages = []
+    for condition in [c for lifecycle in block.get("lifecycle", []) for c in lifecycle.get(kind, [])]:
+        holds = config._strict(bound(condition["condition"]))
+        assert isinstance(holds, bool), f"{address}: cannot evaluate {condition['condition']}"
+        if not holds:
+            messages.append(config.value(bound(condition["error_message"])))
+    return messages
+
+
 def _validation_passes(variable: str, value: Any) -> bool:
     config = _with(**{variable: value})
     results = [config._strict(v["condition"]) for v in config.variables[variable]["validation"]]
@@ -942,3 +1016,309 @@ def test_readme_tables_list_every_variable_and_output(config: Config) -> None:
     outputs = [name for body in config.blocks["output"] for name in body]
     assert sorted(documented_inputs) == sorted(config.variables)
     assert sorted(documented_outputs) == sorted(outputs)
+
+
+# -- the API keys: from Secrets Manager, through the execution role only ----------------------
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:botscore/api-keys-AbC123"
+SECRET_KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+API_KEYS_ENV = env_name("api_keys")
+
+
+def _container(config: Config) -> dict[str, Any]:
+    container: dict[str, Any] = config.value(config.locals["container_definition"])
+    return container
+
+
+def _environment(config: Config) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in _container(config)["environment"]}
+
+
+def test_without_a_secret_the_task_sets_no_api_keys(config: Config, container: dict[str, Any]) -> None:
+    assert config.value(config.variables["api_keys_secret_arn"]["default"]) is None
+    assert container["secrets"] is None
+    assert API_KEYS_ENV not in _environment(config)
+    assert [s["sid"] for s in _statements(config, "aws_iam_policy_document.execution")] == [
+        "EcrLogin",
+        "PullImage",
+        "WriteContainerLogs",
+    ]
+
+
+def test_api_keys_come_from_the_secret_never_from_the_environment() -> None:
+    config = _with(api_keys_secret_arn=SECRET_ARN)
+    container = _container(config)
+    assert container["secrets"] == [{"name": API_KEYS_ENV, "valueFrom": SECRET_ARN}]
+    assert API_KEYS_ENV in {env_name(field) for field in Settings.model_fields}
+    environment = _environment(config)
+    assert API_KEYS_ENV not in environment and env_name("api_keys_file") not in environment
+    # The secret's value is never in Terraform's state: no secret version, no variable holding keys.
+    assert config.resources_of_type("aws_secretsmanager_secret_version") == {}
+    assert not [name for name in config.variables if name.startswith("api_keys") and not name.endswith("_arn")]
+
+
+def test_only_the_execution_role_may_read_the_secret_and_only_that_secret() -> None:
+    config = _with(api_keys_secret_arn=SECRET_ARN)
+    statements = _statements(config, "aws_iam_policy_document.execution")
+    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in s["actions"])]
+    assert secrets == [
+        {"sid": "ReadApiKeysSecret", "actions": ["secretsmanager:GetSecretValue"], "resources": [SECRET_ARN]}
+    ]
+    # Under the AWS managed key (the default) the role needs no KMS right.
+    assert not [s for s in statements if any(a.startswith("kms:") for a in s["actions"])]
+    task = _statements(config, "aws_iam_policy_document.task")
+    assert not [a for s in task for a in s["actions"] if a.startswith("secretsmanager:") or a == "kms:Decrypt"]
+    execution = config.value(config.resource("aws_iam_role_policy.execution"))
+    assert execution["role"] == ref("aws_iam_role", "execution", "id")
+    assert execution["policy"] == ref("data.aws_iam_policy_document", "execution", "json")
+
+
+def test_a_customer_managed_key_decrypts_that_secret_only_through_secrets_manager() -> None:
+    config = _with(api_keys_secret_arn=SECRET_ARN, api_keys_secret_kms_key_arn=SECRET_KMS_KEY_ARN)
+    [kms] = [s for s in _statements(config, "aws_iam_policy_document.execution") if s["sid"] == "DecryptApiKeysSecret"]
+    assert kms["actions"] == ["kms:Decrypt"]
+    assert kms["resources"] == [SECRET_KMS_KEY_ARN]
+    assert kms["condition"] == [
+        {"test": "StringEquals", "variable": "kms:ViaService", "values": ["secretsmanager.eu-west-1.amazonaws.com"]},
+        {"test": "StringEquals", "variable": "kms:EncryptionContext:SecretARN", "values": [SECRET_ARN]},
+    ]
+    # A key without a secret grants nothing.
+    alone = _with(api_keys_secret_kms_key_arn=SECRET_KMS_KEY_ARN)
+    assert "DecryptApiKeysSecret" not in [s["sid"] for s in _statements(alone, "aws_iam_policy_document.execution")]
+
+
+def test_the_tasks_reach_secrets_manager_in_the_created_vpc() -> None:
+    assert _with().value("${local.interface_endpoints}") == ["ecr.api", "ecr.dkr", "logs"]
+    config = _with(api_keys_secret_arn=SECRET_ARN)
+    assert config.value("${local.interface_endpoints}") == ["ecr.api", "ecr.dkr", "logs", "secretsmanager"]
+    assert _failing_conditions(config, "aws_ecs_task_definition.this") == []
+    # Through that endpoint, only a secret of the deployment's region.
+    elsewhere = SECRET_ARN.replace(":eu-west-1:", ":us-east-1:")
+    assert _failing_conditions(_with(api_keys_secret_arn=elsewhere), "aws_ecs_task_definition.this") == [
+        "The API keys secret must be in eu-west-1: the created VPC's tasks reach Secrets Manager only through its"
+        " endpoint in that region."
+    ]
+    existing = _with(api_keys_secret_arn=elsewhere, **EXISTING_VPC)  # its own NAT gateway or endpoints
+    assert existing.value("${local.interface_endpoints}") == []
+    assert _failing_conditions(existing, "aws_ecs_task_definition.this") == []
+
+
+def test_the_secret_variables_take_full_arns_only() -> None:
+    assert _validation_passes("api_keys_secret_arn", None)
+    assert _validation_passes("api_keys_secret_arn", SECRET_ARN)
+    assert _validation_passes("api_keys_secret_arn", SECRET_ARN.replace(":aws:", ":aws-us-gov:"))
+    # A name, or an ARN without the suffix Secrets Manager adds, would never equal the policy's resource.
+    for wrong in ("botscore/api-keys", SECRET_ARN.removesuffix("-AbC123"), SECRET_ARN.replace("secretsmanager", "ssm")):
+        assert not _validation_passes("api_keys_secret_arn", wrong), wrong
+    assert _validation_passes("api_keys_secret_kms_key_arn", None)
+    assert _validation_passes("api_keys_secret_kms_key_arn", SECRET_KMS_KEY_ARN)
+    assert not _validation_passes("api_keys_secret_kms_key_arn", "alias/aws/secretsmanager")
+
+
+# -- the load balancer: internal unless asked, and then never without keys -----------------------
+
+PUBLIC_NETWORK = [
+    "aws_subnet.public",
+    "aws_internet_gateway.this",
+    "aws_route_table.public",
+    "aws_route.public_internet",
+    "aws_route_table_association.public",
+]
+EXISTING_VPC = {
+    "create_vpc": False,
+    "vpc_id": "vpc-0123456789abcdef0",
+    "private_subnet_ids": ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"],
+}
+PUBLIC_SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+KEYS_REQUIRED = (
+    "internet_facing = true puts the scoring routes on the internet: set api_keys_secret_arn to a Secrets Manager"
+    " secret holding the API keys (docs/deploy.md shows how), or keep the load balancer internal."
+)
+
+
+def test_the_load_balancer_is_internal_in_the_private_subnets_by_default(config: Config) -> None:
+    assert config.value(config.variables["internet_facing"]["default"]) is False
+    alb = config.value(config.resource("aws_lb.this"))
+    assert alb["internal"] is True
+    az_count = config.value(config.variables["az_count"]["default"])
+    assert alb["subnets"] == [ref("aws_subnet", f"private[{i}]", "id") for i in range(az_count)]
+    # Nothing in the VPC routes to or from the internet.
+    for address in PUBLIC_NETWORK:
+        assert config.count(address) == 0, address
+    assert _failing_conditions(config, "aws_lb.this") == []
+    # An existing VPC needs no public subnet either.
+    existing = _with(**EXISTING_VPC)
+    assert existing.value(existing.resource("aws_lb.this"))["subnets"] == EXISTING_VPC["private_subnet_ids"]
+    assert _failing_conditions(existing, "aws_ecs_service.this") == []
+
+
+def test_a_public_load_balancer_without_api_keys_is_refused() -> None:
+    keyless = _with(internet_facing=True)
+    assert _failing_conditions(keyless, "aws_lb.this") == [KEYS_REQUIRED]
+    # With keys: internet-facing, in the public subnets, which exist for it.
+    public = _with(internet_facing=True, api_keys_secret_arn=SECRET_ARN)
+    assert _failing_conditions(public, "aws_lb.this") == []
+    alb = public.value(public.resource("aws_lb.this"))
+    assert alb["internal"] is False
+    az_count = public.value(public.variables["az_count"]["default"])
+    assert alb["subnets"] == [ref("aws_subnet", f"public[{i}]", "id") for i in range(az_count)]
+    assert public.count("aws_subnet.public") == public.count("aws_route_table_association.public") == az_count
+    assert public.count("aws_internet_gateway.this") == public.count("aws_route.public_internet") == 1
+    assert _container(public)["secrets"] == [{"name": API_KEYS_ENV, "valueFrom": SECRET_ARN}]
+
+
+def test_an_existing_vpc_needs_public_subnets_only_for_a_public_load_balancer() -> None:
+    public = {**EXISTING_VPC, "internet_facing": True, "api_keys_secret_arn": SECRET_ARN}
+    assert _failing_conditions(_with(**public), "aws_ecs_service.this") == [
+        "With create_vpc = false, set vpc_id, at least two private_subnet_ids and, with internet_facing = true,"
+        " two public_subnet_ids."
+    ]
+    with_subnets = _with(**public, public_subnet_ids=PUBLIC_SUBNETS)
+    assert _failing_conditions(with_subnets, "aws_ecs_service.this") == []
+    assert with_subnets.value(with_subnets.resource("aws_lb.this"))["subnets"] == PUBLIC_SUBNETS
+
+
+# -- regions: the ones opened since August 2022 plan too -------------------------------------
+
+# Regions with no legacy ELB account: aws_elb_service_account errors there ("unsupported AWS Region").
+NEWER_REGIONS = [
+    "eu-central-2",
+    "eu-south-2",
+    "ap-south-2",
+    "il-central-1",
+    "ca-west-1",
+    "me-central-1",
+    "mx-central-1",
+]
+ALB_LOGS = "/alb/AWSLogs/"
+
+
+def _alb_log_writers(config: Config) -> list[tuple[str, list[str]]]:
+    """(principal type, identifiers) of each statement that lets a principal put ALB access logs."""
+    return [
+        (principal["type"], principal["identifiers"])
+        for statement in _statements(config, "aws_iam_policy_document.logs_bucket")
+        if statement["actions"] == ["s3:PutObject"] and any(ALB_LOGS in r for r in statement["resources"])
+        for principal in statement["principals"]
+    ]
+
+
+def test_an_older_region_admits_its_elb_account_and_the_log_delivery_service(config: Config) -> None:
+    assert config.value(config.variables["region"]["default"]) == "eu-west-1"
+    assert config.count("data.aws_elb_service_account.this") == 1
+    assert sorted(_alb_log_writers(config)) == [
+        ("AWS", [ref("data.aws_elb_service_account", "this[0]", "arn")]),
+        ("Service", ["logdelivery.elasticloadbalancing.amazonaws.com"]),
+    ]
+
+
+@pytest.mark.parametrize("region", NEWER_REGIONS)
+def test_a_newer_region_plans_without_the_elb_account(region: str) -> None:
+    assert _validation_passes("region", region)
+    config = _with(region=region)
+    assert config.count("data.aws_elb_service_account.this") == 0
+    assert _alb_log_writers(config) == [("Service", ["logdelivery.elasticloadbalancing.amazonaws.com"])]
+    # No other data source looks the region up in a fixed list.
+    read = {
+        f"data.{kind}.{name}"
+        for body in config.blocks["data"]
+        for kind, named in body.items()
+        for name in named
+        if config.count(f"data.{kind}.{name}") > 0
+    }
+    assert {a for a in read if not a.startswith("data.aws_iam_policy_document.")} == {
+        "data.aws_caller_identity.current",
+        "data.aws_partition.current",
+        "data.aws_region.current",
+        "data.aws_availability_zones.available",
+    }
+
+
+# -- task sizes: only the CPU and memory pairs Fargate runs -------------------------------------
+
+# AWS's table of Fargate task sizes (Linux), CPU units: memory in MiB.
+FARGATE_SIZES = {
+    256: [512, 1024, 2048],
+    512: [1024, 2048, 3072, 4096],
+    1024: list(range(2048, 8192 + 1, 1024)),
+    2048: list(range(4096, 16384 + 1, 1024)),
+    4096: list(range(8192, 30720 + 1, 1024)),
+}
+
+
+def test_the_default_task_size_is_a_fargate_size(config: Config) -> None:
+    cpu = config.value(config.variables["task_cpu"]["default"])
+    assert config.value(config.variables["task_memory"]["default"]) in FARGATE_SIZES[cpu]
+    assert _failing_conditions(config, "aws_ecs_task_definition.this") == []
+
+
+def test_only_fargate_task_sizes_pass() -> None:
+    memories_validated = list(range(512, 30720 + 1, 512))  # every value the task_memory validation lets through
+    assert all(_validation_passes("task_memory", memory) for memory in memories_validated)
+    for cpu, memories in FARGATE_SIZES.items():
+        assert _validation_passes("task_cpu", cpu)
+        for memory in memories_validated:
+            failing = _failing_conditions(_with(task_cpu=cpu, task_memory=memory), "aws_ecs_task_definition.this")
+            if memory in memories:
+                assert failing == [], (cpu, memory)
+            else:
+                [message] = failing
+                assert message.startswith(
+                    f"Fargate has no task size of task_cpu = {cpu} with task_memory = {memory}. It takes, in MiB:"
+                ), message
+
+
+# -- availability zones: no more than the region has ---------------------------------------------
+
+AZS = "data.aws_availability_zones.available"
+EU_WEST_1_AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+
+def test_az_count_within_the_regions_zones_plans(config: Config) -> None:
+    assert config.value(config.variables["az_count"]["default"]) == 2
+    assert _failing_conditions(config, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
+    three = _with(az_count=3)
+    assert _failing_conditions(three, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
+    # The VPC's subnets take the first az_count zones.
+    assert config.locals["azs"] == "${slice(data.aws_availability_zones.available.names, 0, var.az_count)}"
+
+
+def test_more_zones_than_the_region_has_is_refused_before_the_subnets() -> None:
+    four = _with(az_count=4)
+    assert _validation_passes("az_count", 4)
+    assert _failing_conditions(four, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == [
+        "az_count = 4, but eu-west-1 has 3 availability zones (without opt-in zones): set az_count to 3 or less."
+    ]
+    # An existing VPC brings its own subnets: az_count plays no part.
+    existing = _with(az_count=4, **EXISTING_VPC)
+    assert _failing_conditions(existing, AZS, "postcondition", {"names": EU_WEST_1_AZS}) == []
+
+
+# -- the audit bucket's lifecycle: what S3 accepts -------------------------------------------------
+
+LIFECYCLE = "aws_s3_bucket_lifecycle_configuration.audit"
+
+
+def test_the_audit_lifecycle_moves_objects_as_configured(config: Config) -> None:
+    [rule] = [r for r in config.value(config.resource(LIFECYCLE))["rule"] if r["id"] == "audit-records"]
+    assert rule["transition"] == [
+        {"days": 30, "storage_class": "STANDARD_IA"},
+        {"days": 90, "storage_class": "GLACIER_IR"},
+    ]
+    assert rule["expiration"] == [{"days": 400}]
+    assert _failing_conditions(config, LIFECYCLE) == []
+    # The shortest path S3 allows: 30 days in Standard, 30 in Standard-IA.
+    assert _failing_conditions(_with(audit_transition_days=30, audit_glacier_days=60), LIFECYCLE) == []
+
+
+def test_glacier_less_than_30_days_after_standard_ia_is_refused() -> None:
+    overrides = {"audit_transition_days": 45, "audit_glacier_days": 60}
+    for variable, value in overrides.items():
+        assert _validation_passes(variable, value)  # each alone is fine
+    assert _failing_conditions(_with(**overrides), LIFECYCLE) == [
+        "audit_glacier_days = 60 is less than 30 days after audit_transition_days = 45: S3 moves objects out of"
+        " Standard-IA only after 30 days there. Set audit_glacier_days to 75 or more."
+    ]
+    assert _failing_conditions(_with(audit_glacier_days=400), LIFECYCLE) == [
+        "audit_expiration_days = 400 must be after audit_glacier_days = 400."
+    ]
