@@ -107,8 +107,11 @@ def _refusal(parse: Callable[[bytes], object], body: bytes) -> RequestError:
     raise AssertionError(f"{body!r} was not refused")  # pragma: no cover - a wrong example body
 
 
-def _error_responses(path: str, max_body_bytes: int) -> dict[int | str, dict[str, Any]]:
-    """Each error status of a scoring route with its own example, in that route's error shape."""
+_Examples = dict[int, dict[str, Any]]  # status -> named examples of one operation
+
+
+def _error_responses(path: str, max_body_bytes: int) -> tuple[dict[int | str, dict[str, Any]], _Examples]:
+    """Each error status of a scoring route, and its own examples in that route's error shape."""
     oip = path == INFER_PATH
     media = (
         "application/json, or application/octet-stream with Inference-Header-Content-Length"
@@ -182,15 +185,18 @@ def _error_responses(path: str, max_body_bytes: int) -> dict[int | str, dict[str
         errors[422] = ("Valid JSON of the wrong shape; `field` names the culprit.", invalid)
     render = inference.error_bytes if oip else BotscoreError.body_bytes
     responses: dict[int | str, dict[str, Any]] = {}
-    for status, (description, examples) in sorted(errors.items()):
-        assert all(error.status == status for error in examples), status
-        content = {f"{error.code}": {"value": json.loads(render(error))} for error in examples}
-        responses[status] = {
-            "model": InferenceErrorResponse if oip else ErrorResponse,
-            "description": description,
-            "content": {"application/json": {"examples": content}},
-        }
-    return responses
+    examples: _Examples = {}
+    for status, (description, refusals) in sorted(errors.items()):
+        assert all(error.status == status for error in refusals), status
+        responses[status] = {"model": InferenceErrorResponse if oip else ErrorResponse, "description": description}
+        examples[status] = {error.code: {"value": json.loads(render(error))} for error in refusals}
+    return responses, examples
+
+
+def _put_examples(operation: dict[str, Any], examples: _Examples) -> None:
+    """Examples put into the generated document: FastAPI would drop their nulls (`"field": null`)."""
+    for status, named in examples.items():
+        operation["responses"][str(status)]["content"]["application/json"]["examples"] = named
 
 
 def _build_docs_app(
@@ -213,20 +219,7 @@ def _build_docs_app(
         response_model=Ready,
         summary="Readiness: model loaded and the audit log accepting records.",
         tags=["operations"],
-        responses={
-            503: {
-                "model": ErrorResponse,
-                "description": "Not ready; the message says why.",
-                "content": {
-                    "application/json": {
-                        "example": error_body(
-                            "not_ready",
-                            "audit spool holds 858993460 bytes, above 80% of BOTSCORE_AUDIT_SPOOL_MAX_BYTES=1073741824",
-                        )
-                    }
-                },
-            }
-        },
+        responses={503: {"model": ErrorResponse, "description": "Not ready; the message says why."}},
     )
     async def readyz() -> Any:
         reason = handler.readiness()
@@ -261,13 +254,19 @@ def _build_docs_app(
         field = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
         return JSONResponse(error_body("invalid_type", first.get("msg", "invalid request"), field), status_code=422)
 
+    score_errors, score_examples = _error_responses(SCORE_PATH, max_body_bytes)
+    batch_errors, batch_examples = _error_responses(BATCH_PATH, max_body_bytes * BATCH_BODY_FACTOR)
+    infer_errors, infer_examples = _error_responses(INFER_PATH, max_body_bytes * BATCH_BODY_FACTOR)
+    not_ready = error_body(
+        "not_ready", "audit spool holds 858993460 bytes, above 80% of BOTSCORE_AUDIT_SPOOL_MAX_BYTES=1073741824"
+    )
     documented = [
         APIRoute(
             SCORE_PATH,
             _documented_score,
             methods=["POST"],
             response_model=ScoreResponse,
-            responses=_error_responses(SCORE_PATH, max_body_bytes),
+            responses=score_errors,
             summary="Score a transaction",
             tags=["scoring"],
             operation_id="score",
@@ -277,7 +276,7 @@ def _build_docs_app(
             _documented_batch,
             methods=["POST"],
             response_model=BatchResponse,
-            responses=_error_responses(BATCH_PATH, max_body_bytes * BATCH_BODY_FACTOR),
+            responses=batch_errors,
             summary="Score up to 1,000 transactions",
             tags=["scoring"],
             operation_id="score_batch",
@@ -288,7 +287,7 @@ def _build_docs_app(
             methods=["POST"],
             response_model=InferenceResponse,
             response_model_exclude_none=True,
-            responses=_error_responses(INFER_PATH, max_body_bytes * BATCH_BODY_FACTOR),
+            responses=infer_errors,
             summary="Infer: score 1 to 1,000 transactions (Open Inference Protocol)",
             tags=[_OIP_TAG],
             operation_id="infer",
@@ -311,6 +310,18 @@ def _build_docs_app(
             schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             for path in (SCORE_PATH, BATCH_PATH, INFER_PATH):
                 schema["paths"][path]["post"]["security"] = [{"bearer": []}, {}]
+            # The protocol answers 400 to a request it cannot run, and a version path takes any text: no 422s.
+            for path, operations in schema["paths"].items():
+                if path.startswith(OIP_PREFIX):
+                    for operation in operations.values():
+                        operation["responses"].pop("422", None)
+            if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
+                for name in ("HTTPValidationError", "ValidationError"):
+                    schema["components"]["schemas"].pop(name, None)
+            _put_examples(schema["paths"][SCORE_PATH]["post"], score_examples)
+            _put_examples(schema["paths"][BATCH_PATH]["post"], batch_examples)
+            _put_examples(schema["paths"][INFER_PATH]["post"], infer_examples)
+            _put_examples(schema["paths"][READINESS_PATH]["get"], {503: {"not_ready": {"value": not_ready}}})
             app.openapi_schema = schema
         return app.openapi_schema
 
