@@ -9,6 +9,7 @@ median of the per-round ratios, because this machine's neighbours move the absol
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import platform
 import re
@@ -39,6 +40,37 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 RATE = 1000  # requests/s for the latency figures
 SERVER_CORE, LOAD_CORE = "0", "1"
 BODY = '{"x1": 0.1, "x2": 0.2}'
+INFER_PATH = "/v2/models/bot-score/infer"
+
+
+def _instances(n: int) -> list[tuple[float, float]]:
+    return [(round(0.1 + 0.017 * i, 6), round(0.2 + 0.013 * i, 6)) for i in range(n)]
+
+
+def _batch_body(n: int) -> str:
+    return json.dumps({"instances": [{"x1": a, "x2": b} for a, b in _instances(n)]})
+
+
+def _infer_body(n: int) -> str:
+    pairs = _instances(n)
+    return json.dumps(
+        {
+            "inputs": [
+                {"name": name, "shape": [n], "datatype": "FP64", "data": [pair[k] for pair in pairs]}
+                for k, name in enumerate(("x1", "x2"))
+            ]
+        }
+    )
+
+
+# The scoring routes measured by wrk in every round, each against that round's ceiling: (path, instances, body).
+ROUTES = [
+    ("/bot-score", 1, BODY),
+    ("/bot-score/batch", 1, _batch_body(1)),
+    ("/bot-score/batch", 100, _batch_body(100)),
+    (INFER_PATH, 1, _infer_body(1)),
+    (INFER_PATH, 100, _infer_body(100)),
+]
 BUCKET = "bench-audit"
 NOTES = """\
 ## What changed the figures
@@ -154,7 +186,7 @@ def _start(argv: list[str], env: dict[str, str], url: str, log: Path) -> tuple[P
     raise RuntimeError(f"{argv} did not answer 200 within 30 s; see {log}")
 
 
-def _wrk(url: str) -> float:
+def _wrk(url: str, script: Path = ROOT / "bench" / "post.lua") -> float:
     out = subprocess.run(
         [
             "taskset",
@@ -165,7 +197,7 @@ def _wrk(url: str) -> float:
             "-c32",
             f"-d{SECONDS}s",
             "-s",
-            str(ROOT / "bench" / "post.lua"),
+            str(script),
             url,
         ],
         capture_output=True,
@@ -265,7 +297,7 @@ def main() -> None:
 
             if AGAINST is not None and n % 2 == 1:  # alternate which of the two goes first
                 against.append(_botscore(AGAINST / ".venv" / "bin" / "botscore", weed, tmp, f"against-{n}"))
-            project = _botscore(BIN / "botscore", weed, tmp, f"botscore-{n}")
+            project = _botscore(BIN / "botscore", weed, tmp, f"botscore-{n}", routes=True)
             for mode in SYNC_MODES:
                 modes.setdefault(mode, []).append(
                     _botscore(BIN / "botscore", weed, tmp, f"sync-{mode}-{n}", BOTSCORE_AUDIT_SYNC=mode)
@@ -291,18 +323,63 @@ def main() -> None:
     (ROOT / "docs" / "performance.md").write_text(report)
 
 
-def _botscore(command: Path, weed: Weed, tmp: Path, name: str, **settings: str) -> Figures:
-    """`botscore serve` from `command` measured, shipping to the bench bucket; the bucket emptied after."""
+def _botscore(command: Path, weed: Weed, tmp: Path, name: str, *, routes: bool = False, **settings: str) -> Figures:
+    """`botscore serve` from `command` measured, shipping to the bench bucket; the bucket emptied after.
+    With `routes`, wrk also measures each of ROUTES (figures.extra["route PATH N"], requests/s)."""
     port = free_port()
     env = service_env(tmp / f"audit-{name}", BOTSCORE_AUDIT_BUCKET=BUCKET, **weed.aws_env(), **settings)
     argv = [str(command), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
     figures, process = measure(argv, env, f"http://{LOOPBACK}:{port}/bot-score", tmp / f"{name}.log")
     figures.extra.update(_fsyncs_per_request(f"http://{LOOPBACK}:{port}/metrics"))
+    for path, instances, body in ROUTES if routes else []:
+        if (path, instances) == ("/bot-score", 1):
+            figures.extra[_route_key(path, instances)] = figures.throughput  # measured above
+            continue
+        script = tmp / f"post-{len(body)}.lua"
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {_lua_string(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
+        figures.extra[_route_key(path, instances)] = _wrk(f"http://{LOOPBACK}:{port}{path}", script)
     process.stop(signal.SIGTERM)  # seals and ships the rest of the spool
     figures.objects_per_million, objects, records = _objects_per_million(weed)
     figures.extra.update(objects=objects, records=records)
     _clear(weed)
     return figures
+
+
+def _route_key(path: str, instances: int) -> str:
+    return f"route {path} {instances}"
+
+
+def _lua_string(text: str) -> str:
+    """`text` as a Lua long string literal (no escapes to get wrong)."""
+    level = "="
+    while f"]{level}]" in text:
+        level += "="
+    return f"[{level}[{text}]{level}]"
+
+
+def routes_table(rounds: list[tuple[Figures, Figures]]) -> str:
+    """Requests/s and scores/s of each scoring route, each against the ceiling of its round."""
+    lines = [
+        "## The scoring routes",
+        "",
+        f"wrk, 32 connections, {SECONDS} s each, in every round after the figures above; a batch or an infer "
+        "call of N instances scores N transactions and writes N audit rows. The ratio is requests/s to the "
+        "ceiling's (one fixed answer per request), median per round.",
+        "",
+        "| route | instances per call | requests/s | scores/s | ratio to the ceiling (requests) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for path, instances, _ in ROUTES:
+        key = _route_key(path, instances)
+        rates = [p.extra[key] for _, p in rounds if key in p.extra]
+        if not rates:
+            continue
+        ratio = statistics.median(p.extra[key] / c.throughput for c, p in rounds if key in p.extra)
+        rate = statistics.median(rates)
+        lines.append(f"| `{path}` | {instances} | {rate:,.0f} | {rate * instances:,.0f} | {ratio:.3f}x |")
+    return "\n".join(lines) + "\n"
 
 
 def _fsyncs_per_request(metrics_url: str) -> dict[str, float]:
@@ -440,6 +517,7 @@ def render(rounds: list[tuple[Figures, Figures]]) -> str:
         f"- first 200 after {first:.2f} s (worst round): {verdict(first <= 1.0)}",
         f"- {objects:.1f} S3 objects per million requests: {verdict(objects <= 50)}",
         "",
+        routes_table(rounds),
         NOTES,
     ]
     return "\n".join(lines)

@@ -96,7 +96,7 @@ resource "aws_glue_catalog_table" "audit" {
     columns {
       name    = "path"
       type    = "string"
-      comment = "the route: '/bot-score' or '/bot-score/batch'"
+      comment = "the route: '/bot-score', '/bot-score/batch' or '/v2/models/bot-score/infer'"
     }
 
     columns {

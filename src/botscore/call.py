@@ -6,13 +6,31 @@ audit record, and the HTTP layer sends it. One object instead of eight positiona
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from botscore.errors import BotscoreError
 from botscore.model.scorer import Scorer
 
 
 class Call:
     """The state of one request to a scoring route."""
 
-    __slots__ = ("body", "id", "key_id", "method", "received_at", "response", "route", "scorer", "started", "status")
+    __slots__ = (
+        "body",
+        "content_type",
+        "extra_headers",
+        "header_length",
+        "id",
+        "key_id",
+        "method",
+        "received_at",
+        "render_error",
+        "response",
+        "route",
+        "scorer",
+        "started",
+        "status",
+    )
 
     def __init__(self, route: str, method: str, request_id: bytes, scorer: Scorer, received_at: float, started: float):
         self.route = route
@@ -25,3 +43,10 @@ class Call:
         self.status = 0
         self.response = b""
         self.key_id: str | None = None  # the id of the API key the call carried (never the key); None: no keys
+        # The route's error shape: botscore's own by default, the Open Inference Protocol's on its route.
+        self.render_error: Callable[[BotscoreError], bytes] = BotscoreError.body_bytes
+        # Open Inference Protocol, binary tensor data: the request's Inference-Header-Content-Length
+        # (the JSON part's length, as sent), and what the answer needs when it carries binary data too.
+        self.header_length: bytes | None = None
+        self.content_type = b"application/json"
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": set(),
     "ops": set(),
     "model": set(),
-    "call": {"model"},
+    "call": {"errors", "model"},
     "audit": {"call", "errors", "ops"},
     "dataplane": {"audit", "call", "errors", "model", "ops"},
     "http": {"call", "dataplane", "errors", "model", "ops"},

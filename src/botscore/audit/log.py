@@ -188,7 +188,7 @@ class AuditLog:
         self.records_refused += 1
         refusal = AuditUnavailable(reason)
         call.status = refusal.status
-        call.response = refusal.body_bytes()
+        call.response = call.render_error(refusal)
         if record_it:
             with contextlib.suppress(SpoolUnavailable):
                 self.writer.append(record.failed(call, refusal, record.Sent()))

@@ -1,9 +1,10 @@
 """The audit record's columns: the analytics contract, defined once.
 
-One row per score: a call to /bot-score is one row, a batch of N is N rows that share the
-call's id and carry their `item`, and a call that scored nothing (any error) is one row with
-`item` null. Each column has one type in every row; a key that is absent is null. The README's
-table and the Glue table in terraform/analytics.tf are checked against this list by the tests.
+One row per score: a call to /bot-score is one row, a batch (or an Open Inference Protocol
+infer call) of N is N rows that share the call's id and carry their `item`, and a call that
+scored nothing (any error) is one row with `item` null. Each column has one type in every row;
+a key that is absent is null. The README's table and the Glue table in terraform/analytics.tf
+are checked against this list by the tests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ COLUMNS = (
     Column("item", "int", "position of the instance: 0 on /bot-score, 0 to N-1 in a batch; null if none was scored"),
     Column("ts", "string", "arrival time, RFC 3339 UTC with milliseconds (`2026-11-27T01:02:03.045Z`)"),
     Column("method", "string", "the HTTP method"),
-    Column("path", "string", "the route: `/bot-score` or `/bot-score/batch`"),
+    Column("path", "string", "the route: `/bot-score`, `/bot-score/batch` or `/v2/models/bot-score/infer`"),
     Column("status", "int", "the HTTP status answered"),
     Column("x1", "double", "x1 as scored, or as sent when it was a finite number; else null"),
     Column("x2", "double", "x2 as scored, or as sent when it was a finite number; else null"),

@@ -1,6 +1,6 @@
 """The scoring routes' one request sequence, without HTTP: validate, score, keep the record, decide the answer.
 
-The HTTP layer reads a request into a `Call` and hands it here: `score` or `score_batch` when
+The HTTP layer reads a request into a `Call` and hands it here: `score`, `score_batch` or `infer` when
 the request got as far as its body, `fail` when the HTTP layer refused it first (method, key,
 size, media type). Each sets `call.status` and `call.response` and appends the call's audit
 record before returning, so every answer, errors included, is recorded before it is sent.
@@ -16,7 +16,7 @@ from typing import Any
 from botscore.audit import record
 from botscore.audit.log import AuditLog
 from botscore.call import Call
-from botscore.dataplane import validation
+from botscore.dataplane import inference, validation
 from botscore.errors import BotscoreError, RequestError
 from botscore.ops.metrics import Metrics
 
@@ -67,10 +67,33 @@ class Handler:
             rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
         self.audit.keep(call, b"".join(rows))  # one row per score, appended in one write
 
+    def infer(self, call: Call) -> None:
+        """POST /v2/models/bot-score/infer, the Open Inference Protocol: x1 and x2 (or features) tensors
+        of N instances -> the p_bot tensor, each score /bot-score's for the same features."""
+        try:
+            request = inference.parse(call.body or b"", call.header_length)
+            scores = [call.scorer.p_bot(x1, x2) for x1, x2 in request.pairs]
+        except RequestError as exc:
+            self.fail(call, exc)
+            return
+        except Exception:
+            self._internal_error(call)
+            return
+        call.status = 200
+        call.response, header_length = inference.response(request, call.scorer.version, scores)
+        if header_length is not None:
+            call.content_type = b"application/octet-stream"
+            call.extra_headers = [(b"inference-header-content-length", b"%d" % header_length)]
+        rows = []
+        for item, ((x1, x2), p_bot) in enumerate(zip(request.pairs, scores, strict=True)):
+            self._note_score((x1, x2, p_bot))
+            rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
+        self.audit.keep(call, b"".join(rows))  # one row per score, appended in one write
+
     def fail(self, call: Call, error: BotscoreError) -> None:
         """Answer with `error`; the record keeps the body as text, and the features it could read."""
         call.status = error.status
-        call.response = error.body_bytes()
+        call.response = call.render_error(error)
         self.audit.keep(call, record.failed(call, error, _as_sent(validation.decoded(call.body))))
 
     def _internal_error(self, call: Call) -> None:

@@ -67,7 +67,8 @@ def _int(token: str) -> float | _NonFinite:
 _decoder = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_float, parse_int=_int, parse_constant=_NonFinite)
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
+    """What a decoded JSON value is, as an error message says it: null, a boolean, a string, ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -147,7 +148,7 @@ def as_text(value: Any) -> str:
 def features(document: Any) -> tuple[float, float]:
     """A decoded body to (x1, x2): exactly the two fields, each a finite number."""
     if not isinstance(document, dict):
-        raise RequestError(f"request body must be {_EXPECTED}, got {_kind(document)}", code="invalid_body")
+        raise RequestError(f"request body must be {_EXPECTED}, got {kind(document)}", code="invalid_body")
     if len(document) != 2 or "x1" not in document or "x2" not in document:
         for key in document:
             if key not in FIELDS:
@@ -163,11 +164,18 @@ def features(document: Any) -> tuple[float, float]:
     for key in FIELDS:
         value = document[key]
         if type(value) is not float:
-            if isinstance(value, _NonFinite):
-                raise RequestError(f"{key} must be a finite number, got {value.token}", field=key, code="not_finite")
-            raise RequestError(f"{key} must be a number, got {_kind(value)}", field=key, code="invalid_type")
+            number(value, key)  # raises, naming the field
         values.append(value)
     return values[0], values[1]
+
+
+def number(value: Any, name: str) -> float:
+    """A decoded JSON value as a finite double, or RequestError naming `name`: the number rule of every feature."""
+    if type(value) is float:
+        return value
+    if isinstance(value, _NonFinite):
+        raise RequestError(f"{name} must be a finite number, got {value.token}", field=name, code="not_finite")
+    raise RequestError(f"{name} must be a number, got {kind(value)}", field=name, code="invalid_type")
 
 
 # The shape nearly every client sends, matched without building any objects. Anything else,
@@ -204,7 +212,7 @@ def instances(document: Any) -> list[tuple[float, float]]:
     """A decoded batch body to its (x1, x2) pairs; an error names the item, e.g. `instances[3].x1`."""
     expected = 'a JSON object like {"instances": [{"x1": 0.1, "x2": 0.2}]}'
     if not isinstance(document, dict):
-        raise RequestError(f"request body must be {expected}, got {_kind(document)}", code="invalid_body")
+        raise RequestError(f"request body must be {expected}, got {kind(document)}", code="invalid_body")
     for key in document:
         if key != "instances":
             raise RequestError(f"unknown field {key!r}: the only field is instances", field=key, code="unknown_field")
@@ -212,7 +220,7 @@ def instances(document: Any) -> list[tuple[float, float]]:
         raise RequestError("instances is required", field="instances", code="missing_field")
     items = document["instances"]
     if not isinstance(items, list):
-        raise RequestError(f"instances must be an array, got {_kind(items)}", field="instances", code="invalid_type")
+        raise RequestError(f"instances must be an array, got {kind(items)}", field="instances", code="invalid_type")
     if not 1 <= len(items) <= BATCH_MAX_ITEMS:
         raise RequestError(
             f"instances must hold 1 to {BATCH_MAX_ITEMS} items, got {len(items)}",

@@ -1,4 +1,5 @@
-"""The scoring routes as plain ASGI callables: POST /bot-score and POST /bot-score/batch.
+"""The scoring routes as plain ASGI callables: POST /bot-score, POST /bot-score/batch and the Open
+Inference Protocol's POST /v2/models/bot-score/infer.
 
 They are the hot path, and FastAPI's routing, dependency and pydantic layers would cost more
 than the scoring and audit work together, so they read headers and bodies themselves. Every
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from starlette.types import Message, Receive, Scope, Send
 
 from botscore.call import Call
+from botscore.dataplane import inference
 from botscore.dataplane.handler import Handler
 from botscore.errors import AuditUnavailable, BotscoreError, Overloaded, RequestError
 from botscore.http.auth import ApiKeys
@@ -27,10 +29,21 @@ from botscore.http.limits import TIMED_OUT
 from botscore.model.scorer import ModelSlot
 from botscore.ops.metrics import Metrics
 
-__all__ = ["BATCH_PATH", "SCORE_PATH", "Receive", "Scope", "ScoringRoute", "Send", "new_request_id", "request_id"]
+__all__ = [
+    "BATCH_PATH",
+    "INFER_PATH",
+    "SCORE_PATH",
+    "Receive",
+    "Scope",
+    "ScoringRoute",
+    "Send",
+    "new_request_id",
+    "request_id",
+]
 
 SCORE_PATH = "/bot-score"
 BATCH_PATH = "/bot-score/batch"
+INFER_PATH = f"/v2/models/{inference.MODEL_NAME}/infer"
 BATCH_BODY_FACTOR = 128  # the batch body bound is this many times BOTSCORE_MAX_BODY_BYTES
 
 log = logging.getLogger("botscore.http")
@@ -81,6 +94,10 @@ def _is_json(content_type: bytes) -> bool:
     return media == _JSON or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
+def _is_octet_stream(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/octet-stream"
+
+
 class _Disconnected(Exception):
     pass
 
@@ -113,6 +130,8 @@ class ScoringRoute:
         keys: ApiKeys,
         *,
         max_body_bytes: int,
+        render_error: Callable[[BotscoreError], bytes] = BotscoreError.body_bytes,
+        binary: bool = False,
     ) -> None:
         self.path = path
         self.answer = answer
@@ -120,6 +139,14 @@ class ScoringRoute:
         self.model = model
         self.keys = keys
         self.max_body_bytes = max_body_bytes
+        self.render_error = render_error
+        # The Open Inference Protocol's binary tensor data: JSON, then raw tensors, sent as JSON or octet-stream.
+        self.binary = binary
+        self._media = (
+            "application/json, or application/octet-stream with Inference-Header-Content-Length"
+            if binary
+            else "application/json"
+        )
         self._note_request = metrics.note_request
         self._settles = handler.settles
         self._debug = log.isEnabledFor(logging.DEBUG)  # read once: logging is configured before the app is built
@@ -127,7 +154,7 @@ class ScoringRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         now = time.time()
-        rid = content_type = content_length = authorization = None
+        rid = content_type = content_length = authorization = header_length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -137,6 +164,8 @@ class ScoringRoute:
                 content_length = value
             elif name == b"authorization":
                 authorization = value
+            elif name == b"inference-header-content-length":
+                header_length = value
         call = Call(
             self.path,
             scope["method"],
@@ -147,6 +176,8 @@ class ScoringRoute:
         )
         if self.keys.required:
             call.key_id = self.keys.identify(authorization)
+        call.render_error = self.render_error
+        call.header_length = header_length
         refusal: BotscoreError | None = None
         if call.method != "POST":
             refusal = RequestError(
@@ -180,9 +211,14 @@ class ScoringRoute:
             else:
                 call.body = body
                 # An absent Content-Type is taken as JSON: minimal clients omit it, and the body is parsed strictly.
-                if content_type is not None and content_type != _JSON and not _is_json(content_type):
+                if (
+                    content_type is not None
+                    and content_type != _JSON
+                    and not _is_json(content_type)
+                    and not (self.binary and header_length is not None and _is_octet_stream(content_type))
+                ):
                     refusal = RequestError(
-                        f"Content-Type {content_type.decode('latin-1')!r} is not supported; send application/json",
+                        f"Content-Type {content_type.decode('latin-1')!r} is not supported; send {self._media}",
                         status=415,
                         code="unsupported_media_type",
                     )
@@ -194,13 +230,15 @@ class ScoringRoute:
             await self.handler.settle(call)  # BOTSCORE_AUDIT_SYNC=always: the record is on disk first
         status = call.status
         headers = [
-            (b"content-type", _JSON),
+            (b"content-type", call.content_type if status == 200 else _JSON),
             (b"content-length", b"%d" % len(call.response)),
             (b"x-request-id", call.id),
             (b"x-model-version", call.scorer.version_bytes),
         ]
         if status != 200 and status in _EXTRA_HEADERS:
             headers.extend(_EXTRA_HEADERS[status])
+        elif status == 200 and call.extra_headers is not None:
+            headers.extend(call.extra_headers)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": call.response})
         self._note_request((self.path, status, time.perf_counter() - started, call.key_id))
@@ -226,6 +264,7 @@ class ScoringRoute:
             elif name == b"authorization":
                 authorization = value
         call = Call(self.path, method, request_id(rid), self.model.scorer, time.time(), started)
+        call.render_error = self.render_error
         if self.keys.required:
             call.key_id = self.keys.identify(authorization)
         self.handler.fail(call, Overloaded("the service is over its capacity; retry after the Retry-After seconds"))
@@ -251,7 +290,8 @@ class ScoringRoute:
 def scoring_routes(
     handler: Handler, model: ModelSlot, metrics: Metrics, keys: ApiKeys, *, max_body_bytes: int
 ) -> dict[str, ScoringRoute]:
-    """Both scoring routes by path; the batch route's body bound is BATCH_BODY_FACTOR times the single one's."""
+    """The scoring routes by path; the bound of the routes that take up to 1,000 instances is BATCH_BODY_FACTOR
+    times the single one's."""
     return {
         SCORE_PATH: ScoringRoute(
             SCORE_PATH, handler.score, handler, model, metrics, keys, max_body_bytes=max_body_bytes
@@ -264,5 +304,16 @@ def scoring_routes(
             metrics,
             keys,
             max_body_bytes=max_body_bytes * BATCH_BODY_FACTOR,
+        ),
+        INFER_PATH: ScoringRoute(
+            INFER_PATH,
+            handler.infer,
+            handler,
+            model,
+            metrics,
+            keys,
+            max_body_bytes=max_body_bytes * BATCH_BODY_FACTOR,
+            render_error=inference.error_bytes,
+            binary=True,
         ),
     }
