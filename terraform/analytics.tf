@@ -21,7 +21,7 @@ resource "aws_glue_catalog_database" "this" {
 resource "aws_glue_catalog_table" "audit" {
   name          = local.glue_table
   database_name = aws_glue_catalog_database.this.name
-  description   = "One row per score, or per call that scored nothing (gzip JSON lines, schema 2)"
+  description   = "One row per score, or per call that scored nothing (gzip JSON lines, schema 3)"
   table_type    = "EXTERNAL_TABLE"
 
   parameters = {
@@ -66,7 +66,7 @@ resource "aws_glue_catalog_table" "audit" {
     columns {
       name    = "schema"
       type    = "int"
-      comment = "record schema version, 2; absent in version 1 records"
+      comment = "record schema version (3; 2 had no key_id); absent in version 1 records"
     }
 
     columns {
@@ -169,6 +169,12 @@ resource "aws_glue_catalog_table" "audit" {
       name    = "latency_ms"
       type    = "double"
       comment = "time from arrival to the record being written"
+    }
+
+    columns {
+      name    = "key_id"
+      type    = "string"
+      comment = "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"
     }
   }
 }

@@ -12,7 +12,7 @@ from botscore.model.scorer import Scorer
 class Call:
     """The state of one request to a scoring route."""
 
-    __slots__ = ("body", "id", "method", "received_at", "response", "route", "scorer", "started", "status")
+    __slots__ = ("body", "id", "key_id", "method", "received_at", "response", "route", "scorer", "started", "status")
 
     def __init__(self, route: str, method: str, request_id: bytes, scorer: Scorer, received_at: float, started: float):
         self.route = route
@@ -24,3 +24,4 @@ class Call:
         self.body: bytes | None = None  # None until read (a request refused before its body has none)
         self.status = 0
         self.response = b""
+        self.key_id: str | None = None  # the id of the API key the call carried (never the key); None: no keys

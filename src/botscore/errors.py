@@ -3,6 +3,7 @@
     BotscoreError (status, code, message, field)
      +-- RequestError        4xx: the request is wrong; the message says how to fix it
      +-- AuditUnavailable    503: the audit log cannot record the request, so it is not scored
+     +-- Overloaded          503: the worker holds BOTSCORE_MAX_IN_FLIGHT requests; shed unread
 
 Every 4xx/5xx body is `{"error": {"code": ..., "message": ..., "field": ... | null}}`.
 """
@@ -53,6 +54,14 @@ class AuditUnavailable(BotscoreError):
     status = 503
     code = "audit_unavailable"
     retry_after_seconds = 5  # sent as Retry-After: the spool usually has room again within seconds
+
+
+class Overloaded(BotscoreError):
+    """The worker is past its in-flight bound; the request is answered at once, neither read nor scored."""
+
+    status = 503
+    code = "overloaded"
+    retry_after_seconds = 1  # load passes in a second or the autoscaler adds tasks; clients should back off
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, dict[str, str | None]]:

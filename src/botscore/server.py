@@ -21,7 +21,7 @@ from botscore.settings import Settings, SettingsError, env_name, load_settings
 # How `botscore serve` runs uvicorn; `make bench` runs its ceiling app with the same options.
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": "botscore.http.protocol:BotscoreProtocol",  # httptools, with bounds (see that module)
     "lifespan": "on",
     "access_log": False,  # the audit log keeps every request
     "log_config": None,  # our JSON logging (botscore.ops.logs)
@@ -56,6 +56,7 @@ def serve(**overrides: Any) -> None:
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,
+        timeout_keep_alive=settings.keep_alive_seconds,
         workers=settings.workers,
         **UVICORN_OPTIONS,
     )

@@ -23,6 +23,7 @@ from botscore.dataplane.handler import Handler
 from botscore.errors import fail_startup
 from botscore.http.app import BotscoreApp, create_app
 from botscore.http.auth import ApiKeys
+from botscore.http.limits import Limits
 from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
@@ -76,13 +77,14 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             audit.tick()
+            keys.refresh()  # a keys file that changed (a rotation) takes effect within a tick
             metrics.flush()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         forget_dead_workers()
         audit.start()
-        reload.install(model, settings.model_path, asyncio.get_running_loop())
+        reload.install(model, settings.model_path, asyncio.get_running_loop(), also=lambda: keys.refresh(force=True))
         background = [asyncio.create_task(housekeeping())]
         if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
             every = audit.sync_interval if settings.audit_sync == "interval" else 1.0
@@ -104,6 +106,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         metrics,
         max_body_bytes=settings.max_body_bytes,
         api_keys=keys,
+        limits=Limits(settings.max_header_bytes, settings.request_timeout_seconds, settings.max_in_flight),
         lifespan=lifespan,
     )
     return Service(settings, model, audit, metrics, app)

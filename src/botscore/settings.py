@@ -39,7 +39,42 @@ class Settings(BaseSettings):
     )
     api_keys: SecretStr | None = Field(
         default=None,
-        description="Keys for the scoring routes (comma-separated, or a file with one per line); unset: open.",
+        description=(
+            "Keys for the scoring routes (comma-separated), or the path of a file of them, re-read when it "
+            "changes and on SIGHUP; unset: open."
+        ),
+    )
+    max_header_bytes: int = Field(
+        default=32768,
+        ge=1024,
+        le=1_048_576,
+        description="Largest request head (request line and headers) accepted; 431 and the connection closed above.",
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description=(
+            "Time a client has to send a whole request, from its connection or its previous answer; 408 after it."
+        ),
+    )
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=4000,
+        description=(
+            "An idle connection is closed after this long; keep it above the load balancer's idle timeout "
+            "(60 s on an ALB), or the ALB may reuse a connection as it closes and answer 502."
+        ),
+    )
+    max_in_flight: int = Field(
+        default=256,
+        ge=0,
+        le=100_000,
+        description=(
+            "Requests a worker holds at once; scoring requests past it are shed with a fast 503 and "
+            "Retry-After (recorded). 0: no bound."
+        ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON log lines on stdout."
@@ -113,6 +148,15 @@ class Settings(BaseSettings):
             raise ValueError("must not start with '/'")
         if value and not value.endswith("/"):
             raise ValueError("must be empty or end with '/'")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_file_exists(cls, value: SecretStr | None) -> SecretStr | None:
+        # A path whose file is missing would otherwise become a key that nobody holds.
+        text = value.get_secret_value() if value else ""
+        if text.startswith(("/", "./", "~")) and "," not in text and not Path(text).expanduser().is_file():
+            raise ValueError("names a keys file that does not exist")
         return value
 
     @field_validator("audit_bucket")

@@ -22,7 +22,7 @@ RAW_LIMIT = 128 * 1024  # bytes of a body kept in `raw`: the default batch bound
 
 _SCORED = (
     b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","item":%d,"ts":"%s","method":"POST","path":"%s",'
-    b'"status":200,"x1":%s,"x2":%s,"p_bot":%r,"model_version":%s,"latency_ms":%.3f}\n'
+    b'"status":200,"x1":%s,"x2":%s,"p_bot":%r,"model_version":%s,"latency_ms":%.3f%s}\n'
 )
 _second = -1
 _second_text = b""
@@ -59,6 +59,7 @@ def scored(call: Call, item: int, x1: bytes, x2: bytes, p_bot: float) -> bytes:
         p_bot,
         call.scorer.version_json,
         (time.perf_counter() - call.started) * 1000,
+        b"" if call.key_id is None else b',"key_id":"%s"' % call.key_id.encode(),
     )
 
 
@@ -79,6 +80,7 @@ def failed(call: Call, error: BotscoreError, sent: Sent) -> bytes:
         "error_message": error.message,
         "model_version": call.scorer.version,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+        "key_id": call.key_id,
     }
     try:
         return _dumps(row)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-VERSION = 2
+VERSION = 3
 
 
 class Column(NamedTuple):
@@ -20,7 +20,7 @@ class Column(NamedTuple):
 
 
 COLUMNS = (
-    Column("schema", "int", "record schema version, 2; absent in version 1 records"),
+    Column("schema", "int", "record schema version (3; 2 had no `key_id`); absent in version 1 records"),
     Column("id", "string", "the call's `X-Request-ID`; the rows of one batch share it"),
     Column("item", "int", "position of the instance: 0 on /bot-score, 0 to N-1 in a batch; null if none was scored"),
     Column("ts", "string", "arrival time, RFC 3339 UTC with milliseconds (`2026-11-27T01:02:03.045Z`)"),
@@ -38,5 +38,6 @@ COLUMNS = (
     Column("error_message", "string", "the error's message"),
     Column("model_version", "string", "the model that answered (`X-Model-Version`)"),
     Column("latency_ms", "double", "time from arrival to the record being written"),
+    Column("key_id", "string", "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"),
 )
 NAMES = tuple(column.name for column in COLUMNS)

@@ -26,6 +26,7 @@ from botscore.dataplane.handler import Handler
 from botscore.errors import error_body
 from botscore.http.auth import ApiKeys
 from botscore.http.endpoints import BATCH_PATH, SCORE_PATH, request_id, scoring_routes
+from botscore.http.limits import Limits
 from botscore.http.schemas import BatchRequest, BatchResponse, ErrorResponse, Health, Ready, ScoreRequest, ScoreResponse
 from botscore.model.scorer import ModelSlot
 from botscore.ops.metrics import Metrics
@@ -170,11 +171,24 @@ def _build_docs_app(
 class BotscoreApp:
     """The ASGI app: scoring routes to their endpoints, the rest to FastAPI; ids on every answer."""
 
-    def __init__(self, routes: dict[str, Any], docs: FastAPI, model: ModelSlot, metrics: Metrics) -> None:
+    def __init__(
+        self, routes: dict[str, Any], docs: FastAPI, model: ModelSlot, metrics: Metrics, limits: Limits
+    ) -> None:
         self.routes = routes
         self.docs = docs
         self.model = model
         self.metrics = metrics
+        self.limits = limits  # read by BotscoreProtocol, the connection it is served over
+
+    def shed(self, method: str, path: str | bytes, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        """The answer to a request past the in-flight bound, or None: only scoring requests are shed
+        (health checks must keep answering, or the load balancer takes an overloaded task for dead)."""
+        endpoint = self.routes.get(path if isinstance(path, str) else path.decode("latin-1"))
+        return None if endpoint is None or method != "POST" else endpoint.shed(method, headers)
+
+    def refused(self, status: int) -> None:
+        """Count a request the protocol refused before it had a route (431, 408 on an unfinished head)."""
+        self.metrics.note_request(("incomplete", status, 0.0, None))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,7 +207,7 @@ class BotscoreApp:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), (b"x-request-id", rid), (b"x-model-version", version)]
                 message = {**message, "headers": headers}
-                self.metrics.note_request((route, message["status"], time.perf_counter() - started))
+                self.metrics.note_request((route, message["status"], time.perf_counter() - started, None))
             await send(message)
 
         await self.docs(scope, receive, send_with_ids)
@@ -206,10 +220,11 @@ def create_app(
     *,
     max_body_bytes: int,
     api_keys: ApiKeys | None = None,
+    limits: Limits | None = None,
     lifespan: Any = None,
 ) -> BotscoreApp:
     """Build the ASGI app from its parts; `lifespan` starts and stops them with the server."""
     keys = api_keys or ApiKeys([])
     routes = scoring_routes(handler, model, metrics, keys, max_body_bytes=max_body_bytes)
     docs = _build_docs_app(model, handler, metrics, max_body_bytes, lifespan)
-    return BotscoreApp(routes, docs, model, metrics)
+    return BotscoreApp(routes, docs, model, metrics, limits or Limits())

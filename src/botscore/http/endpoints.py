@@ -21,8 +21,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from botscore.call import Call
 from botscore.dataplane.handler import Handler
-from botscore.errors import AuditUnavailable, BotscoreError, RequestError
+from botscore.errors import AuditUnavailable, BotscoreError, Overloaded, RequestError
 from botscore.http.auth import ApiKeys
+from botscore.http.limits import TIMED_OUT
 from botscore.model.scorer import ModelSlot
 from botscore.ops.metrics import Metrics
 
@@ -39,6 +40,7 @@ _JSON = b"application/json"
 _EXTRA_HEADERS: dict[int, list[tuple[bytes, bytes]]] = {
     401: [(b"www-authenticate", b'Bearer realm="botscore"')],
     405: [(b"allow", b"POST")],
+    408: [(b"connection", b"close")],
     503: [(b"retry-after", str(AuditUnavailable.retry_after_seconds).encode())],
 }
 
@@ -143,12 +145,14 @@ class ScoringRoute:
             now,
             started,
         )
+        if self.keys.required:
+            call.key_id = self.keys.identify(authorization)
         refusal: BotscoreError | None = None
         if call.method != "POST":
             refusal = RequestError(
                 f"method {call.method} is not allowed on {self.path}; use POST", status=405, code="method_not_allowed"
             )
-        elif self.keys.required and not self.keys.allows(authorization):
+        elif self.keys.required and call.key_id is None:
             refusal = RequestError(
                 "missing or unknown API key: send Authorization: Bearer <key>", status=401, code="unauthorized"
             )
@@ -163,7 +167,14 @@ class ScoringRoute:
                     body = await _read_rest(receive, message, self.max_body_bytes)
                 except _Disconnected:
                     return  # nobody to answer; nothing was answered, so there is nothing to record
-            if len(body) > self.max_body_bytes:
+            if TIMED_OUT in scope:  # the protocol ended the body at BOTSCORE_REQUEST_TIMEOUT_SECONDS
+                call.body = body[: self.max_body_bytes]
+                refusal = RequestError(
+                    "request body not received whole within BOTSCORE_REQUEST_TIMEOUT_SECONDS",
+                    status=408,
+                    code="request_timeout",
+                )
+            elif len(body) > self.max_body_bytes:
                 call.body = body[: self.max_body_bytes]
                 refusal = self._too_large()
             else:
@@ -192,7 +203,7 @@ class ScoringRoute:
             headers.extend(_EXTRA_HEADERS[status])
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": call.response})
-        self._note_request((self.path, status, time.perf_counter() - started))
+        self._note_request((self.path, status, time.perf_counter() - started, call.key_id))
         if self._debug:
             log.debug(
                 "answered",
@@ -203,6 +214,33 @@ class ScoringRoute:
                     "latency_ms": (time.perf_counter() - started) * 1000,
                 },
             )
+
+    def shed(self, method: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The whole HTTP answer to a request that arrived past the worker's in-flight bound: a 503
+        with Retry-After, recorded like any answer, without reading the body (`BotscoreProtocol`)."""
+        started = time.perf_counter()
+        rid = authorization = None
+        for name, value in headers:
+            if name == b"x-request-id":
+                rid = value
+            elif name == b"authorization":
+                authorization = value
+        call = Call(self.path, method, request_id(rid), self.model.scorer, time.time(), started)
+        if self.keys.required:
+            call.key_id = self.keys.identify(authorization)
+        self.handler.fail(call, Overloaded("the service is over its capacity; retry after the Retry-After seconds"))
+        self._note_request((self.path, call.status, time.perf_counter() - started, call.key_id))
+        return (
+            b"HTTP/1.1 %d Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"x-request-id: %s\r\nx-model-version: %s\r\nretry-after: %d\r\n\r\n%s"
+        ) % (
+            call.status,
+            len(call.response),
+            call.id,
+            call.scorer.version_bytes,
+            Overloaded.retry_after_seconds,
+            call.response,
+        )
 
     def _too_large(self) -> BotscoreError:
         return RequestError(

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 from botscore.model import artifact
 from botscore.model.scorer import ModelSlot, Scorer
@@ -82,14 +83,22 @@ class Reloader:
         return {"model_path": self.model_path, "pid": os.getpid(), **fields}
 
 
-def install(model: ModelSlot, model_path: str, loop: asyncio.AbstractEventLoop) -> Reloader | None:
-    """Reload `model_path` into `model` on SIGHUP; None where signals cannot be handled (not the main thread)."""
+def install(
+    model: ModelSlot, model_path: str, loop: asyncio.AbstractEventLoop, *, also: Callable[[], object] = lambda: None
+) -> Reloader | None:
+    """Reload `model_path` into `model` on SIGHUP, and call `also` (the API keys' reload); None where
+    signals cannot be handled (not the main thread)."""
     reloader = Reloader(model, model_path, loop)
+
+    def on_sighup() -> None:
+        also()
+        reloader.request()
+
     if threading.current_thread() is not threading.main_thread():
         log.debug("SIGHUP reload not installed: the event loop is not in the main thread")
         return None
     try:
-        loop.add_signal_handler(signal.SIGHUP, reloader.request)
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     except (NotImplementedError, RuntimeError, ValueError) as exc:
         log.warning("SIGHUP reload not installed", extra={"reason": str(exc)})
         return None

@@ -136,6 +136,12 @@ class Metrics:
         self.requests = Counter(
             "botscore_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
         )
+        self.requests_by_key = Counter(
+            "botscore_api_key_requests",
+            "Scoring requests by API key id (first 12 hex digits of the key's SHA-256) and status.",
+            ["key_id", "status"],
+            registry=r,
+        )
         self._latency = _Histogram(
             "botscore_request_duration_seconds",
             "Time from request to answer, by route.",
@@ -166,7 +172,7 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=r,
         )
-        self._pending_requests: list[tuple[str, int, float]] = []
+        self._pending_requests: list[tuple[str, int, float, str | None]] = []  # route, status, seconds, key id
         self._pending_scores: list[tuple[float, float, float]] = []
         self._pending_fsyncs: list[float] = []
         # The bound appends themselves, for the hot path: one C call per observation.
@@ -177,9 +183,11 @@ class Metrics:
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
         requests = _take(self._pending_requests)
-        for (route, status), count in _Counts((route, status) for route, status, _ in requests).items():
+        for (route, status), count in _Counts((route, status) for route, status, _, _ in requests).items():
             self.requests.labels(route, str(status)).inc(count)
-        for route, _, seconds in requests:
+        for (kid, status), count in _Counts((kid, status) for _, status, _, kid in requests if kid).items():
+            self.requests_by_key.labels(kid, str(status)).inc(count)
+        for route, _, seconds, _ in requests:
             self._latency.observe(seconds, route)
         scores = _take(self._pending_scores)
         for x1, x2, p_bot in scores:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from botscore.audit import schema
 from botscore.audit.log import AuditLog
 from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
@@ -59,7 +60,7 @@ def test_a_score_sets_the_answer_and_keeps_its_record_before_returning(audit: Au
     kept = _records(tmp_path)["call-1"]
     assert (kept["x1"], kept["x2"], kept["p_bot"]) == (0.1, 0.2, SCORER.p_bot(0.1, 0.2))
     assert (kept["status"], kept["path"], kept["model_version"]) == (200, "/bot-score", SCORER.version)
-    assert (kept["schema"], kept["item"]) == (2, 0)
+    assert (kept["schema"], kept["item"]) == (schema.VERSION, 0)
 
 
 def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLog, tmp_path: Path) -> None:

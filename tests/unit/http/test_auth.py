@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from botscore.http.auth import ApiKeys
+from botscore.http.auth import ApiKeys, key_id
+from botscore.settings import SettingsError, load_settings
 from tests.support.records import shipped_records, spooled_records
 
 SCORE = {"x1": 0.1, "x2": 0.2}
@@ -50,6 +53,7 @@ def test_keys_never_reach_records_or_logs(make_service, tmp_path: Path, caplog: 
         client.post("/bot-score", json=SCORE, headers={"authorization": "Bearer wrong-key-0000"})
     records = shipped_records(tmp_path / "audit") + spooled_records(tmp_path / "audit")
     assert [r["status"] for r in records] == [200, 401]
+    assert records[0]["key_id"] == key_id("secret-key-9999") and "key_id" not in records[1]
     assert "secret-key" not in str(records) and "wrong-key" not in str(records)
     assert "secret-key" not in caplog.text and "wrong-key" not in caplog.text
 
@@ -80,3 +84,41 @@ def test_a_trailing_comma_does_not_open_the_routes_to_an_empty_bearer(make_servi
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
     assert allowed.status_code == 200
+
+
+def _replace(path: Path, text: str) -> None:
+    aside = path.with_suffix(".new")
+    aside.write_text(text)
+    os.replace(aside, path)
+
+
+def test_a_changed_keys_file_is_read_again_and_its_keys_known_by_id(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text("key-a\n")
+    keys = ApiKeys.from_setting(str(path))
+    assert keys.identify(b"Bearer key-a") == hashlib.sha256(b"key-a").hexdigest()[:12] == key_id("key-a")
+    assert not keys.refresh()  # unchanged: not read again
+    _replace(path, "key-a, key-b\n")
+    assert keys.refresh()
+    assert keys.ids == [key_id("key-a"), key_id("key-b")]
+    _replace(path, "key-b\n")
+    assert keys.refresh()
+    assert keys.identify(b"Bearer key-a") is None and keys.identify(b"Bearer key-b") == key_id("key-b")
+
+
+@pytest.mark.parametrize("broken", ["missing", "empty", "comments only", "not utf-8"])
+def test_a_keys_file_that_cannot_be_read_or_is_empty_keeps_the_keys(tmp_path: Path, broken: str) -> None:
+    path = tmp_path / "keys"
+    path.write_text("key-a\n")
+    keys = ApiKeys.from_setting(str(path))
+    if broken == "missing":
+        path.unlink()
+    else:
+        path.write_bytes({"empty": b"", "comments only": b"# none yet\n", "not utf-8": b"\xff\xfe"}[broken])
+    assert not keys.refresh(force=True)
+    assert keys.required and keys.allows(b"Bearer key-a")  # a reload never opens the routes
+
+
+def test_a_keys_path_whose_file_is_missing_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"BOTSCORE_API_KEYS=<hidden>: .*keys file that does not exist"):
+        load_settings(api_keys=str(tmp_path / "nowhere"))

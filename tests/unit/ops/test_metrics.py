@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from botscore.http.auth import key_id
 from botscore.ops.metrics import P_BOT_BUCKETS, Metrics
 
 
@@ -71,3 +72,19 @@ def test_metrics_count_requests_scores_features_and_audit(client: TestClient) ->
         "botscore_audit_oldest_unshipped_age_seconds",
     ):
         assert (name, ()) in samples
+
+
+def test_requests_are_counted_per_key_id_and_never_per_key(make_service) -> None:
+    with TestClient(make_service(api_keys="key-one-1234,key-two-5678").app) as client:
+        for key, times in (("key-one-1234", 3), ("key-two-5678", 1), ("wrong-key-000", 2)):
+            for _ in range(times):
+                client.post("/bot-score", json={"x1": 0.1, "x2": 0.2}, headers={"authorization": f"Bearer {key}"})
+        client.post("/bot-score", json={"x1": "no"}, headers={"authorization": "Bearer key-two-5678"})
+        text = client.get("/metrics").text
+    per_key = {k[1]: v for k, v in _samples(text).items() if k[0] == "botscore_api_key_requests_total"}
+    assert per_key == {
+        (("key_id", key_id("key-one-1234")), ("status", "200")): 3,
+        (("key_id", key_id("key-two-5678")), ("status", "200")): 1,
+        (("key_id", key_id("key-two-5678")), ("status", "422")): 1,
+    }  # the unknown key is in botscore_requests_total{status="401"} only
+    assert "key-one" not in text and "wrong-key" not in text

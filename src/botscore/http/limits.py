@@ -1,0 +1,16 @@
+"""What one connection and one worker may hold: the bounds the HTTP protocol and the routes share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIMED_OUT = "botscore.timed_out"  # scope key the protocol sets when a request's body was not received in time
+
+
+@dataclass(frozen=True)
+class Limits:
+    """BOTSCORE_MAX_HEADER_BYTES, BOTSCORE_REQUEST_TIMEOUT_SECONDS and BOTSCORE_MAX_IN_FLIGHT (0: no bound)."""
+
+    max_header_bytes: int = 32768
+    request_timeout: float = 10.0
+    max_in_flight: int = 256

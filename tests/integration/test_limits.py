@@ -1,0 +1,198 @@
+"""`botscore serve` against clients that are slow, oversized or too many: real sockets, a real server.
+
+The bounds are BotscoreProtocol's (botscore.http.protocol): the request head's size (431), the time
+to send a whole request (408), idle connections (closed), and the worker's requests in flight (503).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.support.records import shipped_records
+from tests.support.servers import LOOPBACK, Service
+
+KEY = "k-limits-0123456789"
+SCORE = b'{"x1": 0.1, "x2": 0.2}'
+
+
+def _connect(service: Service) -> socket.socket:
+    return socket.create_connection((LOOPBACK, service.port), timeout=10)
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_one(sock: socket.socket) -> bytes:
+    """One answer on a kept-alive connection: its head, then Content-Length bytes of body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1]
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def _status_and_body(answer: bytes) -> tuple[int, dict[str, object], dict[str, str]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), json.loads(body), {k.lower(): v for k, v in headers.items()}
+
+
+def test_an_oversized_head_is_refused_with_431_and_the_connection_closed(tmp_path: Path) -> None:
+    service = Service(tmp_path, api_keys=KEY).start()
+    try:
+        with _connect(service) as sock:
+            sock.sendall(b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 40_000)
+            status, body, headers = _status_and_body(_read_answer(sock))
+        assert status == 431
+        assert body["error"] == {
+            "code": "request_header_too_large",
+            "message": "request head over 32768 bytes",
+            "field": None,
+        }
+        assert headers["connection"] == "close"
+    finally:
+        service.stop()
+
+
+def test_a_head_not_sent_in_time_gets_408_and_an_idle_connection_is_closed(tmp_path: Path) -> None:
+    service = Service(tmp_path, request_timeout_seconds=1, keep_alive_seconds=2).start()
+    try:
+        with _connect(service) as slow, _connect(service) as idle:
+            slow.sendall(b"POST /bot-score HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            started = time.monotonic()
+            status, body, _ = _status_and_body(_read_answer(slow))
+            assert status == 408
+            assert body["error"]["code"] == "request_timeout"  # type: ignore[index]
+            assert _read_answer(idle) == b""  # closed without a word: it never asked anything
+            assert time.monotonic() - started < 8
+    finally:
+        service.stop()
+
+
+def test_a_body_not_sent_in_time_gets_408_and_is_recorded(tmp_path: Path) -> None:
+    service = Service(tmp_path, request_timeout_seconds=1).start()
+    try:
+        with _connect(service) as sock:
+            sock.sendall(
+                b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"X-Request-ID: slow-body-1\r\nContent-Length: 22\r\n\r\n" + SCORE[:10]
+            )
+            status, body, headers = _status_and_body(_read_answer(sock))
+        assert status == 408
+        assert body["error"]["code"] == "request_timeout"  # type: ignore[index]
+        assert headers["x-request-id"] == "slow-body-1"
+        assert headers["connection"] == "close"
+    finally:
+        service.stop()
+    [row] = [r for r in shipped_records(service.audit_dir) if r["id"] == "slow-body-1"]
+    assert (row["status"], row["error_code"], row["raw"]) == (408, "request_timeout", SCORE[:10].decode())
+
+
+def test_slow_and_oversized_clients_without_a_key_hold_neither_memory_nor_normal_requests(tmp_path: Path) -> None:
+    # Before the bounds, ten unfinished 20 MB heads held about 100 MB of a worker, and a client that
+    # sent half a request held its connection for ever.
+    service = Service(tmp_path, api_keys=KEY, request_timeout_seconds=2).start()
+    worker = psutil.Process(service.process.pid if service.process else 0)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    try:
+        with httpx.Client(base_url=service.url, headers=headers, timeout=10) as client:
+            for _ in range(50):
+                assert client.post("/bot-score", content=SCORE).status_code == 200
+            rss_before = worker.memory_info().rss
+
+            def oversized(_: int) -> bytes:
+                with _connect(service) as sock:
+                    with contextlib.suppress(OSError):  # the server closes on us after its 431, as it should
+                        sock.sendall(b"POST /bot-score HTTP/1.1\r\nX-Pad: " + b"a" * (20 << 20))
+                    try:
+                        return _read_answer(sock)
+                    except OSError:
+                        return b""
+
+            half_sent = [_connect(service) for _ in range(300)]
+            for sock in half_sent:
+                sock.sendall(b"POST /bot-score HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{")
+            idle = [_connect(service) for _ in range(300)]
+            latencies = []
+            with ThreadPoolExecutor(10) as pool:
+                attacks = pool.map(oversized, range(10))
+                for _ in range(200):
+                    started = time.perf_counter()
+                    assert client.post("/bot-score", content=SCORE).status_code == 200
+                    latencies.append(time.perf_counter() - started)
+                answers = list(attacks)
+            rss_during = worker.memory_info().rss
+            assert all(a == b"" or a.startswith(b"HTTP/1.1 431") for a in answers)
+            # No key: 401 before the body; the body never comes, so 408 once its time is up, and closed.
+            for sock in half_sent:
+                sock.settimeout(10)
+                answer = _read_answer(sock)
+                assert answer.startswith(b"HTTP/1.1 401") and b"HTTP/1.1 408" in answer
+                sock.close()
+            for sock in idle:
+                sock.close()
+        assert rss_during - rss_before < 40 << 20
+        assert max(latencies) < 1.0  # a shared, noisy machine: a bound, not a benchmark
+    finally:
+        service.stop()
+
+
+def test_past_the_in_flight_bound_scoring_requests_are_shed_with_503_and_recorded(tmp_path: Path) -> None:
+    service = Service(tmp_path, max_in_flight=1, audit_sync="always").start()
+    try:
+        sockets = [_connect(service) for _ in range(100)]
+        for n, sock in enumerate(sockets):  # all sent before any is read: the worker sees them at once
+            sock.sendall(
+                b"POST /bot-score HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Request-ID: shed-%d\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (n, len(SCORE), SCORE)
+            )
+        answers = [_status_and_body(_read_answer(sock)) for sock in sockets]
+        for sock in sockets:
+            sock.close()
+        assert httpx.get(service.url + "/healthz").status_code == 200  # health checks are never shed
+    finally:
+        service.stop()
+    shed = {h["x-request-id"] for status, _, h in answers if status == 503}
+    assert shed and len(shed) < 100  # some served, some shed
+    for status, body, headers in answers:
+        if status == 503:
+            assert body["error"]["code"] == "overloaded"  # type: ignore[index]
+            assert headers["retry-after"] == "1"
+        else:
+            assert status == 200
+    rows = {r["id"]: r for r in shipped_records(service.audit_dir)}
+    assert all(rows[rid]["status"] == 503 and rows[rid]["error_code"] == "overloaded" for rid in shed)
+    assert len(rows) == 100  # every answer recorded
+
+
+def test_an_idle_connection_outlives_the_load_balancers_idle_timeout_by_default(tmp_path: Path) -> None:
+    service = Service(tmp_path).start()
+    request = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
+    try:
+        with _connect(service) as sock:
+            sock.sendall(request)
+            assert _read_one(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(6)  # uvicorn's own default (5 s) would have closed it, and the ALB would answer 502
+            sock.sendall(request)
+            assert _read_one(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        service.stop()
