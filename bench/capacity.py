@@ -72,6 +72,12 @@ TERRAFORM_KEYS = (
 )
 
 
+def listen_overflows() -> int:
+    """The host's count of connections dropped because an accept queue was full (TcpExt ListenOverflows)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1], strict=True)).get("ListenOverflows", 0))
+
+
 @dataclass
 class Step:
     """One fixed-rate run: the generator's summary and the task's CPU and memory over its window."""
@@ -82,6 +88,7 @@ class Step:
     throttled_share: float
     peak_mib: float
     rss_mib: float
+    listen_overflows: int = 0  # host-wide, over the window: connections that found the accept queue full
     tries: int = 1
 
     @property
@@ -158,15 +165,18 @@ class Target:
             argv = ["chrt", "-f", "1", *argv]
         before, after, started, ended = CpuUsage(0, 0, 0), CpuUsage(0, 0, 0), 0.0, 0.0
         load: dict[str, Any] = {}
+        overflows = 0
         with subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) as generator:
             assert generator.stdout is not None
             for line in generator.stdout:
                 if line.strip() == "measuring":
                     self.cgroup.reset_peak()
+                    overflows = listen_overflows()
                     before, started = self.cgroup.cpu(), time.perf_counter()
                 elif line.strip() == "measured":
                     after, ended = self.cgroup.cpu(), time.perf_counter()
                     peak, rss = self.cgroup.memory()
+                    overflows = listen_overflows() - overflows
                 elif line.startswith("{"):
                     load = json.loads(line)
         if generator.returncode != 0 or not load or not ended:
@@ -179,6 +189,7 @@ class Target:
             throttled_share=round(used.throttled / used.periods, 3) if used.periods else 0.0,
             peak_mib=round(peak / 2**20, 1),
             rss_mib=round(rss / 2**20, 1),
+            listen_overflows=overflows,
             tries=tries,
         )
 
@@ -207,7 +218,8 @@ def _line(step: Step) -> str:
     return (
         f"  {step.rate:>9,.0f} req/s: p99 {load['ok_p99_ms']:8.2f} ms (200s), statuses {load['statuses']}, "
         f"errors {load['errors']}, CPU {step.vcpu_used:.2f} vCPU, throttled {step.throttled_share:.0%}, "
-        f"lag p99 {load['lag_p99_ms']:.1f} ms" + (f", try {step.tries}" if step.tries > 1 else "")
+        f"lag p99 {load['lag_p99_ms']:.1f} ms, {load['connections']} connections, "
+        f"{step.listen_overflows} accept-queue overflows" + (f", try {step.tries}" if step.tries > 1 else "")
     )
 
 
@@ -222,43 +234,60 @@ def start_task(tmp: Path, weed: Weed, vcpu: float, workers: int, **settings: str
     return Target(tmp, name, vcpu, argv, env, port)
 
 
-def shedding_settings() -> list[dict[str, str]]:
-    """The overload runs: as configured, then with load shedding on if this checkout has it."""
+def configured_shedding() -> str | None:
+    """BOTSCORE_MAX_IN_FLIGHT as the service will run it (the app's default if unset); None if it has none."""
     from botscore.settings import Settings
 
-    runs: list[dict[str, str]] = [{}]
-    if "max_in_flight" in Settings.model_fields and "BOTSCORE_MAX_IN_FLIGHT" not in os.environ:
-        runs.append({"BOTSCORE_MAX_IN_FLIGHT": os.environ.get("CAPACITY_MAX_IN_FLIGHT", "")})
+    field = Settings.model_fields.get("max_in_flight")
+    if field is None:
+        return None
+    return os.environ.get("BOTSCORE_MAX_IN_FLIGHT", str(field.default))
+
+
+def overload_runs(slow: float, workers: int) -> list[tuple[str, dict[str, str]]]:
+    """The overload runs after the one as configured: load shedding off, and sized to 100 ms of a worker's work."""
+    configured = configured_shedding()
+    if configured is None:
+        return []
+    runs = [("off", {"BOTSCORE_MAX_IN_FLIGHT": "0"})] if configured != "0" else []
+    # What a worker finishes in 100 ms at the p99 < 200 ms rate: a queue longer than that is shed.
+    sized = os.environ.get("CAPACITY_MAX_IN_FLIGHT") or str(max(1, round(slow / workers * 0.1)))
+    if sized != configured:
+        runs.append(("100 ms of work", {"BOTSCORE_MAX_IN_FLIGHT": sized}))
     return runs
 
 
+def _overload(task: Target, slow: float, label: str) -> dict[str, Any]:
+    bound = task.settings.get("BOTSCORE_MAX_IN_FLIGHT", "")
+    print(f"  overload at 2x, BOTSCORE_MAX_IN_FLIGHT {bound} ({label})", flush=True)
+    step = task.step(2 * slow)
+    return {**asdict(step), "label": label, "max_in_flight": task.settings.get("BOTSCORE_MAX_IN_FLIGHT")}
+
+
 def measure(tmp: Path, weed: Weed, vcpu: float, workers: int) -> Result:
+    """Search both limits on one task, overload it, then overload fresh tasks with other shedding settings."""
     result = Result(vcpu, MEMORY_MIB[vcpu], workers)
     print(f"{vcpu} vCPU, {result.memory_mib} MiB, {workers} worker(s)", flush=True)
-    task = start_task(tmp, weed, vcpu, workers)
+    configured = configured_shedding()
+    extra = {"BOTSCORE_MAX_IN_FLIGHT": configured} if configured is not None else {}
+    task = start_task(tmp, weed, vcpu, workers, **extra)
     try:
         for limit in LIMITS_MS:
             trials = [s.trial() for s in result.steps]
             while (rate := next_rate(trials, limit, start=1000 * vcpu, resolution=RESOLUTION)) is not None:
                 result.steps.append(task.step(rate))
                 trials = [s.trial() for s in result.steps]
-        settings = task.settings
+        slow = capacity([s.trial() for s in result.steps], LIMITS_MS[1])
+        if slow:
+            label = "as configured" if "BOTSCORE_MAX_IN_FLIGHT" in os.environ else "the default"
+            result.overload.append(_overload(task, slow, label))
     finally:
         result.oom_kills += task.cgroup.oom_kills()
         task.stop()
-    slow = capacity([s.trial() for s in result.steps], LIMITS_MS[1])
-    if not slow:
-        return result
-    for run in shedding_settings():
-        extra = dict(run)
-        if "BOTSCORE_MAX_IN_FLIGHT" in extra and not extra["BOTSCORE_MAX_IN_FLIGHT"]:
-            # What a worker finishes in 100 ms at the p99 < 200 ms rate: queueing past that is shed.
-            extra["BOTSCORE_MAX_IN_FLIGHT"] = str(max(1, round(slow / workers * 0.1)))
-        print(f"  overload {extra or ''}", flush=True)
-        task = start_task(tmp, weed, vcpu, workers, **extra)
+    for label, settings in overload_runs(slow, workers) if slow else []:
+        task = start_task(tmp, weed, vcpu, workers, **settings)
         try:
-            step = task.step(2 * slow)
-            result.overload.append({**asdict(step), "settings": {**settings, **task.settings}, "extra": extra})
+            result.overload.append(_overload(task, slow, label))
         finally:
             result.oom_kills += task.cgroup.oom_kills()
             task.stop()

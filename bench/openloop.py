@@ -168,13 +168,13 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        parsed = parse_response(self.buffer)
-        if parsed is None or self.due is None:
-            return
-        status, taken, closes = parsed
-        del self.buffer[:taken]
-        due, self.due = self.due, None
-        self.generator.answered(self, due, status, closes)
+        while (parsed := parse_response(self.buffer)) is not None:
+            status, taken, closes = parsed
+            del self.buffer[:taken]
+            if self.due is None:  # an answer to no request (e.g. a 408 on an idle connection): not ours to count
+                continue
+            due, self.due = self.due, None
+            self.generator.answered(self, due, status, closes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.generator.lost(self)
@@ -191,7 +191,7 @@ class Generator:
         *,
         warmup: float = 2.0,
         min_connections: int = 16,
-        max_connections: int = 1024,
+        max_connections: int = 4096,
         timeout: float = 10.0,
         body: bytes = BODY,
         marks: bool = False,
@@ -205,6 +205,7 @@ class Generator:
         self.idle: deque[_Connection] = deque()
         self.busy: set[_Connection] = set()
         self.opened = 0  # connections open or opening
+        self.most_opened = 0
         self.connecting: set[asyncio.Future[None]] = set()
         self.tally = Tally(0.0, 0.0)
 
@@ -238,7 +239,7 @@ class Generator:
         for connection in self.idle:
             if connection.transport is not None:
                 connection.transport.close()
-        return self.tally.summary(self.rate)
+        return {**self.tally.summary(self.rate), "connections": max(self.most_opened, self.min_connections)}
 
     async def _open_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         self.opened += 1
@@ -256,6 +257,7 @@ class Generator:
             connection.send(due)
         elif self.opened < self.max_connections:
             self.opened += 1
+            self.most_opened = max(self.most_opened, self.opened)
             task = asyncio.ensure_future(self._connect(loop, due))
             self.connecting.add(task)
             task.add_done_callback(self.connecting.discard)
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the measured window")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at the rate before it, not counted")
     parser.add_argument("--min-connections", type=int, default=16, help="connections opened before the start")
-    parser.add_argument("--max-connections", type=int, default=1024, help="the pool's cap")
+    parser.add_argument("--max-connections", type=int, default=4096, help="the pool's cap")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as timed out")
     parser.add_argument("--marks", action="store_true", help="print `measuring` and `measured` around the window")
     args = parser.parse_args(argv)

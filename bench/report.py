@@ -41,9 +41,10 @@ def capacity_table(results: list[dict[str, Any]]) -> list[str]:
 
 def overload_table(results: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| vCPU | workers | load shedding | offered (req/s) | answered 200 | p99 of the 200s (ms) | shed (503) "
-        "| other statuses | not answered (timeout, unsent, disconnected) | CPU (vCPU) |",
-        "| " + " | ".join(["---"] * 10) + " |",
+        "| vCPU | workers | `BOTSCORE_MAX_IN_FLIGHT` | offered (req/s) | answered 200 | p99 of the 200s (ms) "
+        "| shed (503) | other statuses | not answered (timeout, unsent, disconnected) | CPU (vCPU) "
+        "| connections opened | accept-queue overflows |",
+        "| " + " | ".join(["---"] * 12) + " |",
     ]
     for r in results:
         for run in r["overload"]:
@@ -52,13 +53,14 @@ def overload_table(results: list[dict[str, Any]]) -> list[str]:
             statuses = load["statuses"]
             other = {k: v for k, v in statuses.items() if k not in ("200", "503")}
             errors = sum(load["errors"].values())
-            shedding = run["settings"].get("BOTSCORE_MAX_IN_FLIGHT")
+            bound = run["max_in_flight"]
+            shedding = "no such setting" if bound is None else f"`{bound}` ({run['label']})"
             lines.append(
                 _row(
                     [
                         f"{r['vcpu']:g}",
                         str(r["workers"]),
-                        f"`BOTSCORE_MAX_IN_FLIGHT={shedding}`" if shedding else "off",
+                        shedding,
                         _rate(run["rate"]),
                         f"{statuses.get('200', 0) / due:.1%}",
                         f"{load['ok_p99_ms']:,.0f}",
@@ -67,6 +69,8 @@ def overload_table(results: list[dict[str, Any]]) -> list[str]:
                         f"{errors / due:.1%}"
                         + (f" ({', '.join(f'{k} {v}' for k, v in load['errors'].items())})" if errors else ""),
                         f"{run['vcpu_used']:.2f}",
+                        f"{load.get('connections', 0):,}",
+                        f"{run.get('listen_overflows', 0):,}",
                     ]
                 )
             )
@@ -123,8 +127,9 @@ def render(report: dict[str, Any]) -> str:
         "`none`), with the spool on the local disk, shipping to a SeaweedFS S3 on the same host.",
         "- The load: `bench/openloop.py`, open loop on core 1: request i is due at start + i / rate whatever "
         "the answers, and its latency runs from that due time (no coordinated omission); HTTP/1.1 keep-alive "
-        "connections from a pool of 16 that grows to 1,024 when all are busy; a request due with all 1,024 "
-        'busy is `unsent`, one unanswered after 10 s a `timeout`. The body is always `{"x1": 0.1, "x2": 0.2}`.',
+        "connections from a pool of 16 that grows to 4,096 when all are busy (as an ALB opens more "
+        "connections to a busy target); a request due with all 4,096 busy is `unsent`, one unanswered after "
+        '10 s a `timeout`. The body is always `{"x1": 0.1, "x2": 0.2}`.',
         f"- A step: {method['warmup']:g} s at the rate, then {method['seconds']:g} s measured. The rates: "
         "from 1,000 × vCPU req/s, doubled after a pass and halved after a fail until a pass and a fail "
         f"bracket the answer, then bisected to {method['resolution']:.0%} (`bench/search.py`). A pass: every "
@@ -153,9 +158,15 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Past capacity",
         "",
-        "Twice the p99 < 200 ms rate, each for one step on a fresh task. Without load shedding the server "
-        "takes every request and its queue grows for the whole step, so the p99 of the 200s grows with the "
-        "step's length; answers later than 10 s count as timeouts.",
+        "Twice the p99 < 200 ms rate for one step: first on the task of the search, with "
+        "`BOTSCORE_MAX_IN_FLIGHT` as configured (the app's default unless set), then on fresh tasks with "
+        "shedding off (`0`) and with the bound set to what a worker answers in 100 ms at its p99 < 200 ms rate. "
+        "Shares are of the requests due in the window. A queue that grows for the whole step makes the p99 "
+        "of the 200s grow with the step's length; answers later than 10 s count as timeouts. Connections "
+        "opened is the generator's peak, so the requests outstanding at once; a worker's bound counts only the "
+        "requests it has read, and the rest wait in the kernel (accept queue, socket buffers), outside any bound. "
+        "Accept-queue overflows are the host's `TcpExt ListenOverflows` over the window: connection attempts the "
+        "kernel dropped, which the client retries a second or more later.",
         "",
         *overload_table(results),
         "",
