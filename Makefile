@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8887
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint check-terraform bench container-smoke model clean
+.PHONY: install install-dev run test lint check-terraform bench capacity container-smoke model clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "botscore needs Python 3.11+, found " + sys.version.split()[0]'
@@ -59,6 +59,10 @@ bench: install-dev
 	@command -v wrk >/dev/null && command -v hey >/dev/null || \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey)
 	$(BIN)/python bench/run.py
+
+## capacity: req/s per Fargate task size at p99 < 10 and < 200 ms, open loop, in cgroups (root; not part of make test); writes docs/capacity.md
+capacity: install-dev
+	$(BIN)/python bench/capacity.py
 
 ## container-smoke: build the image with buildah and prove it with podman (root; see README "Docker")
 container-smoke:

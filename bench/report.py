@@ -1,0 +1,209 @@
+"""docs/capacity.md from the report `bench/capacity.py` builds (the same one it writes to docs/capacity.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.sizing import EQUAL_WITHIN, HEADROOM, MIN_CAPACITY
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value else "none"
+
+
+def _at(step: dict[str, Any] | None) -> list[str]:
+    if step is None:
+        return ["-", "-", "-", "-"]
+    return [
+        f"{step['load']['ok_p99_ms']:.1f}",
+        f"{step['vcpu_used']:.2f}",
+        f"{step['throttled_share']:.0%}",
+        f"{step['peak_mib']:.0f} / {step['rss_mib']:.0f}",
+    ]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def capacity_table(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| vCPU | memory (MiB) | workers | max rate, p99 < 10 ms (req/s) | p99 (ms) | CPU (vCPU) | throttled "
+        "| memory peak / RSS (MiB) | max rate, p99 < 200 ms (req/s) | p99 (ms) | CPU (vCPU) | throttled "
+        "| memory peak / RSS (MiB) |",
+        "| " + " | ".join(["---"] * 13) + " |",
+    ]
+    for r in results:
+        cells = [f"{r['vcpu']:g}", str(r["memory_mib"]), str(r["workers"]), _rate(r["fast_rps"]), *_at(r["at_fast"])]
+        lines.append(_row([*cells, _rate(r["slow_rps"]), *_at(r["at_slow"])]))
+    return lines
+
+
+def overload_table(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| vCPU | workers | `BOTSCORE_MAX_IN_FLIGHT` | offered (req/s) | answered 200 | p99 of the 200s (ms) "
+        "| shed (503) | other statuses | not answered (timeout, unsent, disconnected) | CPU (vCPU) "
+        "| connections opened | accept-queue overflows |",
+        "| " + " | ".join(["---"] * 12) + " |",
+    ]
+    for r in results:
+        for run in r["overload"]:
+            load = run["load"]
+            due = load["due"] or 1
+            statuses = load["statuses"]
+            other = {k: v for k, v in statuses.items() if k not in ("200", "503")}
+            errors = sum(load["errors"].values())
+            bound = run["max_in_flight"]
+            shedding = "no such setting" if bound is None else f"`{bound}` ({run['label']})"
+            lines.append(
+                _row(
+                    [
+                        f"{r['vcpu']:g}",
+                        str(r["workers"]),
+                        shedding,
+                        _rate(run["rate"]),
+                        f"{statuses.get('200', 0) / due:.1%}",
+                        f"{load['ok_p99_ms']:,.0f}",
+                        f"{statuses.get('503', 0) / due:.1%}",
+                        ", ".join(f"{k}: {v / due:.1%}" for k, v in other.items()) or "none",
+                        f"{errors / due:.1%}"
+                        + (f" ({', '.join(f'{k} {v}' for k, v in load['errors'].items())})" if errors else ""),
+                        f"{run['vcpu_used']:.2f}",
+                        f"{load.get('connections', 0):,}",
+                        f"{run.get('listen_overflows', 0):,}",
+                    ]
+                )
+            )
+    return lines
+
+
+def terraform_table(derived: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    target = derived["target_rps_per_task"]
+    why = {
+        "task_cpu": f"the most requests per vCPU at p99 < 10 ms ({derived['fast_capacity_rps']:,.0f} req/s for "
+        f"this size); sizes within {EQUAL_WITHIN:.0%} of the best count as equal and the largest wins",
+        "task_memory": "Fargate's smallest memory for that CPU; the peak above stays well inside it",
+        "workers": "the worker count that gave that capacity",
+        "requests_per_target": f"{HEADROOM:.0%} of the p99 < 10 ms capacity, {target:,.0f} req/s, times 60 "
+        "(ALBRequestCountPerTarget counts per target per minute)",
+        "cpu_target_percent": f"the task's CPU at {target:,.0f} req/s ({derived['cpu_percent_at_target']:.0f} %, "
+        "interpolated between measured steps), so both policies scale out at the same load",
+        "min_capacity": f"one task per availability zone ({MIN_CAPACITY}); one lost, the other holds the load "
+        "under 10 ms",
+        "max_capacity": (
+            f"enough for CAPACITY_PEAK_RPS={derived['peak_rps']:,.0f}"
+            if derived["peak_rps"]
+            else "a cost bound, not a measurement: kept"
+        )
+        + f"; {derived['max_capacity']} tasks carry {derived['max_capacity_carries_rps']:,.0f} req/s at the "
+        "scale-out point",
+    }
+    lines = ["| variable | default now | suggested | why |", "| --- | --- | --- | --- |"]
+    for key, reason in why.items():
+        lines.append(_row([f"`{key}`", str(defaults.get(key)), str(derived[key]), reason]))
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    method, check = report["method"], report["generator_check"]
+    derived, defaults = report["terraform"], report["terraform_defaults"]
+    results = report["results"]
+    lags = [s["load"]["lag_p99_ms"] for r in results for s in r["steps"]]
+    ooms = sum(r["oom_kills"] for r in results)
+    old = defaults["requests_per_target"] / 60
+    lines = [
+        "# Capacity",
+        "",
+        f"Generated by `{report['command']}` on {report['generated']} in {report['minutes']} minutes; every "
+        "figure below comes from that run. Host: " + report["host"] + ".",
+        "",
+        "What one task of a given size takes while the brief's p99 target (200 ms) holds, and while a "
+        "tighter one (10 ms) does. Method:",
+        "",
+        "- The task: `botscore serve --workers N` in a cgroup limited like a Fargate task: a CFS quota of "
+        "vCPU × 100 ms per 100 ms period (no burst) and a memory limit of Fargate's smallest memory for that "
+        "CPU (0.25 vCPU: 512 MiB, 0.5: 1 GiB, 1: 2 GiB), pinned to core 0. Its audit log is on, "
+        f"`BOTSCORE_AUDIT_SYNC={method['audit_sync']}` (the Terraform default; the app's own default is "
+        "`none`), with the spool on the local disk, shipping to a SeaweedFS S3 on the same host.",
+        "- The load: `bench/openloop.py`, open loop on core 1: request i is due at start + i / rate whatever "
+        "the answers, and its latency runs from that due time (no coordinated omission); HTTP/1.1 keep-alive "
+        "connections from a pool of 16 that grows to 4,096 when all are busy (as an ALB opens more "
+        "connections to a busy target); a request due with all 4,096 busy is `unsent`, one unanswered after "
+        '10 s a `timeout`. The body is always `{"x1": 0.1, "x2": 0.2}`.',
+        f"- A step: {method['warmup']:g} s at the rate, then {method['seconds']:g} s measured. The rates: "
+        "from 1,000 × vCPU req/s, doubled after a pass and halved after a fail until a pass and a fail "
+        f"bracket the answer, then bisected to {method['resolution']:.0%} (`bench/search.py`). A pass: every "
+        "request of the window answered 200 and their p99 under the limit. A step whose generator lagged more "
+        "than 5 ms at p99 is run again, twice at most.",
+        "- At the rate found: CPU is the task cgroup's `cpuacct.usage` over the window per second (vCPU used, "
+        "all processes of the task); throttled, the share of CFS periods in which the task hit its quota; "
+        "memory, the cgroup's peak over the window (`memory.max_usage_in_bytes`: RSS plus the page cache of "
+        "the spool) and its RSS at the end.",
+        "- "
+        + (
+            "Priority: the task's cgroup outweighs the host's other processes (`cpu.shares` 262144) and the "
+            "generator runs SCHED_FIFO, so that a neighbour's test run disturbs neither; the quota still caps the "
+            "task (`CAPACITY_PRIORITY=0` turns this off)."
+            if method["priority"]
+            else "Priority: none (`CAPACITY_PRIORITY=0`): the host's other processes competed with the task."
+        ),
+        "",
+        "## Capacity per task size",
+        "",
+        *capacity_table(results),
+        "",
+        f"The Terraform default scales out at `requests_per_target = {defaults['requests_per_target']}`, "
+        f"{old:,.0f} req/s per task.",
+        f"Memory limit reached (OOM kills in the task cgroups): {ooms}.",
+        "",
+        "## Past capacity",
+        "",
+        "Twice the p99 < 200 ms rate for one step: first on the task of the search, with "
+        "`BOTSCORE_MAX_IN_FLIGHT` as configured (the app's default unless set), then on fresh tasks with "
+        "shedding off (`0`) and with the bound set to what a worker answers in 100 ms at its p99 < 200 ms rate. "
+        "Shares are of the requests due in the window. A queue that grows for the whole step makes the p99 "
+        "of the 200s grow with the step's length; answers later than 10 s count as timeouts. Connections "
+        "opened is the generator's peak, so the requests outstanding at once; a worker's bound counts only the "
+        "requests it has read, and the rest wait in the kernel (accept queue, socket buffers), outside any bound. "
+        "Accept-queue overflows are the host's `TcpExt ListenOverflows` over the window: connection attempts the "
+        "kernel dropped, which the client retries a second or more later.",
+        "",
+        *overload_table(results),
+        "",
+        "## What this means for Terraform",
+        "",
+        "Computed by `bench/sizing.py` from the table above; docs/capacity.json holds the same numbers "
+        "(`terraform`) beside the defaults of terraform/variables.tf (`terraform_defaults`) for a test to "
+        "compare. Nothing in terraform/ was changed.",
+        "",
+        *terraform_table(derived, defaults),
+        "",
+        f"Headroom: scale out at {HEADROOM:.0%} of the p99 < 10 ms capacity. Target tracking acts on one-minute "
+        "averages and a new task takes a minute or two to serve, so the load can double before help "
+        "arrives and still be answered within 10 ms; past that the p99 < 200 ms column is the margin "
+        "before the brief's target breaks.",
+        "",
+        "## The generator's own floor",
+        "",
+        f"Against the bare ASGI app (`bench/ceiling.py`, the same uvicorn options, a 1-vCPU cgroup) at "
+        f"{check['rate']:,.0f} req/s, the highest rate that passed anywhere above: p99 "
+        f"{check['load']['ok_p99_ms']:.1f} ms, sent {check['load']['sent_rate']:,.0f} req/s, scheduler lag p99 "
+        f"{check['load']['lag_p99_ms']:.1f} ms, statuses {check['load']['statuses']}, errors "
+        f"{check['load']['errors'] or 'none'}. The generator's lag p99 over every step of the run: at most "
+        f"{max(lags, default=0):.1f} ms. Lag is in the latencies (they run from the due time), so a 10 ms "
+        "verdict carries up to that much of the generator.",
+        "",
+        "## Caveats",
+        "",
+        "- A shared 2-core host: other engineers' tests run beside it. The priority above keeps most of "
+        "them out, not all; rerun before trusting a difference under about 20 %.",
+        "- Loopback only: no ALB, no TLS, no network between client and task. An ALB adds a few ms of its own "
+        "and opens its own connections.",
+        "- The spool is on the local disk; the Terraform puts it on EFS, where each fsync of "
+        "`BOTSCORE_AUDIT_SYNC=always` is a network round trip: expect lower p99 < 10 ms rates there.",
+        "- This host's CPU is not a Fargate vCPU (a Fargate vCPU is a hyperthread of a server CPU of its "
+        "generation); the CFS quota reproduces the limit, not the speed.",
+        "- One request shape (one score per request); batches cost more per request, which the CPU policy covers.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""From measured capacities to the Terraform scaling settings: pure functions, no I/O.
+
+The choices, stated once (docs/capacity.md repeats them with the numbers):
+
+- Task size: the most requests per vCPU at p99 < 10 ms (Fargate bills per vCPU and GiB);
+  sizes within 10 % of the best count as equal and the largest of them wins, since a larger
+  task rides out a burst or a slow neighbour with more spare CPU.
+- Scale-out point (`requests_per_target`, per target per MINUTE): HEADROOM of the p99 < 10 ms
+  capacity. Target tracking acts on one-minute averages and a new task takes a minute or two to
+  serve, so traffic can double before help arrives and still be under 10 ms; with two tasks,
+  one can be lost and the other still holds the load under 10 ms.
+- `cpu_target_percent`: the CPU the task uses at that scale-out rate, so the CPU policy agrees
+  with the request policy for single scores and catches costlier traffic (batches) alone.
+- `min_capacity` 2, one task per availability zone, as the default VPC spans two; a lost zone
+  leaves one task at no more than its p99 < 10 ms capacity.
+- `max_capacity`: a cost bound, not a measurement: kept unless a peak rate is given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+HEADROOM = 0.5
+EQUAL_WITHIN = 0.10
+MIN_CAPACITY = 2
+
+
+@dataclass(frozen=True)
+class Size:
+    """What one (task size, workers) can take, and its CPU curve (rate, vCPU used) from its steps."""
+
+    vcpu: float
+    memory_mib: int
+    workers: int
+    fast: float  # highest rate with p99 < 10 ms, req/s
+    slow: float  # highest rate with p99 < 200 ms
+    cpu_curve: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def fast_per_vcpu(self) -> float:
+        return self.fast / self.vcpu
+
+
+def choose(sizes: list[Size]) -> Size:
+    """The size with the most p99 < 10 ms requests per vCPU; the largest of those within EQUAL_WITHIN of it."""
+    best = max(size.fast_per_vcpu for size in sizes)
+    close = [size for size in sizes if size.fast_per_vcpu >= best * (1 - EQUAL_WITHIN) and size.fast > 0]
+    return max(close, key=lambda size: (size.vcpu, size.fast_per_vcpu, -size.workers))
+
+
+def cpu_at(curve: tuple[tuple[float, float], ...], rate: float) -> float:
+    """vCPU used at `rate`, linear between the measured steps (through the origin below the lowest)."""
+    points = sorted(curve)
+    if not points:
+        return 0.0
+    if rate <= points[0][0]:
+        return points[0][1] * rate / points[0][0]
+    for (r0, c0), (r1, c1) in itertools.pairwise(points):
+        if r0 <= rate <= r1:
+            return c0 + (c1 - c0) * (rate - r0) / (r1 - r0) if r1 > r0 else c0
+    return points[-1][1]
+
+
+def suggest(sizes: list[Size], current: dict[str, Any], peak_rps: float | None = None) -> dict[str, Any]:
+    """The Terraform variables the measurements argue for, and the figures behind them."""
+    size = choose(sizes)
+    target_rps = HEADROOM * size.fast
+    cpu_percent = 100 * cpu_at(size.cpu_curve, target_rps) / size.vcpu
+    max_capacity = int(current.get("max_capacity", 10))
+    if peak_rps:
+        max_capacity = max(MIN_CAPACITY, math.ceil(peak_rps / target_rps))
+    return {
+        "task_cpu": int(size.vcpu * 1024),
+        "task_memory": size.memory_mib,
+        "workers": size.workers,
+        "requests_per_target": int(target_rps * 60 // 100 * 100),
+        "cpu_target_percent": int(min(90, max(10, 5 * round(cpu_percent / 5)))),
+        "min_capacity": MIN_CAPACITY,
+        "max_capacity": max_capacity,
+        "headroom": HEADROOM,
+        "target_rps_per_task": round(target_rps, 1),
+        "cpu_percent_at_target": round(cpu_percent, 1),
+        "fast_capacity_rps": size.fast,
+        "slow_capacity_rps": size.slow,
+        "max_capacity_carries_rps": round(max_capacity * target_rps),
+        "peak_rps": peak_rps,
+    }
