@@ -120,10 +120,18 @@ variable "cpu_architecture" {
   }
 }
 
+# Task size and scaling: the defaults below are derived from `make capacity` (docs/capacity.md,
+# docs/capacity.json "terraform"; tests/infra/test_terraform.py fails when they differ):
+# - task_cpu/task_memory/workers: the size with the most requests per vCPU at p99 < 10 ms
+#   (1 vCPU, one worker: 2,180 req/s; 0.5 vCPU: 917; 0.25 vCPU: 210), Fargate's least memory for it;
+# - requests_per_target: scale out at 50 % of that, 1,090 req/s a task, times 60 (the ALB metric
+#   is per target per minute): the load can double while a new task starts and stay under 10 ms;
+# - cpu_target_percent: the CPU a task uses at that rate (45 %), so both policies agree;
+# - min_capacity: one task per zone; max_capacity: a cost bound (10 tasks carry 10,900 req/s).
 variable "task_cpu" {
-  description = "CPU units of a task (1024 = 1 vCPU)."
+  description = "CPU units of a task (1024 = 1 vCPU); from docs/capacity.md."
   type        = number
-  default     = 512
+  default     = 1024
 
   validation {
     condition     = contains([256, 512, 1024, 2048, 4096], var.task_cpu)
@@ -134,7 +142,7 @@ variable "task_cpu" {
 variable "task_memory" {
   description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu (256: 512, 1024 or 2048; 512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720; in steps of 1024 above 2048), or a precondition refuses the plan."
   type        = number
-  default     = 1024
+  default     = 2048
 
   validation {
     condition     = var.task_memory >= 512 && var.task_memory <= 30720 && var.task_memory % 512 == 0
@@ -426,9 +434,9 @@ variable "max_capacity" {
 }
 
 variable "cpu_target_percent" {
-  description = "Target average CPU utilisation of the service (target tracking)."
+  description = "Target average CPU utilisation of the service (target tracking); from docs/capacity.md: a task's CPU at the requests_per_target rate."
   type        = number
-  default     = 60
+  default     = 45
 
   validation {
     condition     = var.cpu_target_percent >= 10 && var.cpu_target_percent <= 90
@@ -437,9 +445,9 @@ variable "cpu_target_percent" {
 }
 
 variable "requests_per_target" {
-  description = "Target ALB requests per task per minute (ALBRequestCountPerTarget target tracking)."
+  description = "Target ALB requests per task per minute (ALBRequestCountPerTarget target tracking); from docs/capacity.md: 50 % of a task's p99 < 10 ms rate, times 60."
   type        = number
-  default     = 3000
+  default     = 65400
 
   validation {
     condition     = var.requests_per_target >= 1

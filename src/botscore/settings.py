@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(
         default=75,
         ge=1,
-        le=4000,
+        le=4100,  # the ALB idle timeout (at most 4,000 s) plus a margin
         description=(
             "An idle connection is closed after this long; keep it above the load balancer's idle timeout "
             "(60 s on an ALB), or the ALB may reuse a connection as it closes and answer 502."

@@ -1322,3 +1322,26 @@ def test_glacier_less_than_30_days_after_standard_ia_is_refused() -> None:
     assert _failing_conditions(_with(audit_glacier_days=400), LIFECYCLE) == [
         "audit_expiration_days = 400 must be after audit_glacier_days = 400."
     ]
+
+
+SIZING = (
+    "task_cpu",
+    "task_memory",
+    "workers",
+    "requests_per_target",
+    "cpu_target_percent",
+    "min_capacity",
+    "max_capacity",
+)
+
+
+def test_task_size_and_scaling_defaults_are_the_capacity_measurements(config: Config) -> None:
+    derived = json.loads((TERRAFORM_DIR.parent / "docs" / "capacity.json").read_text())["terraform"]
+    defaults = {name: config.value(config.variables[name]["default"]) for name in SIZING}
+    assert defaults == {name: derived[name] for name in SIZING}, "rerun make capacity, or set the defaults it derived"
+
+
+def test_idle_connections_outlive_the_load_balancers(config: Config, environment: dict[str, str]) -> None:
+    idle = config.value(config.variables["alb_idle_timeout"]["default"])
+    assert int(environment["BOTSCORE_KEEP_ALIVE_SECONDS"]) > idle
+    assert Settings(keep_alive_seconds=4000 + 15).keep_alive_seconds == 4015  # the largest ALB idle timeout

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from botscore.audit import schema
 from tests.support.athena import TABLE, example_queries, open_table
 from tests.support.servers import Service, Weed, wait_for
 
@@ -130,9 +131,9 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
     string = next(rid for rid, row in by_id.items() if row[6] == '"a"')
     assert by_id[string][7] == '{"x1": "a", "x2": 0.2}'  # what the client sent is kept as text
     assert (
-        db.execute(f"SELECT count(*) FROM {TABLE} WHERE schema = 2 AND ts LIKE '____-__-__T__:__:__.___Z'").fetchone()[
-            0
-        ]
+        db.execute(
+            f"SELECT count(*) FROM {TABLE} WHERE schema = {schema.VERSION} AND ts LIKE '____-__-__T__:__:__.___Z'"
+        ).fetchone()[0]
         == rows_expected
     )
 

@@ -90,10 +90,11 @@ class Handler:
             rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
         self.audit.keep(call, b"".join(rows))  # one row per score, appended in one write
 
-    def fail(self, call: Call, error: BotscoreError) -> None:
-        """Answer with `error`; the record keeps the body as text, and the features it could read."""
+    def fail(self, call: Call, error: BotscoreError, response: bytes | None = None) -> None:
+        """Answer with `error` (`response`: its body, when the caller has it made already); the record
+        keeps the body as text, and the features it could read."""
         call.status = error.status
-        call.response = call.render_error(error)
+        call.response = call.render_error(error) if response is None else response
         self.audit.keep(call, record.failed(call, error, _as_sent(validation.decoded(call.body))))
 
     def _internal_error(self, call: Call) -> None:

@@ -140,6 +140,9 @@ class ScoringRoute:
         self.keys = keys
         self.max_body_bytes = max_body_bytes
         self.render_error = render_error
+        # A shed answer is the same every time: made once (shedding must cost little; see protocol.py).
+        self._overloaded = Overloaded("the service is over its capacity; retry after the Retry-After seconds")
+        self._overloaded_body = render_error(self._overloaded)
         # The Open Inference Protocol's binary tensor data: JSON, then raw tensors, sent as JSON or octet-stream.
         self.binary = binary
         self._media = (
@@ -267,7 +270,7 @@ class ScoringRoute:
         call.render_error = self.render_error
         if self.keys.required:
             call.key_id = self.keys.identify(authorization)
-        self.handler.fail(call, Overloaded("the service is over its capacity; retry after the Retry-After seconds"))
+        self.handler.fail(call, self._overloaded, self._overloaded_body)
         self._note_request((self.path, call.status, time.perf_counter() - started, call.key_id))
         return (
             b"HTTP/1.1 %d Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"

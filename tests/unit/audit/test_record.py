@@ -92,3 +92,31 @@ def test_a_score_row_is_json_with_the_parsed_values(x1: float, x2: float, expone
     assert (parsed["x1"], parsed["x2"], parsed["p_bot"]) == (v1, v2, 0.25)
     assert parsed["ts"] == "2017-07-14T02:40:00.000Z"
     assert parsed["model_version"] == SCORER.version
+
+
+@pytest.mark.parametrize("key_id", [None, "0123456789ab"])
+@pytest.mark.parametrize("field", [None, 'x"1\\'])
+def test_a_row_of_a_call_refused_before_its_body_holds_what_the_general_row_would(
+    field: str | None, key_id: str | None
+) -> None:
+    # Rows of body-less refusals (401, 405, a shed 503) are formatted from parts; they must read as
+    # the json-built row would, characters that need escaping included.
+    call = _call(1.5e9, route="/v2/models/bot-score/infer", status=503)
+    call.key_id = key_id
+    error = RequestError('over "capacity" \\ é\n', status=503, code="overloaded", field=field)
+    row = json.loads(record.failed(call, error, record.Sent()))
+    latency = row.pop("latency_ms")
+    expected = {
+        "schema": schema.VERSION,
+        "id": "id-1",
+        "ts": record.timestamp(1.5e9).decode(),
+        "method": "POST",
+        "path": "/v2/models/bot-score/infer",
+        "status": 503,
+        "error_code": "overloaded",
+        "error_message": 'over "capacity" \\ é\n',
+        "model_version": SCORER.version,
+        **({} if field is None else {"error_field": field}),
+        **({} if key_id is None else {"key_id": key_id}),
+    }
+    assert row == expected and latency >= 0
