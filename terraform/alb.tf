@@ -128,6 +128,15 @@ resource "aws_wafv2_web_acl" "this" {
       managed_rule_group_statement {
         vendor_name = "AWS"
         name        = "AWSManagedRulesCommonRuleSet"
+
+        # Its 8 KB body limit would refuse batch and infer calls the app takes (up to 128 KiB):
+        # the app bounds bodies itself (413), so the WAF only counts them.
+        rule_action_override {
+          name = "SizeRestrictions_BODY"
+          action_to_use {
+            count {}
+          }
+        }
       }
     }
 

@@ -1345,3 +1345,15 @@ def test_idle_connections_outlive_the_load_balancers(config: Config, environment
     idle = config.value(config.variables["alb_idle_timeout"]["default"])
     assert int(environment["BOTSCORE_KEEP_ALIVE_SECONDS"]) > idle
     assert Settings(keep_alive_seconds=4000 + 15).keep_alive_seconds == 4015  # the largest ALB idle timeout
+
+
+def test_the_waf_leaves_body_size_to_the_app(config: Config) -> None:
+    acl = config.value(config.resource("aws_wafv2_web_acl.this"))
+    [common] = [
+        rule["statement"][0]["managed_rule_group_statement"][0]
+        for rule in acl["rule"]
+        if rule["statement"][0].get("managed_rule_group_statement", [{}])[0].get("name")
+        == "AWSManagedRulesCommonRuleSet"
+    ]
+    overrides = {o["name"]: o["action_to_use"][0] for o in common["rule_action_override"]}
+    assert "count" in overrides["SizeRestrictions_BODY"]  # a 128 KiB batch is the app's to bound (413)
