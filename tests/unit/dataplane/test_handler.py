@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from botscore.audit import schema
 from botscore.audit.log import AuditLog
-from botscore.audit.spool import SpoolDirectory
-from botscore.audit.uploaders import LocalUploader
 from botscore.call import Call
 from botscore.dataplane.handler import Handler
 from botscore.errors import RequestError
@@ -23,23 +18,6 @@ from botscore.settings import SHIPPED_MODEL
 from tests.support.records import spooled_records
 
 SCORER = Scorer(artifact.load(SHIPPED_MODEL))
-
-
-@pytest.fixture
-def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(
-        SpoolDirectory(tmp_path / "audit"),
-        LocalUploader(tmp_path / "shipped"),
-        prefix="p/",
-        segment_max_bytes=1 << 20,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
-        shutdown_seconds=0,
-    )
-    log.start()
-    yield log
-    log.shipper.stop(0)
 
 
 def _call(body: bytes | None, route: str = "/bot-score", request_id: bytes = b"call-1") -> Call:

@@ -7,7 +7,6 @@ import json
 import math
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from botscore.audit.log import AuditLog
-from botscore.audit.spool import SpoolDirectory
-from botscore.audit.uploaders import LocalUploader
 from botscore.call import Call
 from botscore.dataplane import inference
 from botscore.dataplane.handler import Handler
@@ -266,23 +263,6 @@ def test_metadata_names_the_model_its_version_and_its_tensors() -> None:
         "outputs": [{"name": "p_bot", "datatype": "FP64", "shape": [-1]}],
     }
     assert inference.server_metadata("1.0.0")["extensions"] == ["binary_tensor_data"]
-
-
-@pytest.fixture
-def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(
-        SpoolDirectory(tmp_path / "audit"),
-        LocalUploader(tmp_path / "shipped"),
-        prefix="p/",
-        segment_max_bytes=1 << 20,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
-        shutdown_seconds=0,
-    )
-    log.start()
-    yield log
-    log.shipper.stop(0)
 
 
 def _call(body: bytes, header_length: bytes | None = None) -> Call:
