@@ -22,6 +22,7 @@ from botscore.settings import Settings, SettingsError, env_name, load_settings
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
     "http": "botscore.http.protocol:BotscoreProtocol",  # httptools, with bounds (see that module)
+    "ws": "none",  # no WebSocket route: an Upgrade is an ordinary request
     "lifespan": "on",
     "access_log": False,  # the audit log keeps every request
     "log_config": None,  # our JSON logging (botscore.ops.logs)

@@ -29,7 +29,7 @@ from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
 from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
-from botscore.settings import Settings, SettingsError, load_settings
+from botscore.settings import Settings, SettingsError, env_name, load_settings
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
 # move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
@@ -72,6 +72,11 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     )
     metrics.audit_counters = audit.counters
     keys = ApiKeys.from_setting(settings.api_keys.get_secret_value() if settings.api_keys else None)
+    if settings.api_keys and not keys.required:  # set, yet no key: never serve open by mistake
+        raise SettingsError(
+            f"{env_name('api_keys')}=<hidden>: holds no key (an empty or unreadable keys file, or only "
+            "separators); unset it to leave the scoring routes open"
+        )
 
     async def housekeeping() -> None:
         while True:

@@ -143,10 +143,11 @@ def _split(body: bytes, header_length: bytes | None) -> tuple[bytes, bytes | Non
     if header_length is None:
         return body, None
     text = header_length.decode("latin-1").strip()
-    if not text.isdigit() or not 0 < int(text) <= len(body):
+    # isascii: str.isdigit() takes "²" too, which int() refuses; 10 digits: int() refuses over 4,300
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 0 < int(text) <= len(body):
         raise _bad(
             f"Inference-Header-Content-Length must be the length of the JSON part of the body "
-            f"(1 to {len(body)} bytes here), got {text!r}",
+            f"(1 to {len(body)} bytes here), got {text[:40]!r}",
             "invalid_body",
         )
     return body[: int(text)], body[int(text) :]

@@ -272,15 +272,16 @@ class ScoringRoute:
             call.key_id = self.keys.identify(authorization)
         self.handler.fail(call, self._overloaded, self._overloaded_body)
         self._note_request((self.path, call.status, time.perf_counter() - started, call.key_id))
+        overloaded = call.response is self._overloaded_body  # else the audit log refused: its own Retry-After
         return (
             b"HTTP/1.1 %d Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"x-request-id: %s\r\nx-model-version: %s\r\nretry-after: %d\r\n\r\n%s"
+            b"x-request-id: %s\r\nx-model-version: %s\r\nretry-after: %d\r\nconnection: close\r\n\r\n%s"
         ) % (
             call.status,
             len(call.response),
             call.id,
             call.scorer.version_bytes,
-            Overloaded.retry_after_seconds,
+            Overloaded.retry_after_seconds if overloaded else AuditUnavailable.retry_after_seconds,
             call.response,
         )
 

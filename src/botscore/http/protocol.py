@@ -10,8 +10,9 @@ this subclass adds them where uvicorn parses (`uvicorn --http botscore.http.prot
 - a request not received whole `request_timeout` seconds after its first byte: 408 (the
   scoring route answers and records it when the head had arrived, this class when not);
 - a connection idle for `timeout_keep_alive` seconds, before its first request too: closed;
-- a scoring request arriving while `max_in_flight` requests of this worker are unanswered:
-  answered at once by the app's `shed` (503, Retry-After, recorded), with no task or scope.
+- a scoring request arriving while `max_in_flight` requests of this worker are received and
+  unanswered: answered at once by the app's `shed` (503, Retry-After, recorded), with no task
+  or scope, and the connection closed.
 
 The bounds come from the app it serves (`BotscoreApp.limits`); another app gets the defaults.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -61,11 +63,20 @@ _on_response_complete = HttpToolsProtocol.on_response_complete
 
 
 class _InFlight:
-    """Requests this worker (this process) has read the head of and not answered yet. Not uvicorn's
+    """Requests this worker (this process) has received whole and not answered yet. Not uvicorn's
     `len(server_state.tasks)`: a task leaves that set a loop iteration after its answer, and the
-    I/O of that next iteration runs first, so under load it counts hundreds of answered requests."""
+    I/O of that next iteration runs first, so under load it counts hundreds of answered requests.
+    A request counts once its body is in: a client sending slowly holds its own connection only
+    (until BOTSCORE_REQUEST_TIMEOUT_SECONDS), not a place that would shed everybody else."""
 
     count = 0
+
+
+def _served_app(app: Any) -> Any:
+    """The botscore app behind uvicorn's wrappers (ProxyHeadersMiddleware, MessageLoggerMiddleware)."""
+    while not hasattr(app, "limits") and hasattr(app, "app"):
+        app = app.app
+    return app
 
 
 class BotscoreProtocol(HttpToolsProtocol):
@@ -73,12 +84,14 @@ class BotscoreProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits: Limits = getattr(self.app, "limits", None) or Limits()
-        self._shed = getattr(self.app, "shed", None)
+        served = _served_app(self.app)
+        self.limits: Limits = getattr(served, "limits", None) or Limits()
+        self._shed = getattr(served, "shed", None)
+        self._refused = getattr(served, "refused", None)
         self._in_flight_bound = self.limits.max_in_flight if self._shed is not None else 0  # 0: none
         self._reading_head = True  # the next bytes are a request head
         self._head_bytes = 0
-        self._heads = 0  # heads read on this connection: data_received tells if one ended in a chunk
+        self._events = 0  # heads and messages completed: data_received tells if one ended in a chunk
         self._began: float | None = None  # loop.time() at the first byte of the request being received
         self._unanswered = 0  # of this connection's requests (more than one when pipelined)
 
@@ -99,11 +112,12 @@ class BotscoreProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._began is None:
             self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
-        heads = self._heads
+        events = self._events
         _data_received(self, data)
-        if self._heads == heads and self._reading_head and not self.transport.is_closing():
-            # No head ended in this chunk and one is being read: the chunk was all head (or the end
-            # of a body and the start of a pipelined head, counted whole: a bound, not a measure).
+        if self._events == events and self._reading_head and not self.transport.is_closing():
+            # Neither a head nor a message ended in this chunk, and a head is being read: the chunk
+            # was all head. (A head that ends in the chunk it overflows in is let through: the
+            # bound holds to within one read, which is what keeps a worker's memory bounded.)
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(431, "request_header_too_large", f"request head over {self.limits.max_header_bytes} bytes")
@@ -112,34 +126,38 @@ class BotscoreProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._heads += 1
+        self._events += 1
+        if self.transport.is_closing():
+            return  # a pipelined head behind a refusal or a shed answer: nobody will read its answer
         if (
             self._in_flight_bound
             and _InFlight.count >= self._in_flight_bound
             and self._shed is not None
             and (self.cycle is None or self.cycle.response_complete)  # not behind a pipelined request
         ):
-            method = self.parser.get_method().decode("ascii")
-            answer = self._shed(method, httptools.parse_url(self.url).path, self.headers)
+            path = httptools.parse_url(self.url).path.decode("latin-1")
+            answer = self._shed(
+                self.parser.get_method().decode("ascii"), unquote(path) if "%" in path else path, self.headers
+            )
             if answer is not None:
-                self.cycle = _SHED  # answered: uvicorn's on_body and on_message_complete skip the rest
+                # Answered, and closed: what follows on the connection (its body, or pipelined
+                # requests) is not read, so a shed costs one write, and a client that sends the body
+                # after all (Expect: 100-continue) cannot have it taken for its next request.
+                self.cycle = _SHED  # uvicorn's on_body and on_message_complete skip the rest
                 self.transport.write(answer)
-                if not self.parser.should_keep_alive():
-                    self.transport.close()
-                else:
-                    self._unset_keepalive_if_required()
-                    self.timeout_keep_alive_task = self.loop.call_later(
-                        self.timeout_keep_alive, self.timeout_keep_alive_handler
-                    )
+                self.transport.close()
                 return
-        _InFlight.count += 1
-        self._unanswered += 1
         _on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         self._began = None
         self._reading_head = True
         self._head_bytes = 0
+        self._events += 1
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # received whole, not answered yet
+            _InFlight.count += 1
+            self._unanswered += 1
         _on_message_complete(self)
 
     def on_response_complete(self) -> None:
@@ -160,8 +178,16 @@ class BotscoreProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         seconds = self.limits.request_timeout
-        if self._reading_head or self.cycle is None or self.cycle.response_complete:
+        pending = self.cycle is not None and not self.cycle.response_complete
+        if self._reading_head and pending:
+            # A pipelined head behind an answer still being made: that answer goes out, then the close.
+            self.cycle.keep_alive = False
+            return
+        if self._reading_head:
             self._refuse(408, "request_timeout", f"request not received whole within {seconds:g} s")
+            return
+        if not pending:
+            self.transport.close()  # answered already (a 401 or 413 before its body): the rest is not wanted
             return
         # The head arrived and the app is reading the body: end the body here and let the app answer
         # 408 (the scoring routes record it), then close, for the rest of the body may still come.
@@ -175,15 +201,16 @@ class BotscoreProtocol(HttpToolsProtocol):
         self._began = None
         self.transport.write(_refusal(status, code, message))
         self.transport.close()
-        refused = getattr(self.app, "refused", None)
-        if refused is not None:
-            refused(status)
+        if self._refused is not None:
+            self._refused(status)
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
     """Check every connection of this worker against its request deadline, then again in SWEEP_SECONDS."""
     now = loop.time()
-    for connection in list(connections):
-        if isinstance(connection, BotscoreProtocol):
-            connection.check_deadline(now)
-    loop.call_later(SWEEP_SECONDS, _sweep, loop, connections)
+    try:
+        for connection in list(connections):
+            if isinstance(connection, BotscoreProtocol):
+                connection.check_deadline(now)
+    finally:  # one connection's failure must not end the deadlines of all
+        loop.call_later(SWEEP_SECONDS, _sweep, loop, connections)

@@ -232,6 +232,8 @@ def test_binary_tensor_data_must_add_up() -> None:
     body, length = _binary([("x1", [0.1, 0.2], "FP64", [2]), ("x2", [0.3, 0.4], "FP64", [2])])
     assert inference.parse(body, length).pairs == [(0.1, 0.3), (0.2, 0.4)]
     assert "Inference-Header-Content-Length must be the length" in _refused(body, b"x").message
+    for hostile in (b"\xb2", b"1" * 5000, b"-1", b"0"):  # "²" passes str.isdigit(); int() refuses 4,300+ digits
+        assert "Inference-Header-Content-Length must be the length" in _refused(body, hostile).message
     assert "Inference-Header-Content-Length must be the length" in _refused(body, str(len(body) + 1).encode()).message
     assert "no input's binary_data_size claims" in _refused(body + b"\0" * 8, length).message
     assert "end past the body" in _refused(body[:-1], length).message

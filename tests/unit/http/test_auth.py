@@ -122,3 +122,20 @@ def test_a_keys_file_that_cannot_be_read_or_is_empty_keeps_the_keys(tmp_path: Pa
 def test_a_keys_path_whose_file_is_missing_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"BOTSCORE_API_KEYS=<hidden>: .*keys file that does not exist"):
         load_settings(api_keys=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("setting", [",", " , ", "empty file", "comments only"])
+def test_a_keys_setting_that_holds_no_key_stops_start_up(make_service, tmp_path: Path, setting: str) -> None:
+    # Set, yet no key: the routes must not open (a secret of ",", a file still being written).
+    path = tmp_path / "keys"
+    path.write_text("# keys go here\n" if setting == "comments only" else "")
+    value = setting if setting.strip(" ,") == "" else str(path)
+    with pytest.raises(SettingsError, match=r"BOTSCORE_API_KEYS=<hidden>: .*no key"):
+        make_service(api_keys=value)
+
+
+def test_a_keys_path_too_long_to_look_up_is_refused_without_showing_it() -> None:
+    key = "/" + "k" * 5000
+    with pytest.raises(SettingsError) as refused:
+        load_settings(api_keys=key)
+    assert "kkkk" not in str(refused.value)
