@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cgroup import CpuUsage, TaskCgroup  # noqa: E402
 from bench.search import Trial, capacity, next_rate  # noqa: E402
-from bench.sizing import Size, suggest  # noqa: E402
+from bench.sizing import Size, in_flight_bound, suggest  # noqa: E402
 from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
 
 
@@ -68,6 +68,7 @@ TERRAFORM_KEYS = (
     "cpu_target_percent",
     "min_capacity",
     "max_capacity",
+    "max_in_flight",
     "audit_sync",
 )
 
@@ -251,7 +252,7 @@ def overload_runs(slow: float, workers: int) -> list[tuple[str, dict[str, str]]]
         return []
     runs = [("off", {"BOTSCORE_MAX_IN_FLIGHT": "0"})] if configured != "0" else []
     # What a worker finishes in 100 ms at the p99 < 200 ms rate: a queue longer than that is shed.
-    sized = os.environ.get("CAPACITY_MAX_IN_FLIGHT") or str(max(1, round(slow / workers * 0.1)))
+    sized = os.environ.get("CAPACITY_MAX_IN_FLIGHT") or str(in_flight_bound(slow, workers))
     if sized != configured:
         runs.append(("100 ms of work", {"BOTSCORE_MAX_IN_FLIGHT": sized}))
     return runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.sizing import EQUAL_WITHIN, HEADROOM, MIN_CAPACITY
+from bench.sizing import EQUAL_WITHIN, HEADROOM, MIN_CAPACITY, SHED_AFTER_SECONDS
 
 
 def _rate(value: float) -> str:
@@ -97,8 +97,10 @@ def terraform_table(derived: dict[str, Any], defaults: dict[str, Any]) -> list[s
         )
         + f"; {derived['max_capacity']} tasks carry {derived['max_capacity_carries_rps']:,.0f} req/s at the "
         "scale-out point",
+        "max_in_flight": f"what a worker answers in {SHED_AFTER_SECONDS * 1000:.0f} ms at its p99 < 200 ms rate "
+        f"({derived['slow_capacity_rps']:,.0f} req/s a task): a longer queue is shed (503) rather than waited on",
     }
-    lines = ["| variable | default now | suggested | why |", "| --- | --- | --- | --- |"]
+    lines = ["| variable | default when run | derived | why |", "| --- | --- | --- | --- |"]
     for key, reason in why.items():
         lines.append(_row([f"`{key}`", str(defaults.get(key)), str(derived[key]), reason]))
     return lines
@@ -152,7 +154,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         *capacity_table(results),
         "",
-        f"The Terraform default scales out at `requests_per_target = {defaults['requests_per_target']}`, "
+        f"When this ran, the Terraform default scaled out at `requests_per_target = {defaults['requests_per_target']}`, "
         f"{old:,.0f} req/s per task.",
         f"Memory limit reached (OOM kills in the task cgroups): {ooms}.",
         "",
@@ -173,8 +175,9 @@ def render(report: dict[str, Any]) -> str:
         "## What this means for Terraform",
         "",
         "Computed by `bench/sizing.py` from the table above; docs/capacity.json holds the same numbers "
-        "(`terraform`) beside the defaults of terraform/variables.tf (`terraform_defaults`) for a test to "
-        "compare. Nothing in terraform/ was changed.",
+        "(`terraform`), and the defaults in terraform/variables.tf must be them: `make test` fails until they "
+        "are (tests/infra/test_terraform.py). The run does not edit terraform/; the defaults it found there "
+        "are in the second column.",
         "",
         *terraform_table(derived, defaults),
         "",

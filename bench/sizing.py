@@ -14,6 +14,8 @@ The choices, stated once (docs/capacity.md repeats them with the numbers):
 - `min_capacity` 2, one task per availability zone, as the default VPC spans two; a lost zone
   leaves one task at no more than its p99 < 10 ms capacity.
 - `max_capacity`: a cost bound, not a measurement: kept unless a peak rate is given.
+- `max_in_flight` (BOTSCORE_MAX_IN_FLIGHT): what a worker answers in SHED_AFTER_SECONDS at its
+  p99 < 200 ms rate; a longer queue is shed with a 503 rather than making every answer wait.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ from typing import Any
 HEADROOM = 0.5
 EQUAL_WITHIN = 0.10
 MIN_CAPACITY = 2
+SHED_AFTER_SECONDS = 0.1
+
+
+def in_flight_bound(slow_rps: float, workers: int) -> int:
+    """BOTSCORE_MAX_IN_FLIGHT for a worker of a task that answers `slow_rps` within a 200 ms p99."""
+    return max(1, round(slow_rps / workers * SHED_AFTER_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ def suggest(sizes: list[Size], current: dict[str, Any], peak_rps: float | None =
         "cpu_target_percent": int(min(90, max(10, 5 * round(cpu_percent / 5)))),
         "min_capacity": MIN_CAPACITY,
         "max_capacity": max_capacity,
+        "max_in_flight": in_flight_bound(size.slow, size.workers),
         "headroom": HEADROOM,
         "target_rps_per_task": round(target_rps, 1),
         "cpu_percent_at_target": round(cpu_percent, 1),

@@ -68,6 +68,7 @@ locals {
       { name = "BOTSCORE_HOST", value = "0.0.0.0" },
       { name = "BOTSCORE_PORT", value = tostring(local.container_port) },
       { name = "BOTSCORE_WORKERS", value = tostring(var.workers) },
+      { name = "BOTSCORE_MAX_IN_FLIGHT", value = tostring(var.max_in_flight) },
       { name = "BOTSCORE_LOG_LEVEL", value = var.log_level },
       { name = "BOTSCORE_AUDIT_DIR", value = local.audit_dir },
       { name = "BOTSCORE_AUDIT_BUCKET", value = aws_s3_bucket.audit.bucket },

@@ -123,15 +123,16 @@ variable "cpu_architecture" {
 # Task size and scaling: the defaults below are derived from `make capacity` (docs/capacity.md,
 # docs/capacity.json "terraform"; tests/infra/test_terraform.py fails when they differ):
 # - task_cpu/task_memory/workers: the size with the most requests per vCPU at p99 < 10 ms
-#   (1 vCPU, one worker: 2,180 req/s; 0.5 vCPU: 917; 0.25 vCPU: 210), Fargate's least memory for it;
-# - requests_per_target: scale out at 50 % of that, 1,090 req/s a task, times 60 (the ALB metric
+#   (0.5 vCPU, one worker: 595 req/s; 1 vCPU: 771 to 1,000; 0.25 vCPU: 250), Fargate's least memory;
+# - requests_per_target: scale out at 50 % of that, 298 req/s a task, times 60 (the ALB metric
 #   is per target per minute): the load can double while a new task starts and stay under 10 ms;
-# - cpu_target_percent: the CPU a task uses at that rate (45 %), so both policies agree;
-# - min_capacity: one task per zone; max_capacity: a cost bound (10 tasks carry 10,900 req/s).
+# - cpu_target_percent: the CPU a task uses at that rate (49 %), so both policies agree;
+# - min_capacity: one task per zone; max_capacity: a cost bound (10 tasks carry 2,975 req/s);
+# - max_in_flight: what a worker answers in 100 ms at its p99 < 200 ms rate (917 req/s): 92.
 variable "task_cpu" {
   description = "CPU units of a task (1024 = 1 vCPU); from docs/capacity.md."
   type        = number
-  default     = 1024
+  default     = 512
 
   validation {
     condition     = contains([256, 512, 1024, 2048, 4096], var.task_cpu)
@@ -142,7 +143,7 @@ variable "task_cpu" {
 variable "task_memory" {
   description = "Memory of a task in MiB; must be a valid Fargate combination with task_cpu (256: 512, 1024 or 2048; 512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720; in steps of 1024 above 2048), or a precondition refuses the plan."
   type        = number
-  default     = 2048
+  default     = 1024
 
   validation {
     condition     = var.task_memory >= 512 && var.task_memory <= 30720 && var.task_memory % 512 == 0
@@ -158,6 +159,17 @@ variable "workers" {
   validation {
     condition     = var.workers >= 1 && var.workers <= 64 && floor(var.workers) == var.workers
     error_message = "workers must be a whole number from 1 to 64 (the app's bounds)."
+  }
+}
+
+variable "max_in_flight" {
+  description = "Requests a worker holds at once (BOTSCORE_MAX_IN_FLIGHT); scoring requests past it get a fast 503 with Retry-After. From docs/capacity.md: what a worker answers in 100 ms at its p99 < 200 ms rate; 0 turns shedding off."
+  type        = number
+  default     = 92
+
+  validation {
+    condition     = var.max_in_flight >= 0 && var.max_in_flight <= 100000 && floor(var.max_in_flight) == var.max_in_flight
+    error_message = "max_in_flight must be a whole number from 0 (no bound) to 100000 (the app's bounds)."
   }
 }
 
@@ -436,7 +448,7 @@ variable "max_capacity" {
 variable "cpu_target_percent" {
   description = "Target average CPU utilisation of the service (target tracking); from docs/capacity.md: a task's CPU at the requests_per_target rate."
   type        = number
-  default     = 45
+  default     = 50
 
   validation {
     condition     = var.cpu_target_percent >= 10 && var.cpu_target_percent <= 90
@@ -447,7 +459,7 @@ variable "cpu_target_percent" {
 variable "requests_per_target" {
   description = "Target ALB requests per task per minute (ALBRequestCountPerTarget target tracking); from docs/capacity.md: 50 % of a task's p99 < 10 ms rate, times 60."
   type        = number
-  default     = 65400
+  default     = 17800
 
   validation {
     condition     = var.requests_per_target >= 1

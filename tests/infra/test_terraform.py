@@ -1332,6 +1332,7 @@ SIZING = (
     "cpu_target_percent",
     "min_capacity",
     "max_capacity",
+    "max_in_flight",
 )
 
 
