@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from botscore.audit import record
 from botscore.audit.log import AuditLog
@@ -21,6 +22,7 @@ from botscore.errors import BotscoreError, RequestError
 from botscore.ops.metrics import Metrics
 
 log = logging.getLogger("botscore.http")
+_Parsed = TypeVar("_Parsed")
 
 
 class Handler:
@@ -50,45 +52,52 @@ class Handler:
 
     def score_batch(self, call: Call) -> None:
         """POST /bot-score/batch: {"instances": [{x1, x2}, ...]} (1 to 1,000) -> {"p_bot": [...]}, in order."""
-        try:
-            pairs = validation.instances(validation.decode(call.body or b""))
-            scores = [call.scorer.p_bot(x1, x2) for x1, x2 in pairs]
-        except RequestError as exc:
-            self.fail(call, exc)
+        scored = self._score_all(call, lambda: validation.instances(validation.decode(call.body or b"")), list)
+        if scored is None:
             return
-        except Exception:
-            self._internal_error(call)
-            return
+        pairs, scores = scored
         call.status = 200
         call.response = json.dumps({"p_bot": scores}, separators=(",", ":")).encode()
-        rows = []
-        for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
-            self._note_score((x1, x2, p_bot))
-            rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
-        self.audit.keep(call, b"".join(rows))  # one row per score, appended in one write
+        self._keep_scores(call, pairs, scores)
 
     def infer(self, call: Call) -> None:
         """POST /v2/models/bot-score/infer, the Open Inference Protocol: x1 and x2 (or features) tensors
         of N instances -> the p_bot tensor, each score /bot-score's for the same features."""
-        try:
-            request = inference.parse(call.body or b"", call.header_length)
-            scores = [call.scorer.p_bot(x1, x2) for x1, x2 in request.pairs]
-        except RequestError as exc:
-            self.fail(call, exc)
+        scored = self._score_all(
+            call, lambda: inference.parse(call.body or b"", call.header_length), lambda request: request.pairs
+        )
+        if scored is None:
             return
-        except Exception:
-            self._internal_error(call)
-            return
+        request, scores = scored
+        pairs = request.pairs
         call.status = 200
         call.response, header_length = inference.response(request, call.scorer.version, scores)
         if header_length is not None:
             call.content_type = b"application/octet-stream"
             call.extra_headers = [(b"inference-header-content-length", b"%d" % header_length)]
+        self._keep_scores(call, pairs, scores)
+
+    def _score_all(
+        self, call: Call, parse: Callable[[], _Parsed], pairs: Callable[[_Parsed], list[tuple[float, float]]]
+    ) -> tuple[_Parsed, list[float]] | None:
+        """What `parse` reads and the scores of its instances (`pairs`); None when the call was
+        answered with an error instead."""
+        try:
+            parsed = parse()
+            return parsed, [call.scorer.p_bot(x1, x2) for x1, x2 in pairs(parsed)]
+        except RequestError as exc:
+            self.fail(call, exc)
+        except Exception:
+            self._internal_error(call)
+        return None
+
+    def _keep_scores(self, call: Call, pairs: list[tuple[float, float]], scores: list[float]) -> None:
+        """One row per score, appended in one write."""
         rows = []
-        for item, ((x1, x2), p_bot) in enumerate(zip(request.pairs, scores, strict=True)):
+        for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
             self._note_score((x1, x2, p_bot))
             rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
-        self.audit.keep(call, b"".join(rows))  # one row per score, appended in one write
+        self.audit.keep(call, b"".join(rows))
 
     def fail(self, call: Call, error: BotscoreError, response: bytes | None = None) -> None:
         """Answer with `error` (`response`: its body, when the caller has it made already); the record
