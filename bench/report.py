@@ -154,7 +154,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         *capacity_table(results),
         "",
-        f"When this ran, the Terraform default scaled out at `requests_per_target = {defaults['requests_per_target']}`, "
+        f"When this ran, the Terraform default scaled out at `requests_per_target = {defaults['requests_per_target']}`,"
+        " "
         f"{old:,.0f} req/s per task.",
         f"Memory limit reached (OOM kills in the task cgroups): {ooms}.",
         "",
