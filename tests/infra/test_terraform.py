@@ -22,6 +22,7 @@ import functools
 import json
 import math
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
@@ -89,33 +90,8 @@ def ref(resource_type: str, name: str, attribute: str) -> str:
     return f"<{resource_type}.{name}.{attribute}>"
 
 
-def _top_level(expression: str) -> list[int]:
-    """Positions in `expression` outside string literals and brackets, in order."""
-    positions: list[int] = []
-    depth, in_string, i = 0, False, 0
-    while i < len(expression):
-        char = expression[i]
-        if in_string:
-            if char == "\\":
-                i += 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0:
-            positions.append(i)
-        i += 1
-    if depth or in_string:
-        raise Unresolved(expression)
-    return positions
-
-
-def _closing(expression: str, start: int) -> int:
-    """Position of the bracket closing the one at `start`."""
+def _outside_strings(expression: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(position, character, bracket depth after it) for each character outside string literals."""
     depth, in_string, i = 0, False, start
     while i < len(expression):
         char = expression[i]
@@ -126,13 +102,27 @@ def _closing(expression: str, start: int) -> int:
                 in_string = False
         elif char == '"':
             in_string = True
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            if char in "([{":
+                depth += 1
+            elif char in ")]}":
+                depth -= 1
+            yield i, char, depth
         i += 1
+    if depth or in_string:
+        raise Unresolved(expression)
+
+
+def _top_level(expression: str) -> list[int]:
+    """Positions in `expression` outside string literals and brackets, in order."""
+    return [i for i, char, depth in _outside_strings(expression) if depth == 0 and char not in ")]}"]
+
+
+def _closing(expression: str, start: int) -> int:
+    """Position of the bracket closing the one at `start`."""
+    for i, char, depth in _outside_strings(expression, start):
+        if depth == 0 and char in ")]}":
+            return i
     raise Unresolved(expression)
 
 
