@@ -450,13 +450,10 @@ class BotscoreApp:
         self.metrics = metrics
         self.limits = limits  # read by BotscoreProtocol, the connection it is served over
 
-    def shed(self, method: str, path: str | bytes, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    def shed(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> bytes | None:
         """The answer to a request past the in-flight bound, or None: only scoring requests are shed
         (health checks must keep answering, or the load balancer takes an overloaded task for dead)."""
-        route = path if isinstance(path, str) else path.decode("latin-1")
-        endpoint = self.routes.get(route)
-        if endpoint is None and route.startswith(_VERSIONS):
-            endpoint = self._versioned(route)
+        endpoint = self.routes.get(path) or self._versioned(path)
         return None if endpoint is None or method != "POST" else endpoint.shed(method, headers)
 
     def refused(self, status: int) -> None:
@@ -467,9 +464,7 @@ class BotscoreApp:
         if scope["type"] != "http":
             await self.docs(scope, receive, send)
             return
-        endpoint = self.routes.get(scope["path"])
-        if endpoint is None and scope["path"].startswith(_VERSIONS):
-            endpoint = self._versioned(scope["path"])
+        endpoint = self.routes.get(scope["path"]) or self._versioned(scope["path"])
         if endpoint is not None:
             await endpoint(scope, receive, send)
             return
@@ -489,7 +484,7 @@ class BotscoreApp:
 
     def _versioned(self, path: str) -> Any:
         """The infer route for its versioned path, when it names the version serving now."""
-        if path == f"{_VERSIONS}{self.model.scorer.version}/infer":
+        if path.startswith(_VERSIONS) and path == f"{_VERSIONS}{self.model.scorer.version}/infer":
             return self.routes[INFER_PATH]
         return None
 

@@ -154,9 +154,23 @@ class ScoringRoute:
         self._settles = handler.settles
         self._debug = log.isEnabledFor(logging.DEBUG)  # read once: logging is configured before the app is built
 
+    def _call(self, method: str, rid: bytes | None, authorization: bytes | None, started: float) -> Call:
+        """A call to this route: its id, the model serving now, its key's id, the route's error shape."""
+        call = Call(
+            self.path,
+            method,
+            new_request_id() if rid is None else request_id(rid),
+            self.model.scorer,
+            time.time(),
+            started,
+        )
+        if self.keys.required:
+            call.key_id = self.keys.identify(authorization)
+        call.render_error = self.render_error
+        return call
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        now = time.time()
         rid = content_type = content_length = authorization = header_length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -169,17 +183,7 @@ class ScoringRoute:
                 authorization = value
             elif name == b"inference-header-content-length":
                 header_length = value
-        call = Call(
-            self.path,
-            scope["method"],
-            new_request_id() if rid is None else request_id(rid),
-            self.model.scorer,
-            now,
-            started,
-        )
-        if self.keys.required:
-            call.key_id = self.keys.identify(authorization)
-        call.render_error = self.render_error
+        call = self._call(scope["method"], rid, authorization, started)
         call.header_length = header_length
         refusal: BotscoreError | None = None
         if call.method != "POST":
@@ -266,10 +270,7 @@ class ScoringRoute:
                 rid = value
             elif name == b"authorization":
                 authorization = value
-        call = Call(self.path, method, request_id(rid), self.model.scorer, time.time(), started)
-        call.render_error = self.render_error
-        if self.keys.required:
-            call.key_id = self.keys.identify(authorization)
+        call = self._call(method, rid, authorization, started)
         self.handler.fail(call, self._overloaded, self._overloaded_body)
         self._note_request((self.path, call.status, time.perf_counter() - started, call.key_id))
         overloaded = call.response is self._overloaded_body  # else the audit log refused: its own Retry-After

@@ -48,7 +48,6 @@ class _Shed:
     """Stands for the cycle of a request that was shed: answered, so uvicorn skips its body."""
 
     response_complete = True
-    keep_alive = True
     message_event = asyncio.Event()  # uvicorn's connection_lost sets it; nobody waits on it
 
 
