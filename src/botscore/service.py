@@ -22,7 +22,7 @@ from botscore.audit.uploaders import LocalUploader, S3Uploader, Uploader
 from botscore.dataplane.handler import Handler
 from botscore.errors import fail_startup
 from botscore.http.app import BotscoreApp, create_app
-from botscore.http.auth import ApiKeys
+from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
 from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
@@ -71,25 +71,21 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         on_fsync=metrics.note_fsync,
     )
     metrics.audit_counters = audit.counters
-    keys = ApiKeys.from_setting(settings.api_keys.get_secret_value() if settings.api_keys else None)
-    if settings.api_keys and not keys.required:  # set, yet no key: never serve open by mistake
-        raise SettingsError(
-            f"{env_name('api_keys')}=<hidden>: holds no key (an empty or unreadable keys file, or only "
-            "separators); unset it to leave the scoring routes open"
-        )
+    keys = _api_keys(settings)
 
     async def housekeeping() -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             audit.tick()
-            keys.refresh()  # a keys file that changed (a rotation) takes effect within a tick
             metrics.flush()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         forget_dead_workers()
         audit.start()
-        reload.install(model, settings.model_path, asyncio.get_running_loop(), also=lambda: keys.refresh(force=True))
+        watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a rotated keys file takes effect within a tick
+        reread_keys = watcher.poke if watcher else _nothing
+        reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
         background = [asyncio.create_task(housekeeping())]
         if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
             every = audit.sync_interval if settings.audit_sync == "interval" else 1.0
@@ -101,6 +97,8 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if watcher is not None:
+                watcher.stop()
             await asyncio.to_thread(audit.close)
             metrics.flush()
             mark_process_dead(os.getpid())
@@ -115,6 +113,31 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         lifespan=lifespan,
     )
     return Service(settings, model, audit, metrics, app)
+
+
+def _api_keys(settings: Settings) -> ApiKeys:
+    """The keys of BOTSCORE_API_KEYS or BOTSCORE_API_KEYS_FILE; a set variable without a key stops start-up."""
+    inline = settings.api_keys.get_secret_value() if settings.api_keys else None
+    try:
+        keys = ApiKeys.load(inline, settings.api_keys_file)
+    except KeysFileError as exc:
+        raise SettingsError(f"{env_name('api_keys_file')}={str(settings.api_keys_file)!r}: {exc}") from None
+    if (inline is not None or settings.api_keys_file is not None) and not keys.required:
+        # Set, yet no key: never serve open by mistake.
+        if settings.api_keys_file is not None:
+            raise SettingsError(
+                f"{env_name('api_keys_file')}={str(settings.api_keys_file)!r}: holds no key; "
+                "unset it to leave the scoring routes open"
+            )
+        raise SettingsError(
+            f"{env_name('api_keys')}=<hidden>: holds no key (only separators); "
+            "unset it to leave the scoring routes open"
+        )
+    return keys
+
+
+def _nothing() -> None:
+    """SIGHUP's extra step when there is no keys file to re-read."""
 
 
 def build_from_environment() -> Service:

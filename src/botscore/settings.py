@@ -7,10 +7,12 @@ names the variable (see `load_settings`).
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "BOTSCORE_"
@@ -40,8 +42,15 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(
         default=None,
         description=(
-            "Keys for the scoring routes (comma-separated), or the path of a file of them, re-read when it "
-            "changes and on SIGHUP; unset: open."
+            "Keys for the scoring routes, comma-separated; never a path (a keys file is API_KEYS_FILE). "
+            "Unset, with API_KEYS_FILE unset too: open."
+        ),
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "A file of keys for the scoring routes (one per line or comma-separated), re-read when it changes "
+            "and on SIGHUP; it must exist at start-up."
         ),
     )
     max_header_bytes: int = Field(
@@ -152,22 +161,45 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys")
     @classmethod
-    def _keys_file_exists(cls, value: SecretStr | None) -> SecretStr | None:
-        # A path whose file is missing would otherwise become a key that nobody holds.
-        text = value.get_secret_value() if value else ""
-        if text.startswith(("/", "./", "~")) and "," not in text:
-            try:
-                is_file = Path(text).expanduser().is_file()
-            except (OSError, RuntimeError):  # a name too long, an unknown ~user: never echo the value
-                is_file = False
-            if not is_file:
-                raise ValueError("names a keys file that does not exist")
+    def _keys_are_no_path(cls, value: SecretStr | None) -> SecretStr | None:
+        # One setting, one meaning: a path given here would otherwise become a key nobody holds.
+        entries = [entry.strip() for entry in (value.get_secret_value() if value else "").split(",")]
+        if any(_looks_like_a_path(entry) for entry in entries if entry):
+            raise ValueError(
+                "looks like a file path, not a key list; this variable holds the keys themselves "
+                f"(name a keys file with {ENV_PREFIX}API_KEYS_FILE)"
+            )
         return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _one_source_of_keys(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("api_keys") is not None:
+            raise ValueError(f"set {ENV_PREFIX}API_KEYS or {ENV_PREFIX}API_KEYS_FILE, not both")
+        if value is not None and not str(value).strip():
+            raise ValueError("is empty; unset it, or name a keys file")
+        return value.expanduser() if value is not None else None
 
     @field_validator("audit_bucket")
     @classmethod
     def _empty_bucket_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+
+# What an entry of API_KEYS that is meant as a file looks like: a path, or a file name's extension.
+# Keys are tokens (`openssl rand -hex 32`): none starts like a path or ends in `.txt`.
+_PATH_START = ("/", "./", "../", "~")
+_FILE_EXTENSION = re.compile(r"\.(txt|keys?|csv|conf|cfg|env|ini|json|ya?ml|secrets?|list|pem)$", re.IGNORECASE)
+
+
+def _looks_like_a_path(entry: str) -> bool:
+    """True for an API_KEYS entry that names a file: path-shaped, or an existing file or folder."""
+    if entry.startswith(_PATH_START) or _FILE_EXTENSION.search(entry):
+        return True
+    try:
+        return os.path.lexists(entry)
+    except (OSError, ValueError):  # a name too long to look up is no file name
+        return False
 
 
 def env_name(field: str) -> str:

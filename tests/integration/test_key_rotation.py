@@ -63,7 +63,7 @@ def _first_success(url: str, key: str, timeout: float = 10) -> None:
 def test_a_key_rotates_under_load_with_no_failed_request_and_no_restart(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     _write_keys(keys, OLD)
-    service = Service(tmp_path, workers=2, api_keys=keys).start()
+    service = Service(tmp_path, workers=2, api_keys_file=keys).start()
     pid = service.process.pid if service.process else 0
     old_holders = [_Holder(service.url, OLD) for _ in range(3)]
     new_holders: list[_Holder] = []
@@ -107,7 +107,7 @@ def test_a_key_rotates_under_load_with_no_failed_request_and_no_restart(tmp_path
 def test_sighup_reads_the_keys_file_again(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text("key-aaaa\n")
-    service = Service(tmp_path, api_keys=keys).start()
+    service = Service(tmp_path, api_keys_file=keys).start()
     try:
         seen = keys.stat()
         keys.write_text("key-bbbb\n")  # in place, same size, and the same mtime put back:
@@ -130,3 +130,28 @@ def test_sighup_reads_the_keys_file_again(tmp_path: Path) -> None:
         )
     finally:
         service.stop()
+
+
+def test_a_fifo_put_at_the_keys_path_neither_blocks_the_worker_nor_floods_the_log(tmp_path: Path) -> None:
+    # The file is read off the event loop: a path that would block a reader (a FIFO with no
+    # writer, as a hung NFS mount would) leaves the worker answering with the keys it has.
+    keys = tmp_path / "keys"
+    _write_keys(keys, OLD)
+    service = Service(tmp_path, api_keys_file=keys).start()
+    try:
+        fifo = tmp_path / "keys.fifo"
+        os.mkfifo(fifo)
+        os.replace(fifo, keys)
+        time.sleep(2)  # eight polls
+        with httpx.Client(base_url=service.url, timeout=2) as client:
+            statuses = [
+                client.post("/bot-score", content=SCORE, headers={"Authorization": f"Bearer {OLD}"}).status_code
+                for _ in range(20)
+            ]
+            assert client.get("/healthz").status_code == 200
+    finally:
+        service.stop()
+    assert statuses == [200] * 20
+    log = service.log.read_text()
+    assert log.count('"message": "cannot read the API keys file; keeping the keys"') == 1
+    assert '"reason": "not a regular file"' in log
