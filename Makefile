@@ -68,10 +68,10 @@ capacity: install-dev
 container-smoke:
 	bash scripts/container-smoke.sh
 
-## model: regenerate the dataset and retrain the shipped model (deterministic)
+## model: regenerate the dataset and retrain the shipped model and its card (deterministic)
 model: install-dev
-	$(BIN)/botscore make-data
-	$(BIN)/botscore train
+	$(BIN)/botscore make-data --replace-shipped
+	$(BIN)/botscore train --output src/botscore/model/bot-score.json --replace-shipped
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis var test-artifacts *.egg-info

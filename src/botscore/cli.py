@@ -12,6 +12,7 @@ TRAINING_COMMANDS = {
     "train": "train the model and write its artifact and model card",
     "import-model": "convert a fitted scikit-learn model (skops, or pickle/joblib) into an artifact",
     "make-data": "regenerate the synthetic training data (fixed seed)",
+    "split-data": "split a labelled CSV into rows to train on and held-out rows",
 }
 
 

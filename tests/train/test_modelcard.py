@@ -67,3 +67,44 @@ def test_train_shows_progress_and_reproduces_the_shipped_card_byte_for_byte(tmp_
     for name in PLOTS:
         assert png_size(tmp_path / "model" / name) == (800, 600)
         assert (tmp_path / "model" / name).read_bytes() == (SHIPPED_CARD.parent / "model-card" / name).read_bytes()
+
+
+def test_the_shipped_card_says_what_the_model_is_for_and_how_it_fails() -> None:
+    card = SHIPPED_CARD.read_text()
+    for heading in (
+        "## What it is for",
+        "## What it must not be used for alone",
+        "## Training data",
+        "## Known failure modes",
+        "## Choosing a threshold",
+        "## What to monitor in production",
+    ):
+        assert f"\n{heading}\n" in card, heading
+    training_data = card.split("## Training data", 1)[1].split("##", 1)[0]
+    assert training_data.strip().startswith("Synthetic: 20,000 checkouts drawn by `botscore make-data`")
+    assert "seed 20261127" in training_data
+    assert "carrier-grade NAT" in card
+    assert "Declining a payment or blocking a customer on the score alone" in card
+
+
+def test_the_threshold_table_holds_on_the_held_out_rows() -> None:
+    """Each row's threshold, as printed, keeps the share of people flagged within its budget, as stated."""
+    from botscore.model import artifact
+    from botscore.model.scorer import Scorer
+    from botscore_train import dataset, guidance
+
+    features, labels, _ = dataset.read_dataset(dataset.DATA_FILE)
+    _, x_test, _, y_test = dataset.split(features, labels)
+    scorer = Scorer(artifact.load(SHIPPED_MODEL))
+    scores = [scorer.p_bot(a, b) for a, b in x_test]
+    humans = [p for p, label in zip(scores, y_test, strict=True) if label == 0]
+    bots = [p for p, label in zip(scores, y_test, strict=True) if label == 1]
+    table = SHIPPED_CARD.read_text().split("| false-positive budget |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    assert len(rows) == len(guidance.FP_BUDGETS)
+    for row, budget in zip(rows, guidance.FP_BUDGETS, strict=True):
+        threshold = float(row[1])
+        flagged = sum(p >= threshold for p in humans) / len(humans)
+        caught = sum(p >= threshold for p in bots) / len(bots)
+        assert flagged <= budget
+        assert row[0] == f"| {budget:.1%}" and row[2] == f"{flagged:.2%}" and row[3] == f"{caught:.1%}"

@@ -78,7 +78,14 @@ def import_model(
     artifact.write(document, output)
     verify(_reread(output), estimator)
     if data is not None and card is not None:
-        modelcard.write(document, features, labels, card, evaluated_on=data.name, progress=progress)
+        description = (
+            f"Trained outside botscore ({training_info['estimator']}, imported from `{path.name}`); this card "
+            f"evaluates it on every row of `{data.name}`, which should be rows it was not trained on "
+            "(`botscore split-data` makes such a split)."
+        )
+        modelcard.write(
+            document, features, labels, card, evaluated_on=data.name, data_description=description, progress=progress
+        )
     return document
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from botscore.model import artifact
 from botscore.model.scorer import Scorer
+from botscore_train import guidance
 from botscore_train.evaluation import held_out_metrics
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 6.0, 100  # every plot is 800 x 600 pixels
@@ -40,6 +41,7 @@ def write(
     card: Path,
     *,
     evaluated_on: str,
+    data_description: str,
     progress: Callable[[str], None] = lambda step: None,
 ) -> list[Path]:
     """Score `features` with the artifact, write the plots and the Markdown card; return the files written."""
@@ -66,11 +68,22 @@ def write(
         figure.suptitle(f"{title}: {scorer.version}")
         written.append(_save(figure, folder / name))
     metrics = held_out_metrics(y, p_bot)
+    at_threshold = _at_threshold(y, p_bot)
+    advice = guidance.sections(
+        scorer,
+        features,
+        y,
+        p_bot,
+        data_description=data_description,
+        threshold=THRESHOLD,
+        false_positive_rate=at_threshold["false_positive_rate"],
+    )
     card.write_text(
         _markdown(
             document,
             metrics,
-            _at_threshold(y, p_bot),
+            at_threshold,
+            advice,
             rows=len(y),
             bots=sum(y),
             evaluated_on=evaluated_on,
@@ -171,6 +184,7 @@ def _markdown(
     document: dict[str, Any],
     metrics: dict[str, float],
     at_threshold: dict[str, float],
+    advice: list[str],
     *,
     rows: int,
     bots: int,
@@ -199,6 +213,7 @@ def _markdown(
         "Written by `botscore train` (or `botscore import-model --data`) from the artifact itself, so every",
         "score below is what the service answers for that transaction.",
         "",
+        *advice,
         "## Model",
         "",
         "| | |",

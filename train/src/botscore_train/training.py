@@ -9,7 +9,7 @@ from typing import Any
 
 from botscore.model import artifact
 from botscore_train import modelcard
-from botscore_train.dataset import SEED, TEST_SIZE, read_dataset, split
+from botscore_train.dataset import DATA_FILE, SEED, SYNTHETIC_DESCRIPTION, TEST_SIZE, read_dataset, split
 from botscore_train.evaluation import held_out_metrics
 
 
@@ -94,5 +94,24 @@ def train(
     artifact.write(document, output)
     if card is not None:
         _, x_test, _, y_test = split(features, labels)
-        modelcard.write(document, x_test, y_test, card, progress=progress, evaluated_on="held-out split")
+        modelcard.write(
+            document,
+            x_test,
+            y_test,
+            card,
+            progress=progress,
+            evaluated_on="held-out split",
+            data_description=describe_data(data, data_sha256, len(labels)),
+        )
     return document
+
+
+def describe_data(data: Path, sha256: str, rows: int) -> str:
+    """The card's account of the training data: ours is synthetic (and says how it was made); yours is yours."""
+    held_out = f"{TEST_SIZE:.0%} of the rows, stratified, seed {SEED}, were held out and never trained on."
+    if data.resolve() == DATA_FILE.resolve():
+        return f"{SYNTHETIC_DESCRIPTION} {held_out}"
+    return (
+        f"`{data.name}` ({rows:,} rows, SHA-256 `{sha256}`), supplied by whoever trained this model: "
+        f"write here where its rows and labels came from. {held_out}"
+    )
