@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8887
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint check-terraform bench capacity container-smoke model clean
+.PHONY: install install-dev run test lint check-terraform bench capacity container-smoke model openapi clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "botscore needs Python 3.11+, found " + sys.version.split()[0]'
@@ -20,10 +20,14 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $(VENV)/.runtime | /usr/bin/chromium
+$(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $(VENV)/.runtime | /usr/bin/chromium /usr/bin/javac
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install --no-deps -e ./train
 	@touch $@
+
+# The client examples' test runs docs/clients/BotScore.java with the JDK's single-file launcher.
+/usr/bin/javac:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless
 
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 /usr/bin/chromium:
@@ -72,6 +76,10 @@ container-smoke:
 model: install-dev
 	$(BIN)/botscore make-data --replace-shipped
 	$(BIN)/botscore train --output src/botscore/model/bot-score.json --replace-shipped
+
+## openapi: write docs/openapi.json, the document the service serves at /openapi.json (for client generators)
+openapi: install-dev
+	$(BIN)/python scripts/write-openapi.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis var test-artifacts *.egg-info

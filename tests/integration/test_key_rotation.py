@@ -24,7 +24,7 @@ def _key_id(key: str) -> str:
 
 
 def _write_keys(path: Path, *keys: str) -> float:
-    """Write the file the way the README says (aside, then rename); return when it was replaced."""
+    """Write the file the way docs/api.md says (aside, then rename); return when it was replaced."""
     aside = path.with_suffix(".new")
     aside.write_text("# botscore API keys\n" + "\n".join(keys) + "\n")
     os.replace(aside, path)

@@ -1,4 +1,4 @@
-"""The layout in the README holds: subpackages import one way, no cycles, serving never imports training."""
+"""The layout in docs/architecture.md holds: subpackages import one way, no cycles, serving never imports training."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import botscore_train
 
 SOURCES = {"botscore": Path(botscore.__file__).parent, "botscore_train": Path(botscore_train.__file__).parent}
 
-# Which parts of botscore each part may import (README, "Layout"); a part may always import itself.
+# Which parts of botscore each part may import (docs/architecture.md, "Layout"); a part may always import itself.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "settings": set(),
