@@ -15,7 +15,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 public class BotScore {
-    // Per attempt: ten times the service's p99 at its sized load (10 ms), plus the network.
+    // Per attempt: five times the p99 the service is sized for, never under 100 ms (docs/clients.md).
     // BOTSCORE_TIMEOUT_MS overrides it (the test suite runs on a busy machine).
     static final Duration TIMEOUT = Duration.ofMillis(
             Long.parseLong(System.getenv().getOrDefault("BOTSCORE_TIMEOUT_MS", "100")));

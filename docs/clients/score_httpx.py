@@ -12,8 +12,8 @@ import sys
 
 import httpx
 
-# Per attempt. The service answers within 10 ms at p99 at its sized load (docs/capacity.md); 100 ms
-# is ten times that plus the network, so a timeout means something is wrong, not a slow tail.
+# Per attempt: five times the p99 the service is sized for, and never under 100 ms (docs/clients.md),
+# so a timeout means something is wrong, not a slow tail.
 # BOTSCORE_TIMEOUT_MS overrides it (the test suite runs on a busy machine).
 SECONDS = int(os.environ.get("BOTSCORE_TIMEOUT_MS", "100")) / 1000
 TIMEOUT = httpx.Timeout(SECONDS, connect=SECONDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import json
 import re
 from pathlib import Path
@@ -274,3 +275,33 @@ def test_the_deploy_guide_shows_the_example_queries_that_terraform_creates() -> 
     guide = (DOCS / "deploy.md").read_text()
     for name, sql in example_queries().items():
         assert sql in guide, name
+
+
+# --- the client guide and the architecture diagram ------------------------------------------------
+
+
+def test_the_client_timeout_follows_the_measured_p99_limit() -> None:
+    limit = json.loads((DOCS / "capacity.json").read_text())["method"]["limits_ms"][0]
+    timeouts = section((DOCS / "clients.md").read_text(), "## Timeouts")
+    assert f"under {limit:g} ms: the tight limit `make capacity` sizes each task for" in timeouts
+    rule = max(100, round(5 * limit))
+    assert f"today\n{rule} ms" in timeouts or f"today {rule} ms" in " ".join(timeouts.split())
+    for example in sorted((DOCS / "clients").iterdir()):
+        defaults = re.findall(r'"BOTSCORE_TIMEOUT_MS",\s*"(\d+)"', example.read_text())
+        assert defaults == [str(rule)], example.name
+
+
+def _mermaid_edges(block: str) -> list[tuple[str, str]]:
+    edges = []
+    for line in block.splitlines():
+        ids = re.findall(r"(?:^|-->|-\.->|<-->|\|)\s*([a-z0-9]+)(?=[\[\(\s]|$)", line.strip())
+        if re.search(r"-->|-\.->|<-->", line):
+            edges.extend(itertools.pairwise(ids))
+    return edges
+
+
+def test_the_architecture_diagram_is_the_request_path() -> None:
+    block = (DOCS / "architecture.md").read_text().split("```mermaid\n", 1)[1].split("```", 1)[0]
+    edges = set(_mermaid_edges(block))
+    path = ["client", "validation", "model", "spool", "shipper", "s3", "athena"]
+    assert set(itertools.pairwise(path)) <= edges, edges
