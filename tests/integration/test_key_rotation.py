@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.records import shipped_records
-from tests.support.servers import Service
+from tests.support.servers import BIN, Service, free_port, service_env
 
 OLD = "old-key-3b1f9a7c5d"
 NEW = "new-key-8e2d4c6a0f"
@@ -155,3 +157,36 @@ def test_a_fifo_put_at_the_keys_path_neither_blocks_the_worker_nor_floods_the_lo
     log = service.log.read_text()
     assert log.count('"message": "cannot read the API keys file; keeping the keys"') == 1
     assert '"reason": "not a regular file"' in log
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "line"),
+    [
+        (
+            "BOTSCORE_API_KEYS",
+            "keys.txt",
+            "botscore: BOTSCORE_API_KEYS=<hidden>: Value error, looks like a file path, not a key list; this variable "
+            "holds the keys themselves (name a keys file with BOTSCORE_API_KEYS_FILE)",
+        ),
+        (
+            "BOTSCORE_API_KEYS_FILE",
+            "keys.txt",
+            "botscore: BOTSCORE_API_KEYS_FILE='keys.txt': No such file or directory",
+        ),
+    ],
+)
+def test_a_keys_setting_that_is_neither_keys_nor_a_file_stops_serve_with_one_line(
+    tmp_path: Path, setting: str, value: str, line: str
+) -> None:
+    env = service_env(tmp_path / "audit", **{setting: value})
+    result = subprocess.run(
+        [str(BIN / "botscore"), "serve", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
