@@ -146,7 +146,7 @@ class ApiKeys:
 
         A file that cannot be read, or that holds no key, leaves the keys as they were: a rotation
         that writes the file in place must not open the service for a moment. (Write a new file
-        and rename it over the old one; an empty file turns the keys off only at the next start.)
+        and rename it over the old one; an empty file never turns the keys off: it stops the next start.)
         The problem is logged once, and again only when it, or the file, changes.
         """
         if self.path is None:
