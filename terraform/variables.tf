@@ -276,6 +276,17 @@ variable "audit_sync" {
   }
 }
 
+variable "audit_spool_max_bytes" {
+  description = "Bound of the audit spool all tasks share on EFS (BOTSCORE_AUDIT_SPOOL_MAX_BYTES); the tasks stop taking requests at it. From docs/capacity.md: an S3 outage of the stated length at the sized load (max_capacity tasks at the scale-out rate) stays under the 80 % at which readiness turns false, so it refuses nothing."
+  type        = number
+  default     = 1073741824
+
+  validation {
+    condition     = var.audit_spool_max_bytes >= 65536 && floor(var.audit_spool_max_bytes) == var.audit_spool_max_bytes
+    error_message = "audit_spool_max_bytes must be a whole number of bytes, at least 65536 (the app's bound)."
+  }
+}
+
 variable "audit_adopt_after_seconds" {
   description = "Seconds a worker of another task must be silent, its lock free, before a live task adopts and ships its spool segments (BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS; matters with audit_spool_storage = efs)."
   type        = number
