@@ -386,9 +386,35 @@ def terraform_defaults() -> dict[str, Any]:
     return {key: found[key].strip('"') if isinstance(found[key], str) else found[key] for key in TERRAFORM_KEYS}
 
 
+def rederive() -> None:
+    """`bench/capacity.py --rederive`: the Terraform section of docs/capacity.json and docs/capacity.md again,
+    from the measurements the file holds, after a change of bench/sizing.py's rules (nothing is measured)."""
+    from bench.report import render
+
+    path = ROOT / "docs" / "capacity.json"
+    report = json.loads(path.read_text())
+    sizes = [
+        Size(
+            r["vcpu"],
+            r["memory_mib"],
+            r["workers"],
+            r["fast_rps"],
+            r["slow_rps"],
+            tuple(sorted((s["rate"], s["vcpu_used"]) for s in r["steps"] if s["load"]["failed_share"] == 0)),
+        )
+        for r in report["results"]
+    ]
+    report["terraform"] = suggest(sizes, report["terraform_defaults"], PEAK_RPS)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    (ROOT / "docs" / "capacity.md").write_text(render(report))
+
+
 def main() -> None:
     from bench.report import render
 
+    if "--rederive" in sys.argv:
+        rederive()
+        return
     if os.geteuid() != 0:
         sys.exit("capacity: cgroups need root")
     defaults = terraform_defaults()

@@ -167,10 +167,10 @@ def render(report: dict[str, Any]) -> str:
     tight, loose = method["limits_ms"][0], method["limits_ms"][-1]
     floor, tail = method.get("fsync_floor_ms", 0.0), method.get("fsync_tail_ms", 0.0)
     disk = (
-        f"with every fsync of the task slowed to the deployment's EFS: the local fsync plus {floor:g} ms plus an "
-        f"exponential tail of mean {tail:g} ms (`bench/efs.py`: {floor:g} ms is AWS's published write latency of "
-        "Regional EFS, 'as low as', in the Amazon EFS performance specifications; the tail is an assumption that "
-        f"makes the mean {floor + tail:g} ms and one fsync's p99 {floor + tail * 4.605:.1f} ms)"
+        f"with every fsync of the task made the deployment's EFS commit in place of the local disk's: {floor:g} ms "
+        f"plus an exponential tail of mean {tail:g} ms (`bench/efs.py`: {floor:g} ms is AWS's published write "
+        "latency of Regional EFS, 'as low as', in the Amazon EFS performance specifications; the tail is an "
+        f"assumption that makes the mean {floor + tail:g} ms and one fsync's p99 {floor + tail * 4.605:.1f} ms)"
         if floor or tail
         else "with the spool on the local disk (no EFS latency model)"
     )
@@ -288,8 +288,14 @@ def render(report: dict[str, Any]) -> str:
         "them out, not all; rerun before trusting a difference under about 20 %.",
         "- Loopback only: no ALB, no TLS, no network between client and task. An ALB adds a few ms of its own "
         "and opens its own connections.",
-        "- The spool is on the local disk with EFS's latency added to each fsync, not on EFS: EFS's throughput "
-        "limits, its metadata round trips (open, rename on a seal) and its bad days are not modelled.",
+        "- The spool is on the local disk with EFS's commit latency in place of each fsync, not on EFS: EFS's "
+        "throughput limits, its metadata round trips (open, rename on a seal) and its bad days are not modelled, "
+        "and a modelled commit costs the task no CPU, where an NFS commit costs its client some. On a local disk the "
+        "same `always` costs far more CPU (the ext4 journal commit is charged to the task), which is why earlier "
+        "local-disk runs of this tool found about a third of these rates.",
+        "- A seal (every 60 s, or at 8 MiB) fsyncs on the event loop (src/botscore/audit/segment.py `_seal`): on EFS "
+        "that is two commits, 5-30 ms, during which the worker answers nothing; in a 4 s step it shows as an "
+        "outlier in the p99 only when a seal falls in the window.",
         "- This host's CPU is not a Fargate vCPU (a Fargate vCPU is a hyperthread of a server CPU of its "
         "generation); the CFS quota reproduces the limit, not the speed.",
         "- One request shape (one score per request); batches cost more per request, which the CPU policy covers.",

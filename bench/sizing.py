@@ -36,6 +36,9 @@ EQUAL_WITHIN = 0.10
 MIN_CAPACITY = 2
 SHED_AFTER_SECONDS = 0.1
 OUTAGE_SECONDS = 4 * 3600  # the S3 outage the deployment rides out without refusing (us-east-1, 2017: ~4 h)
+# Unshipped when S3 goes away: the active segment (BOTSCORE_AUDIT_SEGMENT_MAX_AGE_SECONDS, 60 s) and
+# what waits for the upload that fails (BOTSCORE_AUDIT_RETRY_MAX_SECONDS, 30 s).
+BACKLOG_SECONDS = 60 + 30
 # Bytes a scored record takes in the spool: full-precision features, a 32-character id, a key id
 # and the longest scoring route; tests/integration/test_s3_outage.py checks real ones stay under it.
 RECORD_BYTES = 320
@@ -43,19 +46,29 @@ WAF_WINDOW_SECONDS = 300
 GIB = 2**30
 
 
-def spool_bound(rate_rps: float, seconds: float, *, record_bytes: int = RECORD_BYTES, granularity: int = GIB) -> int:
-    """The spool bound under which `seconds` of records at `rate_rps` keep readiness (and so never refuse)."""
+def spool_bound(
+    rate_rps: float,
+    seconds: float,
+    *,
+    backlog_seconds: float = BACKLOG_SECONDS,
+    record_bytes: int = RECORD_BYTES,
+    granularity: int = GIB,
+) -> int:
+    """The spool bound under which an outage of `seconds` at `rate_rps`, on top of the backlog it starts
+    with, keeps readiness (and so never refuses)."""
     from botscore.audit.log import READY_FRACTION
 
-    needed = rate_rps * seconds * record_bytes / READY_FRACTION
+    needed = rate_rps * (seconds + backlog_seconds) * record_bytes / READY_FRACTION
     return math.ceil(needed / granularity) * granularity
 
 
-def rides_out(bound: int, rate_rps: float, *, record_bytes: int = RECORD_BYTES) -> float:
+def rides_out(
+    bound: int, rate_rps: float, *, backlog_seconds: float = BACKLOG_SECONDS, record_bytes: int = RECORD_BYTES
+) -> float:
     """Seconds of an S3 outage at `rate_rps` before the spool reaches the share of `bound` that turns readiness off."""
     from botscore.audit.log import READY_FRACTION
 
-    return bound * READY_FRACTION / (rate_rps * record_bytes)
+    return bound * READY_FRACTION / (rate_rps * record_bytes) - backlog_seconds
 
 
 def in_flight_bound(slow_rps: float, workers: int) -> int:
@@ -130,5 +143,6 @@ def suggest(sizes: list[Size], current: dict[str, Any], peak_rps: float | None =
         "fleet_rps": round(fleet_rps, 1),
         "outage_seconds": OUTAGE_SECONDS,
         "record_bytes": RECORD_BYTES,
+        "backlog_seconds": BACKLOG_SECONDS,
         "spool_rides_out_seconds": round(rides_out(bound, fleet_rps)),
     }

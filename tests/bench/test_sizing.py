@@ -48,12 +48,13 @@ def test_a_peak_rate_sets_max_capacity() -> None:
 def test_the_spool_bound_keeps_an_outage_of_the_stated_length_under_the_readiness_share() -> None:
     from bench.sizing import GIB, rides_out, spool_bound
 
-    # 3,000 req/s x 320 bytes x 4 h = 13.8 GB; / 0.8 = 17.3 GB; rounded up to whole GiB: 17 GiB.
+    # 3,000 req/s x 320 bytes x (4 h + a 90 s backlog) = 13.9 GB; / 0.8 = 17.4 GB; in whole GiB: 17 GiB.
     bound = spool_bound(3000, 4 * 3600)
     assert bound == 17 * GIB
     assert rides_out(bound, 3000) >= 4 * 3600
-    assert spool_bound(3000, 4 * 3600, granularity=1) == 17_280_000_000
-    assert rides_out(17_280_000_000, 3000) == pytest.approx(4 * 3600)
+    assert spool_bound(3000, 4 * 3600, granularity=1) == 17_388_000_000
+    assert rides_out(17_388_000_000, 3000) == pytest.approx(4 * 3600)
+    assert spool_bound(100, 20, backlog_seconds=0, granularity=1) == 800_000
 
 
 def test_the_spool_bound_and_the_waf_limit_follow_the_load_the_scaling_settings_carry() -> None:
