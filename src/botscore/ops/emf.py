@@ -152,6 +152,11 @@ class Snapshot:
         return delta
 
 
+def _readiness(route: str) -> bool:
+    """/readyz and the inference protocol's readiness routes (/v2/health/ready, /v2/models/NAME/ready)."""
+    return route == "/readyz" or route.endswith("/ready")
+
+
 def _minus(now: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
     return {key: value - before.get(key, 0.0) for key, value in now.items()}
 
@@ -208,7 +213,8 @@ class EmfWriter:
         """The EMF documents for one interval: totals, requests by route and status, latency by route."""
         common = {"Service": self.service, **self.properties()}
         timestamp = int(now * 1000)
-        statuses = [(status, n) for (_, status), n in delta.requests.items()]
+        # A readiness probe's 503 says "not ready" to a load balancer: no client was refused or failed.
+        statuses = [(status, n) for (route, status), n in delta.requests.items() if not _readiness(route)]
         status_503 = sum(n for status, n in statuses if status == "503")
         totals: dict[str, tuple[Any, str]] = {
             "Requests": (_number(sum(n for _, n in statuses)), "Count"),
