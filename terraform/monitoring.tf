@@ -67,7 +67,7 @@ locals {
 
 resource "aws_cloudwatch_metric_alarm" "p99_latency" {
   alarm_name          = "${var.name}-p99-latency"
-  alarm_description   = "ALB TargetResponseTime p99 above ${var.p99_latency_threshold_seconds} s for 3 of 5 minutes."
+  alarm_description   = "ALB TargetResponseTime p99 above ${var.p99_latency_threshold_seconds} s for 3 of 5 minutes. Runbook: docs/operations.md#p99-latency"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "TargetResponseTime"
   extended_statistic  = "p99"
@@ -84,7 +84,7 @@ resource "aws_cloudwatch_metric_alarm" "p99_latency" {
 
 resource "aws_cloudwatch_metric_alarm" "target_5xx" {
   alarm_name          = "${var.name}-target-5xx"
-  alarm_description   = "Targets answered more than ${var.target_5xx_threshold} 5xx a minute for 3 of 5 minutes."
+  alarm_description   = "Targets answered more than ${var.target_5xx_threshold} 5xx a minute for 3 of 5 minutes. Runbook: docs/operations.md#target-5xx"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HTTPCode_Target_5XX_Count"
   statistic           = "Sum"
@@ -101,7 +101,7 @@ resource "aws_cloudwatch_metric_alarm" "target_5xx" {
 
 resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
   alarm_name          = "${var.name}-alb-5xx"
-  alarm_description   = "The ALB itself answered more than ${var.target_5xx_threshold} 5xx a minute (no healthy target, target timeouts) for 3 of 5 minutes."
+  alarm_description   = "The ALB itself answered more than ${var.target_5xx_threshold} 5xx a minute (no healthy target, target timeouts) for 3 of 5 minutes. Runbook: docs/operations.md#alb-5xx"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HTTPCode_ELB_5XX_Count"
   statistic           = "Sum"
@@ -118,7 +118,7 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
 
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
   alarm_name          = "${var.name}-unhealthy-hosts"
-  alarm_description   = "At least one target failed the /readyz health check for 3 of 5 minutes."
+  alarm_description   = "At least one target failed the /healthz health check for 3 of 5 minutes. Runbook: docs/operations.md#unhealthy-hosts"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "UnHealthyHostCount"
   statistic           = "Maximum"
@@ -135,7 +135,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 
 resource "aws_cloudwatch_metric_alarm" "no_healthy_hosts" {
   alarm_name          = "${var.name}-no-healthy-hosts"
-  alarm_description   = "No target passes the /readyz health check: the service is down."
+  alarm_description   = "No target passes the /healthz health check: the service is down. Runbook: docs/operations.md#no-healthy-hosts"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HealthyHostCount"
   statistic           = "Minimum"

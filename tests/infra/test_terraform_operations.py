@@ -346,3 +346,15 @@ def test_a_refused_bodys_kept_length_reaches_the_app(config: Config) -> None:
     container = config.value(config.locals["container_definition"])
     environment = {item["name"]: item["value"] for item in container["environment"]}
     assert environment["BOTSCORE_AUDIT_RAW_MAX_BYTES"] == str(_default(config, "audit_raw_max_bytes")) == "256"
+
+
+def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears_and_names_its_runbook_entry(
+    config: Config,
+) -> None:
+    alarms = config.resources_of_type("aws_cloudwatch_metric_alarm")
+    assert len(alarms) == 12
+    for name in alarms:
+        found = _alarm(config, name)
+        assert found["treat_missing_data"] in ("notBreaching", "breaching"), name
+        entry = found["alarm_name"].removeprefix(f"{_default(config, 'name')}-")
+        assert found["alarm_description"].endswith(f"Runbook: docs/operations.md#{entry}"), name
