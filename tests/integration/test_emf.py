@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def test_two_workers_emf_lines_parse_as_emf_and_count_what_was_sent_and_what_met
                           and dict(labels)["route"].startswith("/bot-score"))  # fmt: skip
             if counted == sum(sent.values()):
                 break
+            time.sleep(0.25)
     finally:
         service.stop()  # SIGTERM: each worker writes its last set
     found = emf.documents(service.log.read_text())
