@@ -358,3 +358,13 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears_and_nam
         assert found["treat_missing_data"] in ("notBreaching", "breaching"), name
         entry = found["alarm_name"].removeprefix(f"{_default(config, 'name')}-")
         assert found["alarm_description"].endswith(f"Runbook: docs/operations.md#{entry}"), name
+
+
+def test_the_example_tfvars_repeat_the_measured_defaults_not_older_ones(config: Config) -> None:
+    import hcl2
+
+    with (TERRAFORM_DIR / "terraform.tfvars.example").open() as handle:
+        example = {key: value for key, value in hcl2.load(handle).items() if not key.startswith("__")}
+    measured = [name for name in CAPACITY["terraform_defaults"] if name in CAPACITY["terraform"] and name in example]
+    assert {"requests_per_target", "cpu_target_percent", "task_cpu"} <= set(measured)
+    assert {name: example[name] for name in measured} == {name: _default(config, name) for name in measured}
