@@ -8,7 +8,8 @@ workers' and tasks' points up (Sum) or takes their maximum (Maximum) per minute.
 The numbers are read from the same prometheus_client registry that /metrics is rendered from
 (`registry.collect()`, this worker's samples): a counter's EMF value is its increase since the
 last set, so the sum of every worker's lines over a window equals the increase of the counter
-/metrics shows over that window. Histograms become EMF `Values`/`Counts` (one value per bucket,
+/metrics shows over that window. Histograms (kept by ops/metrics.py as per-bucket `_tally`
+counters; a plain prometheus_client Histogram is read too) become EMF `Values`/`Counts` (one value per bucket,
 its midpoint; the last bucket's lower bound for the open-ended one), from which CloudWatch
 computes percentiles itself (p50, p99 ...), as it does for the ALB's TargetResponseTime.
 
@@ -68,6 +69,15 @@ class _Histogram:
     bounds: tuple[float, ...]  # the histogram's finite upper bounds, as /metrics declares them
     buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
     total: float = 0.0
+    cumulative: dict[float, float] = field(default_factory=dict)  # a plain Histogram's `_bucket{le}` samples
+
+    def settle(self) -> None:
+        """Per-bucket counts from cumulative `_bucket` samples, when the registry held a plain Histogram."""
+        below = 0.0
+        for bound in sorted(self.cumulative):
+            self.buckets[bound] += self.cumulative[bound] - below
+            below = self.cumulative[bound]
+        self.cumulative.clear()
 
     def _lower(self, bound: float) -> float:
         return max((b for b in self.bounds if b < bound), default=0.0)
@@ -117,6 +127,8 @@ class Snapshot:
         for family in registry.collect():
             for sample in family.samples:
                 snapshot._add(family.name, sample.name, sample.labels, sample.value)
+        for histogram in [*snapshot.latency.values(), snapshot.scores, snapshot.fsync]:
+            histogram.settle()
         return snapshot
 
     def _add(self, family: str, name: str, labels: dict[str, str], value: float) -> None:
@@ -126,6 +138,12 @@ class Snapshot:
             self.audit[AUDIT_COUNTERS[family]] = value
         elif family in (SPOOL_BYTES, OLDEST_AGE):
             self.gauges[family] = value
+        elif family in (LATENCY, SCORES, FSYNC):  # a plain prometheus_client Histogram, should metrics.py keep one
+            histogram = self._histogram(family, labels)
+            if histogram is not None and name.endswith("_bucket"):
+                histogram.cumulative[float(labels["le"])] = value
+            elif histogram is not None and name.endswith("_sum"):
+                histogram.total = value
         else:
             histogram = self._histogram(family.removesuffix(_TALLY_SUM).removesuffix(_TALLY), labels)
             if histogram is None:

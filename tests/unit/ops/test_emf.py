@@ -114,3 +114,29 @@ def test_the_next_set_holds_only_what_was_counted_since_and_none_before_the_inte
     found = emf.documents(stream.getvalue()[len(before) :])
     assert emf.requests_by_route_and_status(found) == {("/bot-score", "200"): 1}
     assert emf.totals(found, "UploadFailures") == 0  # the audit counters did not move
+
+
+def test_a_plain_prometheus_histogram_gives_the_same_values_and_counts_as_the_bulk_counted_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from botscore.ops.metrics import LATENCY_BUCKETS
+
+    seconds = (0.0004, 0.001, 0.001, 0.001, 0.003, 0.003, 0.04, 3.0)
+    registry = CollectorRegistry()
+    plain = Histogram("botscore_request_duration_seconds", "", ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+    metrics, stream, clock = Metrics(), io.StringIO(), _Clock()
+    bulk = _writer(metrics, stream, clock)
+    plain_stream = io.StringIO()
+    plain_writer = EmfWriter(
+        registry, namespace="botscore", service="botscore-test", interval=60, spool_max_bytes=1024, stream=plain_stream
+    )
+    for value in seconds:
+        plain.labels("/bot-score").observe(value)
+        metrics.note_request(("/bot-score", 200, value, None))
+    metrics.flush()
+    bulk.flush()
+    plain_writer.flush()
+    [from_bulk] = [d["Latency"] for d in emf.documents(stream.getvalue()) if "Latency" in d]
+    [from_plain] = [d["Latency"] for d in emf.documents(plain_stream.getvalue()) if "Latency" in d]
+    assert from_plain == from_bulk
+    assert from_plain["Counts"] == [1, 3, 2, 1, 1]
