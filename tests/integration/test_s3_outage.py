@@ -127,9 +127,13 @@ def test_s3_down_for_30_s_at_100_req_s_refuses_nothing_readiness_stays_200_then_
         rows = [json.loads(line) for _, body in weed.objects(bucket) for line in gzip.decompress(body).splitlines()]
         assert all(row.get("key_id") for row in rows)
     finally:
-        load.stop()
-        service.stop()
-        weed.stop()
+        try:
+            load.stop()
+        finally:
+            try:
+                service.stop()
+            finally:
+                weed.stop()  # by pid, whatever failed before
 
 
 def _spool_bytes(audit_dir: Path) -> int:
