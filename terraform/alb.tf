@@ -43,10 +43,15 @@ resource "aws_lb_target_group" "this" {
   vpc_id               = local.vpc_id
   deregistration_delay = 30
 
+  # The health check is the replacement signal: ECS replaces a task the ALB finds unhealthy.
+  # So it asks only what replacing the task can fix: does this task's process answer
+  # (/healthz, within 5 s, three times in a row)? Not /readyz: its reasons (the spool near its
+  # bound during an S3 outage, a stalled EFS commit) are shared by every task on the shared
+  # spool, and would cycle the whole fleet without helping. docs/operations.md, "Health".
   health_check {
     enabled             = true
     protocol            = "HTTP"
-    path                = local.readiness_path
+    path                = local.liveness_path
     port                = "traffic-port"
     matcher             = "200"
     interval            = 10
@@ -104,8 +109,42 @@ resource "aws_lb_listener" "http_forward" {
   }
 }
 
+# On an internet-facing ALB the operations routes are not the internet's: /metrics names
+# API key ids, /docs and /openapi.json map the API. The ALB answers them 404 itself unless
+# var.expose_operations_routes; inside the VPC they stay reachable on the tasks' port.
+locals {
+  operations_paths = ["/metrics", "/docs", "/docs/*", "/openapi.json", "/static-offline-docs/*"]
+  serving_listener = local.https_enabled ? aws_lb_listener.https[0].arn : aws_lb_listener.http_forward[0].arn
+  hide_operations  = var.internet_facing && !var.expose_operations_routes
+}
+
+resource "aws_lb_listener_rule" "operations_not_found" {
+  count = local.hide_operations ? 1 : 0
+
+  listener_arn = local.serving_listener
+  priority     = 1
+
+  action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "application/json"
+      status_code  = "404"
+      message_body = jsonencode({ error = { code = "not_found", message = "not found", field = null } })
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = local.operations_paths
+    }
+  }
+}
+
 ################################################################################
-# WAF in front of the ALB: AWS managed rules and a per-IP rate limit
+# WAF in front of the ALB: AWS managed rules and a per-IP rate limit derived from
+# the measured capacity (docs/capacity.md). Its logs keep only blocked and counted
+# requests, with the headers that carry API keys redacted.
 ################################################################################
 
 resource "aws_wafv2_web_acl" "this" {
@@ -171,36 +210,45 @@ resource "aws_wafv2_web_acl" "this" {
 
   # Anonymising services (VPNs, Tor, proxies) are blocked. Requests from hosting
   # providers are only counted: the service's callers may well run in a cloud.
-  rule {
-    name     = "aws-anonymous-ip"
-    priority = 30
+  # Internet-facing only: an internal ALB's callers have private addresses, which the
+  # list can never hold, and each rule is billed per request it inspects.
+  dynamic "rule" {
+    for_each = var.internet_facing ? [1] : []
 
-    override_action {
-      none {}
-    }
+    content {
+      name     = "aws-anonymous-ip"
+      priority = 30
 
-    statement {
-      managed_rule_group_statement {
-        vendor_name = "AWS"
-        name        = "AWSManagedRulesAnonymousIpList"
+      override_action {
+        none {}
+      }
 
-        rule_action_override {
-          name = "HostingProviderIPList"
+      statement {
+        managed_rule_group_statement {
+          vendor_name = "AWS"
+          name        = "AWSManagedRulesAnonymousIpList"
 
-          action_to_use {
-            count {}
+          rule_action_override {
+            name = "HostingProviderIPList"
+
+            action_to_use {
+              count {}
+            }
           }
         }
       }
-    }
 
-    visibility_config {
-      cloudwatch_metrics_enabled = true
-      metric_name                = "${var.name}-aws-anonymous-ip"
-      sampled_requests_enabled   = true
+      visibility_config {
+        cloudwatch_metrics_enabled = true
+        metric_name                = "${var.name}-aws-anonymous-ip"
+        sampled_requests_enabled   = true
+      }
     }
   }
 
+  # One address may send what the whole fleet is sized to carry (var.waf_rate_limit, from
+  # docs/capacity.md), never more; the platform's own backends (var.waf_trusted_cidrs) are left
+  # to autoscaling and the app's shedding.
   rule {
     name     = "rate-limit-per-ip"
     priority = 40
@@ -211,8 +259,23 @@ resource "aws_wafv2_web_acl" "this" {
 
     statement {
       rate_based_statement {
-        limit              = var.waf_rate_limit
-        aggregate_key_type = "IP"
+        limit                 = var.waf_rate_limit
+        evaluation_window_sec = 300
+        aggregate_key_type    = "IP"
+
+        dynamic "scope_down_statement" {
+          for_each = length(var.waf_trusted_cidrs) > 0 ? [1] : []
+
+          content {
+            not_statement {
+              statement {
+                ip_set_reference_statement {
+                  arn = aws_wafv2_ip_set.trusted[0].arn
+                }
+              }
+            }
+          }
+        }
       }
     }
 
@@ -230,18 +293,65 @@ resource "aws_wafv2_web_acl" "this" {
   }
 }
 
+resource "aws_wafv2_ip_set" "trusted" {
+  count = length(var.waf_trusted_cidrs) > 0 ? 1 : 0
+
+  name               = "${var.name}-trusted"
+  scope              = "REGIONAL"
+  ip_address_version = "IPV4"
+  addresses          = var.waf_trusted_cidrs
+}
+
 resource "aws_wafv2_web_acl_association" "this" {
   resource_arn = aws_lb.this.arn
   web_acl_arn  = aws_wafv2_web_acl.this.arn
 }
 
 resource "aws_cloudwatch_log_group" "waf" {
+  #checkov:skip=CKV_AWS_338:Kept var.waf_log_retention_days (30 by default): it holds only blocked and counted requests, for investigating an attack or a false positive, not an audit trail (the audit bucket is).
   name              = "aws-waf-logs-${var.name}" # WAF requires the aws-waf-logs- prefix.
-  retention_in_days = var.log_retention_days
+  retention_in_days = var.waf_log_retention_days
   kms_key_id        = aws_kms_key.this.arn
 }
 
 resource "aws_wafv2_web_acl_logging_configuration" "this" {
   resource_arn            = aws_wafv2_web_acl.this.arn
   log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+
+  # Headers that carry API keys: the app reads Authorization (Bearer); x-api-key is the
+  # other common convention, so a client that sends its key there is not logged either.
+  redacted_fields {
+    single_header {
+      name = "authorization"
+    }
+  }
+
+  redacted_fields {
+    single_header {
+      name = "x-api-key"
+    }
+  }
+
+  # Allowed requests are the service's traffic, which the audit log already keeps; logging
+  # each of them would cost more than the tasks at the sized load.
+  logging_filter {
+    default_behavior = "DROP"
+
+    filter {
+      behavior    = "KEEP"
+      requirement = "MEETS_ANY"
+
+      condition {
+        action_condition {
+          action = "BLOCK"
+        }
+      }
+
+      condition {
+        action_condition {
+          action = "COUNT"
+        }
+      }
+    }
+  }
 }

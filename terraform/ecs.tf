@@ -77,6 +77,12 @@ locals {
       { name = "BOTSCORE_AUDIT_WHEN_FULL", value = var.audit_when_full },
       { name = "BOTSCORE_AUDIT_SYNC", value = var.audit_sync },
       { name = "BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS", value = tostring(var.audit_adopt_after_seconds) },
+      { name = "BOTSCORE_AUDIT_SPOOL_MAX_BYTES", value = tostring(var.audit_spool_max_bytes) },
+      { name = "BOTSCORE_AUDIT_RAW_MAX_BYTES", value = tostring(var.audit_raw_max_bytes) },
+      # The app's metrics reach CloudWatch as EMF lines in this log stream (monitoring.tf).
+      { name = "BOTSCORE_EMF", value = "true" },
+      { name = "BOTSCORE_EMF_NAMESPACE", value = local.metrics_namespace },
+      { name = "BOTSCORE_EMF_SERVICE", value = var.name },
       # Idle connections outlive the ALB's, or the ALB may send a request on one as the task closes it (502).
       { name = "BOTSCORE_KEEP_ALIVE_SECONDS", value = tostring(var.alb_idle_timeout + 15) },
       { name = "AWS_REGION", value = local.region },

@@ -1,7 +1,7 @@
 ################################################################################
 # One customer-managed key for the service's data at rest: audit and Athena
 # results buckets, the audit spool's EFS file system, CloudWatch log groups,
-# the SNS alarm topic and ECR.
+# the SNS alarm topic (CloudWatch alarms and EventBridge publish to it) and ECR.
 #
 # EFS needs no statement of its own: it uses the key through a grant that it
 # creates, on behalf of whoever creates the file system, via the EFS service
@@ -43,6 +43,16 @@ resource "aws_kms_key" "this" {
         Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
         Effect    = "Allow"
         Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*" # This key (AWS requires "*" in key policies).
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
+      },
+      {
+        Sid       = "EventBridgePublishesToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*" # This key (AWS requires "*" in key policies).
         Condition = {

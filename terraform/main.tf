@@ -32,14 +32,17 @@ locals {
   # Globally unique bucket names: name, purpose, account and region.
   bucket_suffix = "${local.account_id}-${local.region}"
 
-  # The app's port (app.settings.DEFAULT_PORT) and readiness route (app.api.READINESS_PATH);
-  # tests/infra/test_terraform.py checks both against the application.
+  # The app's port (app.settings.DEFAULT_PORT) and liveness route (app.api.LIVENESS_PATH), the
+  # ALB's health check; tests/infra/test_terraform.py checks both against the application.
   container_name = "botscore"
   container_port = 8887
-  readiness_path = "/readyz"
+  liveness_path  = "/healthz"
 
   # The spool volume the read-only container writes its audit segments to.
   audit_dir = "/var/lib/botscore"
 
   https_enabled = var.certificate_arn != null
+
+  # The CloudWatch namespace of the app's EMF metrics; the Service dimension is var.name.
+  metrics_namespace = "botscore"
 }

@@ -20,6 +20,20 @@ locals {
   # Endpoints the tasks need: image pulls (ecr.api, ecr.dkr), the awslogs driver (logs) and,
   # with API keys, the secret ECS reads at task start (secretsmanager).
   interface_endpoints = var.create_vpc ? toset(concat(["ecr.api", "ecr.dkr", "logs"], var.api_keys_secret_arn == null ? [] : ["secretsmanager"])) : toset([])
+
+  # Who reaches the ALB: the callers named in var.alb_ingress_cidrs, else the VPC's own range only.
+  vpc_cidr          = var.create_vpc ? var.vpc_cidr : data.aws_vpc.existing[0].cidr_block
+  alb_ingress_cidrs = var.alb_ingress_cidrs == null ? [local.vpc_cidr] : var.alb_ingress_cidrs
+
+  # Accounts whose resources the endpoints let the tasks reach: this one, and the API keys
+  # secret's (it may live in a security account).
+  endpoint_accounts = distinct(concat([local.account_id], var.api_keys_secret_arn == null ? [] : [split(":", var.api_keys_secret_arn)[4]]))
+}
+
+data "aws_vpc" "existing" {
+  count = var.create_vpc ? 0 : 1
+
+  id = var.vpc_id
 }
 
 resource "aws_vpc" "this" {
@@ -116,6 +130,9 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private[0].id
 }
 
+# Endpoint policies: the tasks reach only this account's resources through the endpoints, so
+# a compromised task cannot copy the audit trail to a bucket of someone else's. The S3 endpoint
+# also lets image pulls read ECR's layer bucket, which AWS owns (ECR serves layers from S3).
 resource "aws_vpc_endpoint" "s3" {
   count = var.create_vpc ? 1 : 0
 
@@ -123,6 +140,27 @@ resource "aws_vpc_endpoint" "s3" {
   service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.private[0].id]
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "OwnAccountsBuckets"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:ResourceAccount" = local.endpoint_accounts } }
+      },
+      {
+        Sid       = "EcrImageLayers"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "s3:GetObject"
+        Resource  = "arn:${local.partition}:s3:::prod-${local.region}-starport-layer-bucket/*"
+      },
+    ]
+  })
 
   tags = { Name = "${var.name}-s3" }
 }
@@ -136,6 +174,28 @@ resource "aws_vpc_endpoint" "interface" {
   subnet_ids          = aws_subnet.private[*].id
   security_group_ids  = [aws_security_group.endpoints[0].id]
   private_dns_enabled = true
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [{
+        Sid       = "OwnAccountsResources"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "*"
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:ResourceAccount" = local.endpoint_accounts } }
+      }],
+      # A registry token names no resource, so no account either: allowed as such.
+      each.key == "ecr.api" ? [{
+        Sid       = "EcrToken"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "ecr:GetAuthorizationToken"
+        Resource  = "*"
+      }] : [],
+    )
+  })
 
   tags = { Name = "${var.name}-${each.key}" }
 }
@@ -174,9 +234,9 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_http" {
-  for_each = toset(var.alb_ingress_cidrs)
+  for_each = toset(local.alb_ingress_cidrs)
 
-  #checkov:skip=CKV_AWS_260:The default CIDR on the internal ALB admits only what routes to the VPC; an internet-facing ALB requires API keys (precondition). With a certificate port 80 only answers a redirect to HTTPS; without one (trials) it is the service port. The WAF sits in front.
+  #checkov:skip=CKV_AWS_260:The default CIDR is the VPC's own range; an internet-facing ALB requires API keys (precondition). With a certificate port 80 only answers a redirect to HTTPS; without one (trials) it is the service port. The WAF sits in front.
   security_group_id = aws_security_group.alb.id
   description       = local.https_enabled ? "HTTP (redirected to HTTPS)" : "HTTP (trial without certificate)"
   ip_protocol       = "tcp"
@@ -186,7 +246,7 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_https" {
-  for_each = local.https_enabled ? toset(var.alb_ingress_cidrs) : toset([])
+  for_each = local.https_enabled ? toset(local.alb_ingress_cidrs) : toset([])
 
   security_group_id = aws_security_group.alb.id
   description       = "HTTPS"

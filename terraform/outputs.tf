@@ -8,6 +8,11 @@ output "alb_dns_name" {
   value       = aws_lb.this.dns_name
 }
 
+output "vpc_id" {
+  description = "VPC of the tasks and the internal ALB (where to open a CloudShell VPC environment to call it; docs/deploy.md)."
+  value       = local.vpc_id
+}
+
 output "audit_bucket" {
   description = "Bucket of the audit records."
   value       = aws_s3_bucket.audit.bucket

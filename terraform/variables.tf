@@ -121,14 +121,16 @@ variable "cpu_architecture" {
 }
 
 # Task size and scaling: the defaults below are derived from `make capacity` (docs/capacity.md,
-# docs/capacity.json "terraform"; tests/infra/test_terraform.py fails when they differ):
-# - task_cpu/task_memory/workers: the size with the most requests per vCPU at p99 < 10 ms
-#   (0.5 vCPU, one worker: 595 req/s; 1 vCPU: 771 to 1,000; 0.25 vCPU: 250), Fargate's least memory;
-# - requests_per_target: scale out at 50 % of that, 298 req/s a task, times 60 (the ALB metric
-#   is per target per minute): the load can double while a new task starts and stay under 10 ms;
-# - cpu_target_percent: the CPU a task uses at that rate (49 %), so both policies agree;
-# - min_capacity: one task per zone; max_capacity: a cost bound (10 tasks carry 2,975 req/s);
-# - max_in_flight: what a worker answers in 100 ms at its p99 < 200 ms rate (917 req/s): 92.
+# docs/capacity.json "terraform"; tests/infra/test_terraform.py fails when they differ), run
+# with every fsync as slow as an EFS commit and the median of three runs per size:
+# - task_cpu/task_memory/workers: the size with the most requests per vCPU at p99 < 50 ms
+#   (0.5 vCPU, one worker: 2,380 req/s; 0.25 vCPU: 1,300; 1 vCPU: 2,380 to 3,080), Fargate's least memory;
+# - requests_per_target: scale out at 50 % of that, 1,190 req/s a task, times 60 (the ALB metric
+#   is per target per minute): the load can double while a new task starts and stay under 50 ms;
+# - cpu_target_percent: the CPU a task uses at that rate (58 %), so both policies agree;
+# - min_capacity: one task per zone; max_capacity: a cost bound (10 tasks carry 11,900 req/s);
+# - max_in_flight: what a worker answers in 100 ms at its p99 < 200 ms rate (2,380 req/s): 238;
+# - audit_spool_max_bytes and waf_rate_limit: from the 11,900 req/s the scaling settings carry.
 variable "task_cpu" {
   description = "CPU units of a task (1024 = 1 vCPU); from docs/capacity.md."
   type        = number
@@ -165,7 +167,7 @@ variable "workers" {
 variable "max_in_flight" {
   description = "Requests a worker holds at once (BOTSCORE_MAX_IN_FLIGHT); scoring requests past it get a fast 503 with Retry-After. From docs/capacity.md: what a worker answers in 100 ms at its p99 < 200 ms rate; 0 turns shedding off."
   type        = number
-  default     = 92
+  default     = 238
 
   validation {
     condition     = var.max_in_flight >= 0 && var.max_in_flight <= 100000 && floor(var.max_in_flight) == var.max_in_flight
@@ -255,7 +257,7 @@ variable "audit_when_full" {
 }
 
 variable "audit_spool_storage" {
-  description = "Where the audit spool (BOTSCORE_AUDIT_DIR) lives. efs (default): an encrypted EFS file system shared by the service's tasks; a task that dies (crash, OOM kill, failed health check, SIGKILL after the stop timeout) leaves its spool on EFS and a live task of the service adopts and ships its segments within audit_adopt_after_seconds + about 10 s (plus the NFS server's lock lease if it still holds the dead task's lock). ephemeral: the task's own ephemeral storage, which AWS deletes when the task stops; everything the task had not shipped by then is lost (up to a minute of traffic at the default segment age, and all of an S3 outage)."
+  description = "Where the audit spool (BOTSCORE_AUDIT_DIR) lives. efs (default): an encrypted EFS file system shared by the service's tasks; a task that dies (crash, OOM kill, failed health check, SIGKILL after the stop timeout) leaves its spool on EFS and a live task of the service adopts and ships its segments within audit_adopt_after_seconds + 5 s (plus the NFS server's lock lease if it still holds the dead task's lock). ephemeral: the task's own ephemeral storage, which AWS deletes when the task stops; everything the task had not shipped by then is lost (up to a minute of traffic at the default segment age, and all of an S3 outage)."
   type        = string
   default     = "efs"
 
@@ -273,6 +275,28 @@ variable "audit_sync" {
   validation {
     condition     = contains(["always", "interval", "none"], var.audit_sync)
     error_message = "audit_sync must be always, interval or none."
+  }
+}
+
+variable "audit_spool_max_bytes" {
+  description = "Bound of the audit spool all tasks share on EFS (BOTSCORE_AUDIT_SPOOL_MAX_BYTES); the tasks stop taking requests at it. From docs/capacity.md: an S3 outage of the stated length at the sized load (max_capacity tasks at the scale-out rate) stays under the 80 % at which readiness turns false, so it refuses nothing."
+  type        = number
+  default     = 69793218560
+
+  validation {
+    condition     = var.audit_spool_max_bytes >= 65536 && floor(var.audit_spool_max_bytes) == var.audit_spool_max_bytes
+    error_message = "audit_spool_max_bytes must be a whole number of bytes, at least 65536 (the app's bound)."
+  }
+}
+
+variable "audit_raw_max_bytes" {
+  description = "Bytes of a refused request's body the audit record keeps in its raw column for the bucket's whole retention (BOTSCORE_AUDIT_RAW_MAX_BYTES); 0 keeps none. 256 shows the shape of any malformed score and cuts a batch or payload sent by mistake (where card or personal data would sit); set 0 where clients may send such data."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.audit_raw_max_bytes >= 0 && var.audit_raw_max_bytes <= 1048576 && floor(var.audit_raw_max_bytes) == var.audit_raw_max_bytes
+    error_message = "audit_raw_max_bytes must be a whole number from 0 to 1048576 (the app's bounds)."
   }
 }
 
@@ -381,14 +405,20 @@ variable "ssl_policy" {
 }
 
 variable "alb_ingress_cidrs" {
-  description = "IPv4 CIDR blocks allowed to reach the ALB. The internal ALB (the default) has private addresses only, so the default admits the VPC and the networks peered or routed to it; narrow it to the callers' CIDRs."
+  description = "IPv4 CIDR blocks allowed to reach the ALB. null (default): the VPC's own range (var.vpc_cidr, or the existing VPC's primary CIDR), closed to everything else; name the callers' networks (a peered VPC, an office) to admit them."
   type        = list(string)
-  default     = ["0.0.0.0/0"]
+  default     = null
 
   validation {
-    condition     = length(var.alb_ingress_cidrs) > 0 && alltrue([for c in var.alb_ingress_cidrs : can(cidrhost(c, 0))])
-    error_message = "alb_ingress_cidrs must be a non-empty list of IPv4 CIDR blocks."
+    condition     = try(length(var.alb_ingress_cidrs) > 0 && alltrue([for c in var.alb_ingress_cidrs : can(cidrhost(c, 0))]), var.alb_ingress_cidrs == null)
+    error_message = "alb_ingress_cidrs must be null (the VPC's range) or a non-empty list of IPv4 CIDR blocks."
   }
+}
+
+variable "expose_operations_routes" {
+  description = "On an internet-facing ALB, let /metrics (it names API key ids), /docs and /openapi.json through to the app. false (default): the ALB answers them 404 itself; they stay reachable from inside the VPC (the tasks' own port). No effect on an internal ALB."
+  type        = bool
+  default     = false
 }
 
 variable "alb_deletion_protection" {
@@ -409,13 +439,35 @@ variable "alb_idle_timeout" {
 }
 
 variable "waf_rate_limit" {
-  description = "Requests per 5 minutes from one IP address above which the WAF blocks it."
+  description = "Requests from one IP address per 5 minutes above which the WAF blocks it. From docs/capacity.md: the load the scaling settings carry (max_capacity tasks at the requests_per_target rate) over the 5 minutes, so one address (callers behind one NAT) may use the whole fleet, never more."
   type        = number
-  default     = 20000
+  default     = 3570000
 
   validation {
-    condition     = var.waf_rate_limit >= 100 && var.waf_rate_limit <= 2000000000
-    error_message = "waf_rate_limit must be from 100 to 2,000,000,000."
+    condition     = var.waf_rate_limit >= 10 && var.waf_rate_limit <= 2000000000
+    error_message = "waf_rate_limit must be from 10 to 2,000,000,000 (the WAF's bounds)."
+  }
+}
+
+variable "waf_trusted_cidrs" {
+  description = "Source CIDR blocks the WAF's per-IP rate limit does not apply to (scope-down): the platform's own backends, whose load autoscaling and the app's shedding already bound."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.waf_trusted_cidrs : can(cidrhost(c, 0))])
+    error_message = "waf_trusted_cidrs must be IPv4 CIDR blocks."
+  }
+}
+
+variable "waf_log_retention_days" {
+  description = "Retention of the WAF's log group, in days. It keeps only blocked and counted requests, with the key headers redacted."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365], var.waf_log_retention_days)
+    error_message = "waf_log_retention_days must be a value CloudWatch Logs accepts, at most 365 (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365)."
   }
 }
 
@@ -448,7 +500,7 @@ variable "max_capacity" {
 variable "cpu_target_percent" {
   description = "Target average CPU utilisation of the service (target tracking); from docs/capacity.md: a task's CPU at the requests_per_target rate."
   type        = number
-  default     = 50
+  default     = 60
 
   validation {
     condition     = var.cpu_target_percent >= 10 && var.cpu_target_percent <= 90
@@ -457,9 +509,9 @@ variable "cpu_target_percent" {
 }
 
 variable "requests_per_target" {
-  description = "Target ALB requests per task per minute (ALBRequestCountPerTarget target tracking); from docs/capacity.md: 50 % of a task's p99 < 10 ms rate, times 60."
+  description = "Target ALB requests per task per minute (ALBRequestCountPerTarget target tracking); from docs/capacity.md: 50 % of a task's p99 < 50 ms rate (with EFS commits), times 60."
   type        = number
-  default     = 17800
+  default     = 71400
 
   validation {
     condition     = var.requests_per_target >= 1
@@ -493,6 +545,12 @@ variable "scale_out_cooldown" {
 # ECR
 ################################################################################
 
+variable "ecr_force_delete" {
+  description = "Let terraform destroy delete the ECR repository while it holds images (they are deleted with it). false (default): destroy stops at a non-empty repository; docs/deploy.md shows how to empty it first."
+  type        = bool
+  default     = false
+}
+
 variable "ecr_keep_images" {
   description = "Tagged images the ECR lifecycle policy keeps (newest first); untagged images expire after a day."
   type        = number
@@ -520,7 +578,7 @@ variable "alarm_email" {
 }
 
 variable "p99_latency_threshold_seconds" {
-  description = "Alarm when the ALB's TargetResponseTime p99 is above this many seconds."
+  description = "Alarm when the p99 latency is above this many seconds for 3 of 5 minutes: the ALB's TargetResponseTime and the app's own /bot-score distribution (EMF), each its own alarm. The brief's target: 0.2."
   type        = number
   default     = 0.2
 
@@ -538,6 +596,61 @@ variable "target_5xx_threshold" {
   validation {
     condition     = var.target_5xx_threshold >= 0
     error_message = "target_5xx_threshold must not be negative."
+  }
+}
+
+variable "alarm_5xx_percent" {
+  description = "Alarm when more than this share of the app's answers (EMF Errors5xx / Requests) are 5xx, for 3 of 5 minutes."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.alarm_5xx_percent > 0 && var.alarm_5xx_percent <= 100
+    error_message = "alarm_5xx_percent must be above 0 and at most 100."
+  }
+}
+
+variable "alarm_shed_percent" {
+  description = "Alarm when more than this share of the app's requests are shed (503 overloaded: more in flight than max_in_flight), for 3 of 5 minutes."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.alarm_shed_percent > 0 && var.alarm_shed_percent <= 100
+    error_message = "alarm_shed_percent must be above 0 and at most 100."
+  }
+}
+
+variable "alarm_oldest_unshipped_seconds" {
+  description = "Alarm when the oldest audit record not yet in S3 is older than this, for 2 minutes in a row. Normally it is under a segment's age (60 s) plus an upload; the default is five of those."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alarm_oldest_unshipped_seconds >= 60
+    error_message = "alarm_oldest_unshipped_seconds must be at least 60 (a segment is sealed at 60 s)."
+  }
+}
+
+variable "alarm_upload_failure_minutes" {
+  description = "Alarm when audit uploads to S3 have failed in each of this many minutes in a row."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_upload_failure_minutes >= 1 && var.alarm_upload_failure_minutes <= 60 && floor(var.alarm_upload_failure_minutes) == var.alarm_upload_failure_minutes
+    error_message = "alarm_upload_failure_minutes must be a whole number from 1 to 60."
+  }
+}
+
+variable "alarm_spool_fill_percent" {
+  description = "Alarm when the audit spool holds more than this share of audit_spool_max_bytes. At the sized load the spool reaches 50 % about half-way through the S3 outage it is sized to ride out, with as long again before requests are refused."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.alarm_spool_fill_percent > 0 && var.alarm_spool_fill_percent < 100
+    error_message = "alarm_spool_fill_percent must be above 0 and below 100."
   }
 }
 

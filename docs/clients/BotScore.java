@@ -18,7 +18,7 @@ public class BotScore {
     // Per attempt: five times the p99 the service is sized for, never under 100 ms (docs/clients.md).
     // BOTSCORE_TIMEOUT_MS overrides it (the test suite runs on a busy machine).
     static final Duration TIMEOUT = Duration.ofMillis(
-            Long.parseLong(System.getenv().getOrDefault("BOTSCORE_TIMEOUT_MS", "100")));
+            Long.parseLong(System.getenv().getOrDefault("BOTSCORE_TIMEOUT_MS", "250")));
     static final int ATTEMPTS = 2;
     static final Pattern P_BOT = Pattern.compile("\"p_bot\":\\s*([-+0-9.eE]+)");
     static final Pattern CODE = Pattern.compile("\"code\":\\s*\"([a-z_]+)\"");

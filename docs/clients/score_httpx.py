@@ -15,7 +15,7 @@ import httpx
 # Per attempt: five times the p99 the service is sized for, and never under 100 ms (docs/clients.md),
 # so a timeout means something is wrong, not a slow tail.
 # BOTSCORE_TIMEOUT_MS overrides it (the test suite runs on a busy machine).
-SECONDS = int(os.environ.get("BOTSCORE_TIMEOUT_MS", "100")) / 1000
+SECONDS = int(os.environ.get("BOTSCORE_TIMEOUT_MS", "250")) / 1000
 TIMEOUT = httpx.Timeout(SECONDS, connect=SECONDS)
 ATTEMPTS = 2  # one retry: a new attempt may reach another task; then decide without a score
 

@@ -25,7 +25,7 @@ def main() -> None:
         headers["Authorization"] = f"Bearer {key}"
     # Seconds, per attempt: the same budget as a single score (docs/clients.md); batches of 1,000
     # take longer, give them more.
-    seconds = int(os.environ.get("BOTSCORE_TIMEOUT_MS", "100")) / 1000
+    seconds = int(os.environ.get("BOTSCORE_TIMEOUT_MS", "250")) / 1000
     client = httpclient.InferenceServerClient(url, connection_timeout=seconds, network_timeout=seconds * 5)
     inputs = [httpclient.InferInput("x1", [len(pairs)], "FP64"), httpclient.InferInput("x2", [len(pairs)], "FP64")]
     inputs[0].set_data_from_numpy(x1)

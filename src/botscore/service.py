@@ -26,6 +26,7 @@ from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
 from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
+from botscore.ops.emf import EmfWriter, worker_properties
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
 from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
@@ -69,15 +70,20 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         sync_interval=settings.audit_sync_interval_ms / 1000,
         adopt_after=settings.audit_adopt_after_seconds,
         on_fsync=metrics.note_fsync,
+        raw_limit=settings.audit_raw_max_bytes,
     )
     metrics.audit_counters = audit.counters
     keys = _api_keys(settings)
+
+    emf = _emf_writer(settings, metrics, model)
 
     async def housekeeping() -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             audit.tick()
             metrics.flush()
+            if emf is not None:
+                emf.tick()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
@@ -101,10 +107,12 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
                 watcher.stop()
             await asyncio.to_thread(audit.close)
             metrics.flush()
+            if emf is not None:
+                emf.flush()  # the last interval, shutdown's shipping included
             mark_process_dead(os.getpid())
 
     app = create_app(
-        Handler(audit, metrics),
+        Handler(audit, metrics, raw_limit=settings.audit_raw_max_bytes),
         model,
         metrics,
         max_body_bytes=settings.max_body_bytes,
@@ -138,6 +146,20 @@ def _api_keys(settings: Settings) -> ApiKeys:
 
 def _nothing() -> None:
     """SIGHUP's extra step when there is no keys file to re-read."""
+
+
+def _emf_writer(settings: Settings, metrics: Metrics, model: ModelSlot) -> EmfWriter | None:
+    """The worker's CloudWatch EMF lines, read from the registry /metrics is rendered from; None when off."""
+    if not settings.emf:
+        return None
+    return EmfWriter(
+        metrics.registry,
+        namespace=settings.emf_namespace,
+        service=settings.emf_service,
+        interval=settings.emf_interval_seconds,
+        spool_max_bytes=settings.audit_spool_max_bytes,
+        properties=worker_properties(lambda: model.scorer.version, settings.audit_host),
+    )
 
 
 def build_from_environment() -> Service:

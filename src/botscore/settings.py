@@ -144,6 +144,35 @@ class Settings(BaseSettings):
     audit_shutdown_seconds: float = Field(
         default=20.0, ge=0, le=300, description="On SIGTERM, time allowed to seal and ship the spool."
     )
+    audit_raw_max_bytes: int = Field(
+        default=256,
+        ge=0,
+        le=1_048_576,
+        description=(
+            "Bytes of a refused request's body kept in the audit record's `raw` column (for the bucket's whole "
+            "retention); 0 keeps none. The default shows the shape of any malformed score (a valid one is about "
+            "25 bytes) and cuts a batch or payload sent by mistake to 256 bytes."
+        ),
+    )
+    emf: bool = Field(
+        default=False,
+        description=(
+            "Write each worker's metrics as CloudWatch embedded metric format lines on stdout every "
+            "EMF_INTERVAL_SECONDS (on ECS, awslogs makes them CloudWatch metrics)."
+        ),
+    )
+    emf_interval_seconds: float = Field(
+        default=60.0, ge=1, le=3600, description="With EMF on: seconds between a worker's sets of metric lines."
+    )
+    emf_namespace: str = Field(
+        default="botscore", min_length=1, max_length=255, description="With EMF on: the CloudWatch namespace."
+    )
+    emf_service: str = Field(
+        default="botscore",
+        min_length=1,
+        max_length=255,
+        description="With EMF on: the value of the `Service` dimension (the ECS service's name).",
+    )
 
     @property
     def spool_directory(self) -> Path:

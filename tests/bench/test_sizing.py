@@ -43,3 +43,23 @@ def test_the_suggestion_scales_out_at_half_the_fast_capacity_per_minute() -> Non
 def test_a_peak_rate_sets_max_capacity() -> None:
     size = Size(0.5, 1024, 1, fast=600, slow=1500, cpu_curve=((600.0, 0.4),))
     assert suggest([size], {"max_capacity": 10}, peak_rps=10_000)["max_capacity"] == 34
+
+
+def test_the_spool_bound_keeps_an_outage_of_the_stated_length_under_the_readiness_share() -> None:
+    from bench.sizing import GIB, rides_out, spool_bound
+
+    # 3,000 req/s x 320 bytes x (4 h + a 90 s backlog) = 13.9 GB; / 0.8 = 17.4 GB; in whole GiB: 17 GiB.
+    bound = spool_bound(3000, 4 * 3600)
+    assert bound == 17 * GIB
+    assert rides_out(bound, 3000) >= 4 * 3600
+    assert spool_bound(3000, 4 * 3600, granularity=1) == 17_388_000_000
+    assert rides_out(17_388_000_000, 3000) == pytest.approx(4 * 3600)
+    assert spool_bound(100, 20, backlog_seconds=0, granularity=1) == 800_000
+
+
+def test_the_spool_bound_and_the_waf_limit_follow_the_load_the_scaling_settings_carry() -> None:
+    size = Size(0.5, 1024, 1, fast=600, slow=1500, cpu_curve=((300.0, 0.2), (600.0, 0.4)))
+    derived = suggest([size], {"max_capacity": 10})
+    assert derived["fleet_rps"] == 3000  # 10 tasks x 18,000 a minute / 60
+    assert derived["waf_rate_limit"] == 900_000  # 3,000 req/s over 300 s, from one address
+    assert derived["spool_rides_out_seconds"] >= derived["outage_seconds"] == 4 * 3600

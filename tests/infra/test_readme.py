@@ -55,6 +55,8 @@ def test_the_settings_table_names_only_settings_that_exist() -> None:
 
 
 def _shown(default: object) -> str:
+    if isinstance(default, bool):  # as the variable is written: BOTSCORE_EMF=true
+        return str(default).lower()
     if isinstance(default, float) and default.is_integer():
         return str(int(default))
     return str(default)

@@ -6,8 +6,9 @@ and block labels are quoted keys. `Config` undoes that and evaluates the small p
 of the language the deployment uses for the values checked here: literals (strings,
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
-`!`, comparisons, `+`, `%`, parentheses, indexing, `tostring()`, `length()`, `contains()`,
-`floor()`, `lookup()`, `range()`, `split()`, `concat()`, `toset()` and `can(regex())`;
+`!`, comparisons, `+`, `-`, `*`, `/`, `%`, parentheses, indexing, `tostring()`, `length()`,
+`contains()`, `floor()`, `lookup()`, `range()`, `split()`, `concat()`, `distinct()`, `merge()`,
+`toset()`, `jsonencode()` (to the value it encodes) and `can(regex())`;
 `Config.rendered` expands `dynamic` blocks. A reference to a resource attribute evaluates
 to a token such as
 `<aws_s3_bucket.audit.bucket>` (`<aws_efs_file_system.spool[0].id>` for a counted
@@ -32,7 +33,7 @@ import pytest
 
 from botscore.audit import schema
 from botscore.audit.spool import object_key
-from botscore.http.app import READINESS_PATH
+from botscore.http.app import LIVENESS_PATH
 from botscore.settings import DEFAULT_PORT, ENV_PREFIX, Settings, env_name
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "terraform"
@@ -176,6 +177,9 @@ _BINARY = {
     ">": lambda a, b: a > b,
     "<": lambda a, b: a < b,
     "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
     "%": lambda a, b: a % b,
 }
 
@@ -295,7 +299,7 @@ class Config:
             if not isinstance(condition, bool):
                 raise Unresolved(expression)
             return self._expression(parts[1] if condition else parts[2])
-        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+",), ("%",)):
+        for operators in (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+", "-"), ("*", "/", "%")):
             if split := _split_binary(expression, operators):
                 left, operator, right = split
                 a = self._expression(left)
@@ -397,6 +401,12 @@ class Config:
             return args[1] in args[0]
         if function == "concat" and all(isinstance(a, list) for a in args):
             return [item for a in args for item in a]
+        if function == "distinct" and len(args) == 1 and isinstance(args[0], list):
+            return list(dict.fromkeys(args[0]))
+        if function == "merge" and all(isinstance(a, dict) for a in args):
+            return {k: v for a in args for k, v in a.items()}
+        if function == "jsonencode" and len(args) == 1:
+            return args[0]  # the value itself, so that a test reads the policy or pattern it encodes
         if function == "toset" and len(args) == 1 and isinstance(args[0], list):
             return sorted(set(args[0]))  # a set of strings, in Terraform's (lexical) order
         if function == "floor" and len(args) == 1 and isinstance(args[0], (int, float)):
@@ -494,13 +504,17 @@ def test_container_port_is_the_app_port(config: Config, container: dict[str, Any
         assert (rule["from_port"], rule["to_port"], rule["ip_protocol"]) == (DEFAULT_PORT, DEFAULT_PORT, "tcp")
 
 
-def test_alb_health_check_is_the_readiness_route(config: Config) -> None:
+def test_alb_health_check_is_the_liveness_route_so_a_shared_fault_cycles_no_task(config: Config) -> None:
+    """ECS replaces a task the ALB finds unhealthy: the check asks only whether this task's process answers
+    (/healthz), never /readyz, whose reasons (a spool filling during an S3 outage) every task shares."""
     target_group = config.value(config.resource("aws_lb_target_group.this"))
     [health_check] = target_group["health_check"]
-    assert health_check["path"] == READINESS_PATH
+    assert health_check["path"] == LIVENESS_PATH == "/healthz"
     assert health_check["enabled"] is True
-    assert health_check["matcher"] == "200"  # /readyz answers 503 when not ready
+    assert health_check["matcher"] == "200"
     assert health_check["port"] == "traffic-port"
+    # A wedged process: three checks of 5 s unanswered, 30 s, and the task is replaced.
+    assert (health_check["timeout"], health_check["unhealthy_threshold"], health_check["interval"]) == (5, 3, 10)
 
 
 def test_every_botscore_variable_is_a_setting(environment: dict[str, str]) -> None:

@@ -58,8 +58,10 @@ class AuditLog:
         adopt_after: float = 30.0,
         fsync: Callable[[int], None] = os.fsync,
         on_fsync: Callable[[float], object] = lambda seconds: None,
+        raw_limit: int = record.RAW_LIMIT,
     ) -> None:
         self.spool = spool
+        self.raw_limit = raw_limit  # BOTSCORE_AUDIT_RAW_MAX_BYTES, for the rows of refusals
         self.writer = SegmentWriter(
             spool, max_bytes=segment_max_bytes, max_age=segment_max_age, durable_seal=sync != "none", fsync=fsync
         )
@@ -191,7 +193,7 @@ class AuditLog:
         call.response = call.render_error(refusal)
         if record_it:
             with contextlib.suppress(SpoolUnavailable):
-                self.writer.append(record.failed(call, refusal, record.Sent()))
+                self.writer.append(record.failed(call, refusal, record.Sent(), raw_limit=self.raw_limit))
 
     def readiness(self) -> str | None:
         """None when records are being accepted with room to spare, else the reason."""

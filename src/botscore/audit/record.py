@@ -19,7 +19,7 @@ from botscore.errors import BotscoreError
 
 log = logging.getLogger("botscore.audit")
 
-RAW_LIMIT = 128 * 1024  # bytes of a body kept in `raw`: the default batch bound, so nothing is cut by default
+RAW_LIMIT = 256  # bytes of a refused body kept in `raw` unless BOTSCORE_AUDIT_RAW_MAX_BYTES says otherwise
 
 _SCORED = (
     b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","item":%d,"ts":"%s","method":"POST","path":"%s",'
@@ -70,11 +70,11 @@ _REFUSED = (
 )
 
 
-def failed(call: Call, error: BotscoreError, sent: Sent) -> bytes:
-    """The one row of a call that scored nothing; `raw` keeps its body, up to RAW_LIMIT bytes."""
+def failed(call: Call, error: BotscoreError, sent: Sent, *, raw_limit: int = RAW_LIMIT) -> bytes:
+    """The one row of a call that scored nothing; `raw` keeps its body's first `raw_limit` bytes (0: none)."""
     if call.body is None and not any(sent):
         return _refused(call, error)
-    raw = None if call.body is None else call.body[:RAW_LIMIT].decode("utf-8", "backslashreplace")
+    raw = None if call.body is None or not raw_limit else call.body[:raw_limit].decode("utf-8", "backslashreplace")
     row: dict[str, Any] = {
         "schema": schema.VERSION,
         "id": call.id.decode(),

@@ -28,8 +28,9 @@ _Parsed = TypeVar("_Parsed")
 class Handler:
     """Answers scoring calls and keeps their records; the audit log applies its when-full policy."""
 
-    def __init__(self, audit: AuditLog, metrics: Metrics) -> None:
+    def __init__(self, audit: AuditLog, metrics: Metrics, *, raw_limit: int = record.RAW_LIMIT) -> None:
         self.audit = audit
+        self.raw_limit = raw_limit  # BOTSCORE_AUDIT_RAW_MAX_BYTES
         self._note_score = metrics.note_score
 
     def score(self, call: Call) -> None:
@@ -104,7 +105,8 @@ class Handler:
         keeps the body as text, and the features it could read."""
         call.status = error.status
         call.response = call.render_error(error) if response is None else response
-        self.audit.keep(call, record.failed(call, error, _as_sent(validation.decoded(call.body))))
+        sent = _as_sent(validation.decoded(call.body))
+        self.audit.keep(call, record.failed(call, error, sent, raw_limit=self.raw_limit))
 
     def _internal_error(self, call: Call) -> None:
         """A bug of ours: answer in the error shape, record it, log it with the request id."""
