@@ -110,7 +110,7 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
                 scores.append(response.json()["p_bot"])
             assert response.status_code == 503
         weed.start()  # S3 is back, on the port the service uses
-        weed.client().create_bucket(Bucket=bucket)
+        weed.create_bucket(bucket)
         rows_expected = len(answered) + len(scores) - sum(1 for status, _ in answered.values() if status == 200)
         wait_for(lambda: _download(weed, bucket, tmp_path / "probe") >= rows_expected, 60, "every row in S3")
         assert _download(weed, bucket, tmp_path / "s3") == rows_expected

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from botscore.audit.spool import FolderTaken, SpoolDirectory, SpoolUnavailable
@@ -66,7 +65,9 @@ class SegmentWriter:
         self._lock = threading.Lock()
         self._sealing = threading.Lock()  # one sealer at a time: the seal thread, or seal()
         self._sealing_since: float | None = None
-        self._sealer = ThreadPoolExecutor(1, thread_name_prefix="botscore-seal")
+        self._wake = threading.Event()
+        self._sealer: threading.Thread | None = None
+        self._stopped = False
 
     def append(self, line: bytes) -> None:
         """Append one record line with one write; SpoolUnavailable if the disk refuses it or this worker
@@ -139,7 +140,7 @@ class SegmentWriter:
         if self._fd is not None and now - self._opened_at >= self.max_age:
             self._detach()
         elif self._detached and self._sealing_since is None:
-            self._sealer.submit(self._seal_detached)
+            self._submit()
 
     def seal(self) -> None:
         """Seal the active segment and every detached one now, in this thread (at shutdown, when no
@@ -159,8 +160,25 @@ class SegmentWriter:
         return fds, self.bytes_appended
 
     def close(self) -> None:
-        """Stop the seal thread (after `seal`, at shutdown)."""
-        self._sealer.shutdown(wait=False, cancel_futures=True)
+        """Stop the seal thread (after `seal`, at shutdown); a seal hung in the kernel is not waited for."""
+        self._stopped = True
+        self._wake.set()
+
+    def _submit(self) -> None:
+        """Wake the seal thread (a daemon: a seal hung on a dead file server never holds the exit)."""
+        if self._sealer is None or not self._sealer.is_alive():
+            self._stopped = False
+            self._sealer = threading.Thread(target=self._seal_forever, name="botscore-seal", daemon=True)
+            self._sealer.start()
+        self._wake.set()
+
+    def _seal_forever(self) -> None:
+        while self._wake.wait() and not self._stopped:
+            self._wake.clear()
+            try:
+                self._seal_detached()
+            except Exception:  # the thread must outlive any surprise; the segment stays detached
+                log.exception("sealing failed; retrying at the next tick")
 
     def _detach(self, *, suspect: bool = False, submit: bool = True) -> None:
         if self._fd is None:
@@ -170,7 +188,7 @@ class SegmentWriter:
             self._detached.append(detached)
         self._fd = None
         if submit:
-            self._sealer.submit(self._seal_detached)
+            self._submit()
 
     def _abandon(self) -> None:
         """Stop writing to a segment that may end in a torn line; a new one opens at the next append."""

@@ -219,15 +219,19 @@ class SpoolDirectory:
         started = _clock()
         home = self._home
         self._workers.mkdir(parents=True, exist_ok=True)
-        staging = self._workers / f".new-{home.worker}"
+        # A folder kept by an earlier start of this object (segments were left) is locked again in place.
+        staging = home.root if home.root.is_dir() else self._workers / f".new-{home.worker}"
         (staging / "active").mkdir(parents=True, exist_ok=True)
         (staging / "sealed").mkdir(exist_ok=True)
         fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(fd, _lock_content(self.host, home.token(self.host)))
+            content = _lock_content(self.host, home.token(self.host))
+            os.pwrite(fd, content, 0)
+            os.ftruncate(fd, len(content))
             os.fsync(fd)
-            os.rename(staging, home.root)
+            if staging != home.root:
+                os.rename(staging, home.root)
         except OSError:
             os.close(fd)
             raise

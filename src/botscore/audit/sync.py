@@ -81,7 +81,7 @@ class Syncer:
         self._last_failure = ""
         self._running: list[_Fsync] = []
         self._next: _Fsync | None = None  # started, waiting for the next turn of the loop or a thread
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="botscore-fsync")
+        self._pool: ThreadPoolExecutor | None = None
 
     async def commit(self) -> bool:
         """Wait until the record appended last is on disk and may be answered: False if an fsync failed
@@ -134,6 +134,8 @@ class Syncer:
         job.failures = self._failures
         self._running.append(job)
         try:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="botscore-fsync")
             fds, job.covered = self.writer.dup_unsynced()
             await loop.run_in_executor(self._pool, self._fsync_all, fds)
             if self.writer.sync_error is not None:  # a segment sealed meanwhile could not be synced
@@ -179,4 +181,6 @@ class Syncer:
 
     def close(self) -> None:
         """Stop the threads; an fsync hung in the kernel is not waited for (shutdown has a deadline)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
