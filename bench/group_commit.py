@@ -5,10 +5,11 @@
 
 delays each fsync of `botscore serve` (one worker, pinned to core 0, spool in a temp dir, segments
 kept in its local folder) by D microseconds before it runs, as a network file system's commit does
-(EFS: about 5 ms). wrk, 16 connections, on core 1, BENCH_SECONDS (15) per run. For each delay (0, 2
-and 5 ms; 0 runs under strace too, without a delay): requests per fsync (the service's own
+(EFS: about 5 ms). wrk, 16 connections, on core 1, BENCH_SECONDS (10) per run, BENCH_ROUNDS (3)
+rounds alternating codes and delays; medians. For each delay (BENCH_DELAYS_MS: 0, 2 and 5 ms; 0
+runs under strace too, without a delay): requests per fsync (the service's own
 botscore_audit_fsync_seconds_count over wrk's requests), req/s and wrk's p99. BENCH_AGAINST=DIR
-measures the code in DIR/src too, in the same run (e.g. `git archive a180ad7 src | tar -x -C DIR`).
+measures the code in DIR/src too (e.g. `git archive a180ad7 src | tar -x -C DIR`).
 
     .venv/bin/python bench/group_commit.py    # prints a Markdown table for docs/performance.md
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.servers import BIN, LOOPBACK, Process, free_port, service_env  # noqa: E402
 
-DELAYS_MS = [0, 2, 5]
+DELAYS_MS = [int(ms) for ms in os.environ.get("BENCH_DELAYS_MS", "0,2,5").split(",")]
 CONNECTIONS = 16
-SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 AGAINST = Path(os.environ["BENCH_AGAINST"]) if os.environ.get("BENCH_AGAINST") else None
 SERVER_CORE, LOAD_CORE = "0", "1"
 
@@ -62,7 +65,7 @@ def _wrk(url: str) -> tuple[int, float, float, int]:
     ).stdout
     requests = int(_find(r"(\d+) requests in", out).group(1))
     rate = float(_find(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = _find(r"(?m)^\s+99%\s+([\d.]+)(us|ms|s)$", out).groups()
+    value, unit = _find(r"(?m)^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out).groups()
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return requests, rate, p99, int(errors.group(1)) if errors else 0
@@ -104,20 +107,27 @@ def main() -> None:
     for tool in ("wrk", "strace", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"bench: {tool} not found (apt-get install wrk strace)")
-    rows = []
+    codes = [("this", None)] + ([("against", AGAINST / "src")] if AGAINST else [])
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="botscore-group-commit-") as folder:
-        tmp = Path(folder)
-        for delay in DELAYS_MS:
-            for name, src in [("this", None)] + ([("against", AGAINST / "src")] if AGAINST else []):
-                figures = measure(delay, tmp, src)
-                print(f"{name} {delay} ms: {figures}", file=sys.stderr)
-                rows.append(
-                    f"| {name} | {delay} | {figures['per_fsync']:.1f} | {figures['rate']:,.0f} | "
-                    f"{figures['p99']:.1f} | {figures['errors']:.0f} |"
-                )
+        for _ in range(ROUNDS):  # rounds alternate the codes and delays: the neighbours' noise hits all alike
+            for delay in DELAYS_MS:
+                for name, src in codes:
+                    figures = measure(delay, Path(folder), src)
+                    print(f"{name} {delay} ms: {figures}", file=sys.stderr)
+                    runs.setdefault((name, delay), []).append(figures)
+    print(f"Medians of {ROUNDS} rounds, wrk {CONNECTIONS} connections, {SECONDS} s per run.\n")
     print("| code | fsync delay (ms) | requests per fsync | req/s | p99 (ms) | non-2xx |")
     print("| --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    for (name, delay), figures in sorted(runs.items(), key=lambda item: (item[0][1], item[0][0] != "this")):
+
+        def median(key: str, figures: list[dict[str, float]] = figures) -> float:
+            return statistics.median(f[key] for f in figures)
+
+        print(
+            f"| {name} | {delay} | {median('per_fsync'):.1f} | {median('rate'):,.0f} | {median('p99'):.1f} | "
+            f"{sum(f['errors'] for f in figures):.0f} |"
+        )
 
 
 if __name__ == "__main__":
