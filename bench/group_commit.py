@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,6 +100,9 @@ def measure(delay_ms: int, tmp: Path, src: Path | None) -> dict[str, float]:
         time.sleep(0.5)  # the worker flushes its counts every 0.25 s
         fsyncs = _fsyncs(url) - before
     finally:
+        # SIGTERM to the server itself (strace would only detach); strace exits with it.
+        for child in psutil.Process(process.pid).children():
+            child.terminate()
         process.stop()
     return {"requests": requests, "rate": rate, "p99": p99, "errors": errors, "per_fsync": requests / max(fsyncs, 1)}
 

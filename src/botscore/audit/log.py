@@ -35,6 +35,7 @@ REFUSAL_REPORT_SECONDS = 60  # while refusing, one log line with the count this 
 # A storage call (fsync, seal, heartbeat) running longer than this, or an fsync that took longer the
 # last time, makes the worker unready: EFS commits in milliseconds; half a second is a sick server.
 SLOW_STORAGE_SECONDS = 0.5
+SLOW_STORAGE_HOLD_SECONDS = 5.0  # ...for this long after it returned (no fsync comes while no request does)
 HEARTBEAT_SECONDS = 2.0  # at most; more often when the lease is shorter (lease / 4)
 WhenFull = Literal["reject", "drop"]
 
@@ -239,7 +240,8 @@ class AuditLog:
         for what, seconds in running.items():
             if seconds > SLOW_STORAGE_SECONDS:
                 return f"slow audit spool storage: {what} has been running for {seconds:.1f} s"
-        if self.syncer.last_seconds > SLOW_STORAGE_SECONDS:
+        recent = time.monotonic() - self.syncer.last_returned < SLOW_STORAGE_HOLD_SECONDS
+        if recent and self.syncer.last_seconds > SLOW_STORAGE_SECONDS:
             return f"slow audit spool storage: the last fsync took {self.syncer.last_seconds:.1f} s"
         return None
 

@@ -7,10 +7,12 @@
 
 Group commit. An fsync covers what was appended before it started. A request whose record no
 running fsync covers joins the next one to start, which starts at once (in the next turn of the
-event loop, so every request that appended meanwhile joins it too) unless SYNC_THREADS fsyncs
-already run; then it starts as soon as one returns, covering everything appended until then. So a
-request waits about one fsync, not the rest of the running one plus the next, and throughput
-under `always` is about concurrency / fsync latency.
+event loop, so every request that appended meanwhile joins it too) beside the running ones, once
+the youngest of them has run OVERLAP_AFTER_SECONDS (1 ms) and fewer than SYNC_THREADS run;
+otherwise as soon as one returns, covering everything appended until then. On a network file
+system (EFS commits in about 5 ms) a request so waits about one fsync, not the rest of the
+running one plus the next, and throughput under `always` is about concurrency / fsync latency;
+on a local disk, whose fsyncs take well under a millisecond, one runs at a time and covers more.
 
 Each fsync runs in a thread on duplicates of the fds of the segments not sealed yet (the event
 loop keeps appending; the seal thread may seal a segment meanwhile); sealed segments were synced
@@ -42,6 +44,7 @@ log = logging.getLogger("botscore.audit")
 SyncMode = Literal["none", "interval", "always"]
 SYNC_THREADS = 4  # fsyncs running at once (each holds a thread, blocked in the kernel)
 ANSWER_WITHIN_SECONDS = 5.0  # an answer waits this long for its fsync, then it is a 503
+OVERLAP_AFTER_SECONDS = 0.001  # another fsync starts beside one running this long (a network file system's)
 
 
 @dataclass
@@ -68,15 +71,18 @@ class Syncer:
         on_fsync: Callable[[float], object] = lambda seconds: None,
         threads: int = SYNC_THREADS,
         answer_within: float = ANSWER_WITHIN_SECONDS,
+        overlap_after: float = OVERLAP_AFTER_SECONDS,
     ) -> None:
         self.writer = writer
         self.fsync = fsync
         self.on_fsync = on_fsync  # told each fsync's duration (the metrics' histogram)
         self.threads = threads
         self.answer_within = answer_within
+        self.overlap_after = overlap_after
         self.synced = 0  # writer.bytes_appended durable: covered by an fsync with no failure since it started
         self.failure: str | None = None  # why the last fsync failed; None once one succeeds
         self.last_seconds = 0.0  # how long the last fsync that returned took
+        self.last_returned = 0.0  # monotonic time it returned
         self._failures = 0  # fsyncs failed so far
         self._last_failure = ""
         self._running: list[_Fsync] = []
@@ -127,8 +133,16 @@ class Syncer:
 
     async def _run(self, job: _Fsync) -> None:
         loop = asyncio.get_running_loop()
-        while len(self._running) >= self.threads:  # every thread busy: start when one is free
-            await asyncio.wait([running.returned for running in self._running], return_when=asyncio.FIRST_COMPLETED)
+        while self._running:
+            # Every thread busy: start when one is free. A young fsync (a local disk's take well under
+            # a millisecond) is waited for too, so that the next one covers more; an older one is
+            # a slow file server's, and the next starts beside it.
+            young = self.overlap_after - (time.monotonic() - self._running[-1].started)
+            if len(self._running) < self.threads and young <= 0:
+                break
+            returned = [running.returned for running in self._running]
+            timeout = young if len(self._running) < self.threads else None
+            await asyncio.wait(returned, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         self._next = None  # from here on, a request that appends joins the one after
         job.started = time.monotonic()
         job.failures = self._failures
@@ -176,6 +190,7 @@ class Syncer:
             for fd in fds:
                 os.close(fd)
             self.last_seconds = time.perf_counter() - started
+            self.last_returned = time.monotonic()
             if fds:
                 self.on_fsync(self.last_seconds)
 
