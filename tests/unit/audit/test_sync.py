@@ -292,14 +292,16 @@ def test_with_fsync_slowed_to_1_s_health_answers_at_once_readiness_turns_503_and
                     answers.append((response.headers["x-request-id"], time.monotonic(), response.status_code))
 
             async def probe() -> None:
+                # Each probe is due 50 ms after the last answer: its latency counts from then, so a loop
+                # held by anything (a seal's fsync) delays the probe that was due meanwhile.
                 while time.monotonic() < stop:
                     for path in ("/healthz", "/readyz"):
-                        sent = time.monotonic()
+                        due = time.monotonic() + 0.05
+                        await asyncio.sleep(0.05)
                         response = await client.get(path)
-                        latencies.append(time.monotonic() - sent)
+                        latencies.append(time.monotonic() - due)
                         if path == "/readyz":
                             readiness.append(response)
-                    await asyncio.sleep(0.05)
 
             await asyncio.gather(probe(), *(score(n) for n in range(16)))
         return latencies, readiness, answers
