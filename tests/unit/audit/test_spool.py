@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from botscore.audit.segment import SegmentWriter, SpoolUnavailable
+from botscore.audit.segment import FolderTaken, SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import drop_torn_lines
 from botscore.audit.spool import SpoolDirectory, object_key
 from tests.support.workers import kill_a_worker
@@ -219,3 +219,25 @@ def test_a_rename_whose_reply_was_lost_still_adopts_the_segment_once(
     monkeypatch.undo()
     assert _ids(alive) == ["1", "2"]
     assert not (tmp_path / "audit" / "workers" / dead).exists()
+
+
+def test_a_worker_that_finds_another_holder_in_its_lock_refuses_and_moves_to_a_new_folder(tmp_path: Path) -> None:
+    spool = _open(tmp_path, host="host-a")
+    writer = _writer(spool)
+    writer.append(b'{"id":"mine"}\n')
+    old = spool.worker
+    lock = tmp_path / "audit" / "workers" / old / "lock"
+    lock.write_text("host-a\nhost-b/1.0badf00d\n")  # what an adopter writes first: its fencing token
+    with pytest.raises(FolderTaken, match="adopted by another worker"):
+        spool.heartbeat(lease=15)
+    with pytest.raises(FolderTaken):
+        writer.append(b'{"id":"refused"}\n')
+    spool.probe(lease=15)  # a new folder, under a new name
+    assert spool.worker != old
+    writer.append(b'{"id":"new"}\n')
+    writer.seal()
+    spool.close()
+    assert _ids(spool) == ["new"]
+    # The old folder's segment is left to its adopter, untouched, and its lock keeps the adopter's token.
+    assert [p.name for p in (tmp_path / "audit" / "workers" / old / "active").iterdir()] != []
+    assert lock.read_text() == "host-a\nhost-b/1.0badf00d\n"
