@@ -299,9 +299,9 @@ class SpoolDirectory:
     def probe(self, lease: float = 15.0) -> None:
         """Open the folder if needed (a new one if this one was taken) and check that a file with data
         can be written in it; OSError if not."""
-        if self._taken is not None:
-            self.reopen(lease)
-        elif self._lock_fd is None or not self._root.is_dir():
+        if self._taken is not None or (self._lock_fd is not None and not self._root.is_dir()):
+            self.reopen(lease)  # taken, or removed behind our back: a new folder, never the old name again
+        elif self._lock_fd is None:
             self.open(lease)
         probe = self._root / "active" / ".probe"
         try:
