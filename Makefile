@@ -20,7 +20,7 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $(VENV)/.runtime | /usr/bin/chromium /usr/bin/javac
+$(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $(VENV)/.runtime | /usr/bin/chromium /usr/bin/javac /usr/bin/bindfs
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install --no-deps -e ./train
 	@touch $@
@@ -32,6 +32,11 @@ $(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# The fencing test mounts one folder twice with bindfs (FUSE): two hosts whose locks are not shared.
+/usr/bin/bindfs:
+	apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq bindfs
 
 ## install: create .venv with the runtime dependencies and the `botscore` command
 install: $(VENV)/.runtime

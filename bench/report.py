@@ -151,7 +151,10 @@ def terraform_table(derived: dict[str, Any], defaults: dict[str, Any], tight: fl
             f"the sized load ({fleet:,.0f} req/s) over the WAF's {WAF_WINDOW_SECONDS} s window: one address (callers "
             "behind one NAT) may use the whole fleet the scaling settings carry, never more"
         )
-    lines = ["| variable | variables.tf before this run | derived (variables.tf now) | why |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| variable | variables.tf before this run | derived (variables.tf now) | why |",
+        "| --- | --- | --- | --- |",
+    ]
     for key, reason in why.items():
         lines.append(_row([f"`{key}`", str(defaults.get(key)), str(derived[key]), reason]))
     return lines

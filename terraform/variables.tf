@@ -257,7 +257,7 @@ variable "audit_when_full" {
 }
 
 variable "audit_spool_storage" {
-  description = "Where the audit spool (BOTSCORE_AUDIT_DIR) lives. efs (default): an encrypted EFS file system shared by the service's tasks; a task that dies (crash, OOM kill, failed health check, SIGKILL after the stop timeout) leaves its spool on EFS and a live task of the service adopts and ships its segments within audit_adopt_after_seconds + 5 s (plus the NFS server's lock lease if it still holds the dead task's lock). ephemeral: the task's own ephemeral storage, which AWS deletes when the task stops; everything the task had not shipped by then is lost (up to a minute of traffic at the default segment age, and all of an S3 outage)."
+  description = "Where the audit spool (BOTSCORE_AUDIT_DIR) lives. efs (default): an encrypted EFS file system shared by the service's tasks; a task that dies (crash, OOM kill, failed health check, SIGKILL after the stop timeout) leaves its spool on EFS and a live task of the service adopts and ships its segments within 1.5 x audit_adopt_after_seconds + 11 s (plus the NFS server's lock lease if it still holds the dead task's lock). ephemeral: the task's own ephemeral storage, which AWS deletes when the task stops; everything the task had not shipped by then is lost (up to a minute of traffic at the default segment age, and all of an S3 outage)."
   type        = string
   default     = "efs"
 

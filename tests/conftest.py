@@ -29,7 +29,7 @@ def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
 def bucket(weed: Weed) -> str:
     """A new, empty bucket for one test."""
     name = f"test-{uuid.uuid4().hex[:12]}"
-    weed.client().create_bucket(Bucket=name)
+    weed.create_bucket(name)
     return name
 
 

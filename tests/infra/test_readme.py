@@ -14,6 +14,7 @@ import pytest
 
 from botscore.audit import schema
 from botscore.audit.shipper import Shipper
+from botscore.audit.spool import FENCE_MARGIN_SECONDS, lease_seconds
 from botscore.settings import SHIPPED_MODEL, Settings, env_name
 from tests.support.athena import example_queries
 from tests.support.servers import ROOT
@@ -226,16 +227,21 @@ def test_the_uvicorn_row_names_every_setting_only_botscore_serve_applies() -> No
     assert "--http botscore.http.protocol:BotscoreProtocol" in row
 
 
-def test_the_adoption_bound_is_the_shippers_everywhere() -> None:
+def test_the_adoption_bound_is_the_shippers_and_the_spools_everywhere() -> None:
+    """Across hosts: the adopt-after time, the lease an adopter waits out before the active segment
+    (half of it), the fencing margin, and two of the shipper's claim passes."""
     claim_every = inspect.signature(Shipper.__init__).parameters["claim_every"].default
+    assert lease_seconds(30.0) == 15.0  # the docs say "1.5 x": adopt-after plus its half
+    extra = FENCE_MARGIN_SECONDS + 2 * claim_every
     pages = {page: text for page, text in ALL_TEXT.items() if "adopt" in text.lower()}
     stated = []
     for page, text in pages.items():
         flat = " ".join(text.split())
-        for match in re.finditer(r"(?i)adopt_after_seconds`?(?: \(\d+ s\))? ?(\+|plus) ([^,.;]*?s)\b", flat):
-            stated.append((page, f"{match[1]} {match[2]}"))
+        bound = r"(?i)(\S+ x )?`?\w*adopt_after_seconds`?(?: \(\d+ s\))? ?(\+|plus) ([^,.;(]*?s)\b"
+        for match in re.finditer(bound, flat):
+            stated.append((page, f"{match[1] or ''}{match[2]} {match[3]}"))
     assert stated, "no page states the cross-host adoption bound"
-    assert {bound for _, bound in stated} == {f"+ {claim_every:g} s"}, stated
+    assert {bound for _, bound in stated} == {f"1.5 x + {extra:g} s"}, stated
 
 
 # --- the statements issue 22 found false: each fails here if it is put back ------------------

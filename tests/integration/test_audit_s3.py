@@ -64,7 +64,7 @@ def test_frozen_then_stopped_s3_fails_no_client_request_and_everything_arrives_l
     weed = Weed(tmp_path / "own-s3").start()
     try:
         bucket = "audit-frozen"
-        weed.client().create_bucket(Bucket=bucket)
+        weed.create_bucket(bucket)
         service = s3_service(tmp_path, weed, bucket).start()
         load = Load(service.url, threads=4).start()
         load.wait_for(500)

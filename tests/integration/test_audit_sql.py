@@ -15,7 +15,11 @@ invalid_batch_size, and a batch item's error; 503 audit_unavailable.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import gzip
+import os
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +27,16 @@ import httpx
 import pytest
 
 from botscore.audit import schema
-from tests.support.athena import TABLE, example_queries, open_table
+from botscore.audit.log import AuditLog
+from botscore.audit.spool import SpoolDirectory
+from botscore.audit.uploaders import LocalUploader
+from botscore.dataplane.handler import Handler
+from botscore.http.app import create_app
+from botscore.model import artifact
+from botscore.model.scorer import ModelSlot, Scorer
+from botscore.ops.metrics import Metrics
+from botscore.settings import SHIPPED_MODEL
+from tests.support.athena import ANSWERS, TABLE, example_queries, open_table
 from tests.support.servers import Service, Weed, wait_for
 
 pytestmark = pytest.mark.slow
@@ -110,7 +123,7 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
                 scores.append(response.json()["p_bot"])
             assert response.status_code == 503
         weed.start()  # S3 is back, on the port the service uses
-        weed.client().create_bucket(Bucket=bucket)
+        weed.create_bucket(bucket)
         rows_expected = len(answered) + len(scores) - sum(1 for status, _ in answered.values() if status == 200)
         wait_for(lambda: _download(weed, bucket, tmp_path / "probe") >= rows_expected, 60, "every row in S3")
         assert _download(weed, bucket, tmp_path / "s3") == rows_expected
@@ -137,7 +150,7 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
         == rows_expected
     )
 
-    queries = example_queries()
+    queries = example_queries(ANSWERS)
     p_bot = db.execute(queries["p_bot_per_hour"]).fetchall()
     assert sum(row[2] for row in p_bot) == len(scores)
     assert sum(row[5] for row in p_bot) == sum(1 for score in scores if score >= 0.5)
@@ -150,3 +163,58 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
     for _, _, status, code, answers in db.execute(queries["errors_by_code"]).fetchall():
         codes[status, code] += answers
     assert codes == Counter((status, code) for status, code in answered.values() if status >= 400)
+
+
+def test_a_call_refused_after_its_row_was_written_is_counted_once_as_the_503_its_client_got(tmp_path: Path) -> None:
+    failing = threading.Event()
+
+    def fsync(fd: int) -> None:  # EIO while `failing`, as a disk or a file server gives it
+        if failing.is_set():
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        os.fsync(fd)
+
+    metrics = Metrics()
+    audit = AuditLog(
+        SpoolDirectory(tmp_path / "spool", host="h"),
+        LocalUploader(tmp_path / "s3"),  # the objects under their S3 keys
+        prefix="bot-score/",
+        segment_max_bytes=1 << 20,
+        segment_max_age=3600,
+        spool_max_bytes=1 << 30,
+        when_full="reject",
+        shutdown_seconds=5,
+        sync="always",
+        fsync=fsync,
+    )
+    metrics.audit_counters = audit.counters
+    audit.start()
+    model = ModelSlot(Scorer(artifact.load(SHIPPED_MODEL)))
+    app = create_app(Handler(audit, metrics), model, metrics, max_body_bytes=1024)
+
+    async def answers() -> dict[str, int]:
+        answered = {}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://botscore") as client:
+            for i in range(6):
+                if i == 3:
+                    failing.set()
+                response = await client.post("/bot-score", json={"x1": i, "x2": 0.5})
+                failing.clear()
+                answered[response.headers["x-request-id"]] = response.status_code
+        return answered
+
+    try:
+        answered = asyncio.run(answers())
+    finally:
+        audit.close()  # ships every segment
+    assert sorted(answered.values()) == [200] * 5 + [503]
+    (refused,) = [rid for rid, status in answered.items() if status == 503]
+    db = open_table(tmp_path / "s3")
+    rows = db.execute(f"SELECT status, error_code, ts FROM {TABLE} WHERE id = ? ORDER BY status", [refused]).fetchall()
+    assert [row[:2] for row in rows] == [(200, None), (503, "audit_unavailable")]
+    assert rows[0][2] == rows[1][2]  # the same call: same id, same ts
+    assert sorted(db.execute(f"SELECT id, status FROM {ANSWERS}").fetchall()) == sorted(answered.items())
+    raw, kept = example_queries(TABLE), example_queries(ANSWERS)
+    assert sum(row[2] for row in db.execute(raw["p_bot_per_hour"]).fetchall()) == 6  # the 200 row of the 503 too
+    assert sum(row[2] for row in db.execute(kept["p_bot_per_hour"]).fetchall()) == 5  # scores answered
+    rate = db.execute(kept["error_rate_per_hour"]).fetchall()
+    assert (sum(row[2] for row in rate), sum(row[5] for row in rate)) == (6, 1)  # calls, server errors

@@ -3,11 +3,13 @@ S3 endpoint that answers 200 without storing, an S3 that hangs."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -107,6 +109,37 @@ def test_a_segment_is_deleted_only_once_s3_holds_it_as_sent(
     assert shipper.stats.records_shipped == 1
 
 
+def test_an_object_of_the_same_size_but_other_bytes_does_not_count_as_shipped(
+    tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _aws(monkeypatch, weed, lying_s3.url)
+    spool = SpoolDirectory(tmp_path / "audit", host="h")
+    spool.open()
+    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
+    writer.append(b'{"id":"kept"}\n')
+    writer.seal()
+    (segment,) = spool.sealed()
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # what the shipper sends: gzip level 1, mtime 0
+    sent = compressor.compress(segment.path.read_bytes()) + compressor.flush()
+    # Under the segment's key already: another object of exactly that size (a stale copy, a key reused),
+    # while the PUTs are answered 200 and dropped.
+    other = bytes(reversed(sent))
+    weed.client().put_object(
+        Bucket=bucket, Key=segment.key("p/"), Body=other, Metadata={"sha256": hashlib.sha256(other).hexdigest()}
+    )
+    shipper = Shipper(spool, writer, S3Uploader(bucket), prefix="p/", tick=0.05, backoff_base=0.1, backoff_cap=0.2)
+    shipper.start()
+    try:
+        wait_for(lambda: shipper.stats.upload_failures >= 2, 20, "failed confirmations")
+        assert segment.path.exists()  # the size matches, the SHA-256 does not: the segment stays
+        assert shipper.stats.records_shipped == 0
+        lying_s3.lying = False
+        wait_for(lambda: not segment.path.exists(), 20, "the segment shipped for real")
+    finally:
+        assert shipper.stop(5)
+    assert [body for _, body in weed.objects(bucket)] == [sent]
+
+
 def test_a_hung_s3_gets_one_attempt_per_try_so_the_shipper_counts_every_failure(
     weed: Weed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,7 +203,7 @@ def test_a_full_spool_disk_with_two_workers_means_503s_never_a_crash_and_ready_a
             assert {child.pid for child in psutil.Process(service.process.pid).children()} == workers  # none died
             assert not list(disk.rglob("*.db"))  # no metric file on the spool's disk
             s3.start()  # S3 is back, on the same port
-            s3.client().create_bucket(Bucket=bucket)
+            s3.create_bucket(bucket)
             wait_for(lambda: client.get("/readyz").status_code == 200, 60, "ready again")
             # Each request may reach either worker: both must be back (each recovers on its own tick).
             wait_for(

@@ -192,6 +192,17 @@ class Weed:
             config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2}),
         )
 
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket, or find it there: after a SeaweedFS restart botocore may retry a CreateBucket
+        that had succeeded, and the retry answers BucketAlreadyOwnedByYou (a flake seen in CI)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client().create_bucket(Bucket=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+
     def objects(self, bucket: str) -> Iterator[tuple[str, bytes]]:
         client = self.client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):

@@ -20,7 +20,7 @@ from typing import Literal
 from botscore.audit import record
 from botscore.audit.segment import SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import Shipper
-from botscore.audit.spool import SpoolDirectory
+from botscore.audit.spool import FolderTaken, SpoolDirectory, lease_seconds
 from botscore.audit.sync import Syncer, SyncMode
 from botscore.audit.uploaders import Uploader
 from botscore.call import Call
@@ -32,8 +32,11 @@ READY_FRACTION = 0.8  # /readyz turns 503 above this share of the spool bound, b
 # Past the bound, refusals are still recorded in this share of it; past that they are only counted.
 REFUSAL_RESERVE_FRACTION = 0.01
 REFUSAL_REPORT_SECONDS = 60  # while refusing, one log line with the count this often, not one per request
-SYNC_STUCK_SECONDS = 5.0  # an fsync running longer than this makes the worker unready (a hung NFS server)
-HEARTBEAT_SECONDS = 2.0
+# A storage call (fsync, seal, heartbeat) running longer than this, or an fsync that took longer the
+# last time, makes the worker unready: EFS commits in milliseconds; half a second is a sick server.
+SLOW_STORAGE_SECONDS = 0.5
+SLOW_STORAGE_HOLD_SECONDS = 5.0  # ...for this long after it returned (no fsync comes while no request does)
+HEARTBEAT_SECONDS = 2.0  # at most; more often when the lease is shorter (lease / 4)
 WhenFull = Literal["reject", "drop"]
 
 
@@ -82,7 +85,10 @@ class AuditLog:
             adopt_after=adopt_after,
         )
         self.tick_seconds = tick
+        self.lease = lease_seconds(adopt_after)
         self._housekeeper: threading.Thread | None = None
+        self._heart: threading.Thread | None = None
+        self._beat_started: float | None = None  # monotonic start of the running heartbeat
         self._stop_housekeeping = threading.Event()
         self.records_dropped = 0
         self.records_refused = 0
@@ -106,10 +112,12 @@ class AuditLog:
         self._try_open()
         self._refresh()
         self.shipper.start()
-        # Heartbeat and usage in a thread of their own: a pass of the shipper can take a minute
-        # while S3 hangs, and another host must never take this worker for dead meanwhile.
+        # Usage scans in a thread of their own (a pass of the shipper can take a minute while S3
+        # hangs), and heartbeats in another: a slow scan of a large spool must not let the lease lapse.
         self._housekeeper = threading.Thread(target=self._housekeep, name="botscore-audit", daemon=True)
         self._housekeeper.start()
+        self._heart = threading.Thread(target=self._beat, name="botscore-heartbeat", daemon=True)
+        self._heart.start()
         log.info(
             "audit log started",
             extra={
@@ -124,11 +132,18 @@ class AuditLog:
         shipped_all = self.shipper.stop(self.shutdown_seconds)
         self.syncer.close()
         self._stop_housekeeping.set()
-        if self._housekeeper is not None:
-            self._housekeeper.join(5)
-        if self._unavailable is None:
+        for thread in (self._housekeeper, self._heart):
+            if thread is not None:
+                thread.join(5)
+        try:  # what cannot be sealed stays in active/ for the next start, which checks its lines
             self.writer.seal()
+        except OSError as exc:
+            log.error("cannot seal the active segment at shutdown", extra={"reason": str(exc)})
+        self.writer.close()
+        try:
             self.spool.close()
+        except OSError as exc:
+            log.error("cannot close the spool folder", extra={"reason": str(exc)})
         log.info(
             "audit log closed",
             extra={
@@ -140,12 +155,10 @@ class AuditLog:
         )
 
     def tick(self) -> None:
-        """Seal the active segment when it is old enough; called from the event loop, which owns it."""
+        """Hand the active segment to the seal thread when it is old enough; called from the event loop,
+        which owns it (the seal itself never runs on the loop)."""
         if self._unavailable is None:
-            try:
-                self.writer.seal_if_due()
-            except OSError as exc:
-                log.error("cannot seal the active segment", extra={"reason": str(exc)})
+            self.writer.seal_if_due()
 
     # -- the request path ---------------------------------------------------------------
 
@@ -199,11 +212,14 @@ class AuditLog:
         """None when records are being accepted with room to spare, else the reason."""
         if self._unavailable is not None:
             return f"audit spool unavailable: {self._unavailable}"
+        problem = self.spool.ownership_problem()
+        if problem is not None:
+            return str(problem)
         if self.syncer.failure is not None:
             return self.syncer.failure
-        stuck = self.syncer.running_for()
-        if stuck > SYNC_STUCK_SECONDS:
-            return f"an fsync of the audit spool has been running for {stuck:.0f} s"
+        slow = self._slow_storage()
+        if slow is not None:
+            return slow
         usage = self.usage_bytes
         if usage >= READY_FRACTION * self._capacity:
             if self._capacity < self.spool_max_bytes:
@@ -215,6 +231,20 @@ class AuditLog:
                 f"audit spool holds {usage} bytes, above {int(READY_FRACTION * 100)}% of "
                 f"BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes}"
             )
+        return None
+
+    def _slow_storage(self) -> str | None:
+        running = {
+            "an fsync of the audit spool": self.syncer.running_for(),
+            "sealing an audit segment": self.writer.sealing_for(),
+            "the spool heartbeat": time.monotonic() - beat if (beat := self._beat_started) is not None else 0.0,
+        }
+        for what, seconds in running.items():
+            if seconds > SLOW_STORAGE_SECONDS:
+                return f"slow audit spool storage: {what} has been running for {seconds:.1f} s"
+        recent = time.monotonic() - self.syncer.last_returned < SLOW_STORAGE_HOLD_SECONDS
+        if recent and self.syncer.last_seconds > SLOW_STORAGE_SECONDS:
+            return f"slow audit spool storage: the last fsync took {self.syncer.last_seconds:.1f} s"
         return None
 
     @property
@@ -239,13 +269,18 @@ class AuditLog:
             "oldest_unshipped_age_seconds": 0.0 if oldest is None else max(0.0, time.time() - oldest),
         }
 
-    # -- housekeeping (shipper thread) --------------------------------------------------------
+    # -- housekeeping (its own threads) --------------------------------------------------------
 
     def _try_open(self) -> None:
+        """Open the folder (a new one if ours was taken), prove it is ours and that it takes data."""
         with self._open_lock:
             self._last_open_attempt = time.monotonic()
             try:
-                self.spool.probe()
+                self.spool.probe(self.lease)
+                self.spool.heartbeat(self.lease)
+            except FolderTaken as exc:
+                self._unavailable = str(exc)  # the next attempt (within a second) moves to a new folder
+                return
             except OSError as exc:
                 self._unavailable = f"cannot use {self.spool.directory}: {exc.strerror or exc}"
                 return
@@ -295,12 +330,35 @@ class AuditLog:
             self._refused_reported = refused
 
     def _housekeep(self) -> None:
-        next_beat = 0.0
         while not self._stop_housekeeping.wait(self.tick_seconds):
             try:
-                if time.monotonic() >= next_beat:
-                    self.spool.heartbeat()
-                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
                 self._refresh()
             except Exception:  # the thread must outlive any surprise
                 log.exception("audit housekeeping failed; retrying")
+
+    def _beat(self) -> None:
+        """Renew the lease on this worker's folder; when another worker adopted it, say so once and move
+        to a new folder (meanwhile appends and answers are refused: spool.py's fencing argument)."""
+        failing = False
+        while not self._stop_housekeeping.wait(min(HEARTBEAT_SECONDS, self.lease / 4)):
+            self._beat_started = time.monotonic()
+            try:
+                self.spool.heartbeat(self.lease)
+                if failing:
+                    log.info("audit spool heartbeat works again")
+                failing = False
+            except FolderTaken as exc:
+                log.warning(
+                    "this worker's spool folder was adopted by another worker: refusing until it works "
+                    "from a new folder",
+                    extra={"reason": str(exc)},
+                )
+                self._try_open()
+                if self._unavailable is None:
+                    log.info("audit log works from a new spool folder", extra={"worker": self.spool.worker})
+            except Exception as exc:  # OSError above all; the thread must outlive any surprise
+                if not failing:
+                    log.error("audit spool heartbeat failed; retrying", extra={"reason": str(exc)})
+                failing = True
+            finally:
+                self._beat_started = None

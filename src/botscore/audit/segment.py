@@ -1,23 +1,39 @@
 """The active segment: each record appended with one write, sealed by size or age.
 
-It belongs to the event-loop thread (`append`, `seal_if_due`) and takes no lock; `seal` also
-runs at shutdown, when no request runs any more. Where the file lives is the spool's business.
+Appends belong to the event-loop thread and take no lock. Sealing does not: a segment due to be
+sealed is detached (the next append opens a new one) and handed to a seal thread, which fsyncs it
+(when the sync mode asks), renames it into sealed/ and fsyncs that folder, so a slow or hung file
+server never holds the event loop. Until its seal is done, a detached segment is still "unsynced"
+for the Syncer (`dup_unsynced`). `seal()` seals everything at once in the caller's thread (at
+shutdown, or in tests). Where the files live is the spool's business.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from botscore.audit.spool import SpoolDirectory
+from botscore.audit.spool import FolderTaken, SpoolDirectory, SpoolUnavailable
+
+__all__ = ["FolderTaken", "SegmentWriter", "SpoolUnavailable"]
 
 log = logging.getLogger("botscore.spool")
 
 
-class SpoolUnavailable(Exception):
-    """The spool cannot take the record (disk full, folder unwritable); the message says why."""
+@dataclass
+class _Detached:
+    """A segment no longer appended to, waiting for the seal thread."""
+
+    fd: int
+    name: str
+    opened_at: float
+    size: int
+    generation: int  # the spool folder's generation it was opened in
+    suspect: bool  # a write to it failed: it may end in a torn line
 
 
 class SegmentWriter:
@@ -41,13 +57,28 @@ class SegmentWriter:
         self._name = ""
         self._opened_at = 0.0
         self._bytes = 0
+        self._generation = 0
         self.records_written = 0  # record lines
         self.bytes_appended = 0  # only ever grows; the audit log's usage estimate reads it
         self.sync_error: str | None = None  # a failed fsync while sealing, for the Syncer to report
+        self._detached: list[_Detached] = []  # oldest first; guarded by _lock (the seal thread closes their fds)
+        self._lock = threading.Lock()
+        self._sealing = threading.Lock()  # one sealer at a time: the seal thread, or seal()
+        self._sealing_since: float | None = None
+        self._wake = threading.Event()
+        self._sealer: threading.Thread | None = None
+        self._stopped = False
 
     def append(self, line: bytes) -> None:
-        """Append one record line with one write; SpoolUnavailable if the disk refuses it."""
+        """Append one record line with one write; SpoolUnavailable if the disk refuses it or this worker
+        cannot prove it still owns its folder (FolderTaken once it knows another worker adopted it)."""
+        problem = self.spool.ownership_problem()
+        if problem is not None:
+            raise problem
         fd = self._fd
+        if fd is not None and self._generation != self.spool.generation:
+            self._detach()  # opened in a folder that was taken: the seal thread drops it unsealed
+            fd = None
         if fd is None:
             fd = self._open()
         try:
@@ -58,24 +89,22 @@ class SegmentWriter:
             raise SpoolUnavailable(f"cannot write {name}: {exc.strerror}") from None
         if written != len(line):
             # A short write (disk full) would leave a torn line in the middle; cut it off.
+            name = self._name
             try:
                 os.ftruncate(fd, self._bytes)
             except OSError:
                 self._abandon()  # the torn line stays; the segment is repaired when shipped
-            raise SpoolUnavailable(f"cannot write {self._name}: short write, disk full")
+            raise SpoolUnavailable(f"cannot write {name}: short write, disk full")
         self._bytes += written
         self.bytes_appended += written
         self.records_written += line.count(b"\n")
         if self._bytes >= self.max_bytes:
-            try:
-                self._seal()
-            except OSError as exc:  # the record is written; sealing is retried at the next tick
-                log.error("cannot seal a full segment", extra={"segment": self._name, "reason": str(exc)})
+            self._detach()
 
     def _open(self) -> int:
         now = time.time()
         try:
-            self._name, fd = self.spool.create_active(now)
+            self._name, fd, self._generation = self.spool.create_active(now)
         except OSError as exc:
             raise SpoolUnavailable(f"cannot create a segment in {self.spool.directory}: {exc.strerror}") from None
         self._fd = fd
@@ -85,55 +114,127 @@ class SegmentWriter:
 
     @property
     def active_bytes(self) -> int:
-        """Bytes in the active segment (0 when none is open)."""
-        return self._bytes if self._fd is not None else 0
+        """Bytes not sealed yet: the active segment's and those waiting for the seal thread."""
+        with self._lock:
+            waiting = sum(d.size for d in self._detached)
+        return waiting + (self._bytes if self._fd is not None else 0)
 
     @property
     def opened_at(self) -> float | None:
-        """Wall-clock time of the active segment's first record, or None when it holds none."""
-        return self._opened_at if self._fd is not None and self._bytes else None
+        """Wall-clock time of the oldest unsealed record, or None when there is none."""
+        with self._lock:
+            times = [d.opened_at for d in self._detached if d.size]
+        if self._fd is not None and self._bytes:
+            times.append(self._opened_at)
+        return min(times, default=None)
+
+    def sealing_for(self) -> float:
+        """Seconds the running seal has taken so far (0 when none runs)."""
+        since = self._sealing_since
+        return time.monotonic() - since if since is not None else 0.0
 
     def seal_if_due(self, now: float | None = None) -> None:
-        """Seal the active segment once it is older than the age bound (event-loop thread)."""
+        """Hand the active segment to the seal thread once it is older than the age bound, and retry
+        seals that failed (event-loop thread; never waits for the disk)."""
         now = time.time() if now is None else now
         if self._fd is not None and now - self._opened_at >= self.max_age:
-            self._seal()
+            self._detach()
+        elif self._detached and self._sealing_since is None:
+            self._submit()
 
     def seal(self) -> None:
-        """Seal the active segment now (at shutdown, or from the event-loop thread)."""
-        self._seal()
+        """Seal the active segment and every detached one now, in this thread (at shutdown, when no
+        request runs any more); OSError if one cannot be sealed (it stays for the next start)."""
+        if self._fd is not None:
+            self._detach(submit=False)
+        self._seal_detached(raise_errors=True)
 
-    def dup_active(self) -> tuple[int | None, int]:
-        """A duplicate of the active segment's fd (None when none is open; the caller closes it) and
-        bytes_appended at this moment: an fsync of the duplicate makes every byte appended so far
+    def dup_unsynced(self) -> tuple[list[int], int]:
+        """Duplicates of the fds of every segment not sealed yet (the caller closes them) and
+        bytes_appended at this moment: fsyncs of the duplicates make every byte appended so far
         durable, since sealed segments were synced when sealed. Event-loop thread, like `append`."""
-        return (os.dup(self._fd) if self._fd is not None else None), self.bytes_appended
+        with self._lock:
+            fds = [os.dup(d.fd) for d in self._detached]
+        if self._fd is not None:
+            fds.append(os.dup(self._fd))
+        return fds, self.bytes_appended
 
-    def _seal(self, *, suspect: bool = False) -> None:
+    def close(self) -> None:
+        """Stop the seal thread (after `seal`, at shutdown); a seal hung in the kernel is not waited for."""
+        self._stopped = True
+        self._wake.set()
+
+    def _submit(self) -> None:
+        """Wake the seal thread (a daemon: a seal hung on a dead file server never holds the exit)."""
+        if self._sealer is None or not self._sealer.is_alive():
+            self._stopped = False
+            self._sealer = threading.Thread(target=self._seal_forever, name="botscore-seal", daemon=True)
+            self._sealer.start()
+        self._wake.set()
+
+    def _seal_forever(self) -> None:
+        while self._wake.wait() and not self._stopped:
+            self._wake.clear()
+            try:
+                self._seal_detached()
+            except Exception:  # the thread must outlive any surprise; the segment stays detached
+                log.exception("sealing failed; retrying at the next tick")
+
+    def _detach(self, *, suspect: bool = False, submit: bool = True) -> None:
         if self._fd is None:
             return
-        if self.durable_seal and self._bytes:
-            try:
-                self.fsync(self._fd)
-            except OSError as exc:
-                self.sync_error = f"cannot sync {self._name}: {exc.strerror or exc}"
-                raise
-        self.spool.seal(self._name, self._opened_at, empty=self._bytes == 0, suspect=suspect)
-        self._close()
-        if self.durable_seal:
-            try:
-                self.spool.sync_sealed()  # the rename too, so it survives the machine
-            except OSError as exc:
-                self.sync_error = f"cannot sync the sealed folder: {exc.strerror or exc}"
-
-    def _close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        detached = _Detached(self._fd, self._name, self._opened_at, self._bytes, self._generation, suspect)
+        with self._lock:
+            self._detached.append(detached)
         self._fd = None
+        if submit:
+            self._submit()
 
     def _abandon(self) -> None:
         """Stop writing to a segment that may end in a torn line; a new one opens at the next append."""
+        self._detach(suspect=True)
+
+    def _seal_detached(self, *, raise_errors: bool = False) -> None:
+        """Seal the detached segments, oldest first (seal thread, or `seal`'s caller)."""
+        with self._sealing:
+            while True:
+                with self._lock:
+                    if not self._detached:
+                        return
+                    segment = self._detached[0]
+                try:
+                    self._seal_one(segment)
+                except OSError as exc:
+                    # It stays detached: retried at the next tick, or left in active/ for the next start.
+                    log.error("cannot seal a segment", extra={"segment": segment.name, "reason": str(exc)})
+                    if raise_errors:
+                        raise
+                    return
+                with self._lock:
+                    self._detached.remove(segment)
+                    os.close(segment.fd)
+
+    def _seal_one(self, segment: _Detached) -> None:
+        if segment.generation != self.spool.generation:
+            return  # its folder was adopted by another worker, and the segment with it: not ours to seal
+        self._sealing_since = time.monotonic()
         try:
-            self._seal(suspect=True)
-        except OSError:
-            self._close()  # it stays in active/: the next start claims it, and checks its lines
+            if self.durable_seal and segment.size:
+                try:
+                    self.fsync(segment.fd)
+                except OSError as exc:
+                    self.sync_error = f"cannot sync {segment.name}: {exc.strerror or exc}"
+                    raise
+            try:
+                self.spool.seal(segment.name, segment.opened_at, empty=segment.size == 0, suspect=segment.suspect)
+            except FileNotFoundError:
+                if self.spool.generation == segment.generation and not self.spool.taken:
+                    raise
+                return  # adopted meanwhile
+            if self.durable_seal:
+                try:
+                    self.spool.sync_sealed()  # the rename too, so it survives the machine
+                except OSError as exc:
+                    self.sync_error = f"cannot sync the sealed folder: {exc.strerror or exc}"
+        finally:
+            self._sealing_since = None

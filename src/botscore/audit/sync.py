@@ -3,12 +3,27 @@
     none      the kernel writes the page cache back when it likes: a process crash loses
               nothing (the write() is done), the loss of the machine or the task can.
     interval  an fsync at least every AUDIT_SYNC_INTERVAL_MS: at most that window is lost.
-    always    group commit: an answer is sent only after an fsync that covers its record;
-              requests that arrive while an fsync runs share the next one.
+    always    group commit: an answer is sent only after an fsync that covers its record.
 
-The fsync runs in a thread of its own on a duplicate of the active segment's fd (the event
-loop keeps appending and may seal the segment meanwhile); sealed segments were synced when
-they were sealed, so one fsync covers every byte appended before it started.
+Group commit. An fsync covers what was appended before it started. A request whose record no
+running fsync covers joins the next one to start, which starts at once (in the next turn of the
+event loop, so every request that appended meanwhile joins it too) beside the running ones, once
+the youngest of them has run OVERLAP_AFTER_SECONDS (1 ms) and fewer than SYNC_THREADS run;
+otherwise as soon as one returns, covering everything appended until then. On a network file
+system (EFS commits in about 5 ms) a request so waits about one fsync, not the rest of the
+running one plus the next, and throughput under `always` is about concurrency / fsync latency;
+on a local disk, whose fsyncs take well under a millisecond, one runs at a time and covers more.
+
+Each fsync runs in a thread on duplicates of the fds of the segments not sealed yet (the event
+loop keeps appending; the seal thread may seal a segment meanwhile); sealed segments were synced
+when they were sealed, so one round of fsyncs covers every byte appended before it started.
+
+An answer is released only if no fsync failed between its append and its release: after an
+error, Linux reports it to one fsync only and may drop the dirty pages, so a later fsync's success
+proves nothing about what was appended before the error. An fsync that takes longer than
+ANSWER_WITHIN_SECONDS counts as failed for the answers waiting for it (a hung NFS server: they get
+a 503 within that window, not a hang). And an answer is released only while the worker provably
+owns its spool folder (spool.py: the fencing argument).
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Literal
 
 from botscore.audit.segment import SegmentWriter
@@ -26,10 +42,26 @@ from botscore.audit.segment import SegmentWriter
 log = logging.getLogger("botscore.audit")
 
 SyncMode = Literal["none", "interval", "always"]
+SYNC_THREADS = 4  # fsyncs running at once (each holds a thread, blocked in the kernel)
+ANSWER_WITHIN_SECONDS = 5.0  # an answer waits this long for its fsync, then it is a 503
+OVERLAP_AFTER_SECONDS = 0.001  # another fsync starts beside one running this long (a network file system's)
+
+
+@dataclass
+class _Fsync:
+    """One round of fsyncs: what it covers, and who waits for it."""
+
+    done: asyncio.Future[None]  # answers waiting for it may go (it returned, failed or timed out)
+    returned: asyncio.Future[None]  # its thread is free again
+    covered: int = -1  # bytes_appended when it started; -1 until then
+    failures: int = 0  # the Syncer's failure count when it started
+    started: float = field(default_factory=time.monotonic)
+    timer: asyncio.TimerHandle | None = None  # ANSWER_WITHIN_SECONDS from when the first request joined
+    task: asyncio.Task[None] | None = None  # runs it (a reference, so the loop cannot drop it)
 
 
 class Syncer:
-    """Fsyncs the active segment for the `interval` and `always` modes."""
+    """Fsyncs the unsealed segments for the `interval` and `always` modes."""
 
     def __init__(
         self,
@@ -37,23 +69,40 @@ class Syncer:
         *,
         fsync: Callable[[int], None] = os.fsync,
         on_fsync: Callable[[float], object] = lambda seconds: None,
+        threads: int = SYNC_THREADS,
+        answer_within: float = ANSWER_WITHIN_SECONDS,
+        overlap_after: float = OVERLAP_AFTER_SECONDS,
     ) -> None:
         self.writer = writer
         self.fsync = fsync
         self.on_fsync = on_fsync  # told each fsync's duration (the metrics' histogram)
-        self.synced = 0  # writer.bytes_appended covered by the last fsync that completed
+        self.threads = threads
+        self.answer_within = answer_within
+        self.overlap_after = overlap_after
+        self.synced = 0  # writer.bytes_appended durable: covered by an fsync with no failure since it started
         self.failure: str | None = None  # why the last fsync failed; None once one succeeds
-        self._running: asyncio.Future[None] | None = None
-        self._started = 0.0  # monotonic time the running fsync started
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="botscore-fsync")
+        self.last_seconds = 0.0  # how long the last fsync that returned took
+        self.last_returned = 0.0  # monotonic time it returned
+        self._failures = 0  # fsyncs failed so far
+        self._last_failure = ""
+        self._running: list[_Fsync] = []
+        self._next: _Fsync | None = None  # started, waiting for the next turn of the loop or a thread
+        self._pool: ThreadPoolExecutor | None = None
 
     async def commit(self) -> bool:
-        """Wait until every record appended so far is on disk; False if an fsync failed (event loop)."""
+        """Wait until the record appended last is on disk and may be answered: False if an fsync failed
+        or hung meanwhile, or this worker lost its spool folder (`failure` says why). Event loop."""
         target = self.writer.bytes_appended
+        failures = self._failures
         while self.synced < target:
-            await self._sync()
-            if self.failure is not None:
+            await asyncio.shield(self._covering(target))
+            if self._failures != failures:
+                self.failure = self.failure or self._last_failure
                 return False
+        problem = self.writer.spool.ownership_problem()  # the fence: only while the folder is provably ours
+        if problem is not None:
+            self.failure = str(problem)
+            return False
         return True
 
     async def every(self, seconds: float) -> None:
@@ -61,46 +110,92 @@ class Syncer:
         (the `interval` mode's timer; in `always` mode, what brings a failed spool back)."""
         while True:
             await asyncio.sleep(seconds)
-            if self.failure is not None or self.synced < self.writer.bytes_appended:
-                await self._sync()
-
-    async def _sync(self) -> None:
-        """Start an fsync unless one is running, and wait for it: whoever comes meanwhile shares it."""
-        if self._running is None:
-            self._running = asyncio.ensure_future(self._sync_once())
-        await asyncio.shield(self._running)
+            target = self.writer.bytes_appended
+            if self.failure is not None or self.synced < target:
+                await asyncio.shield(self._covering(target))
 
     def running_for(self) -> float:
-        """Seconds the running fsync has taken so far (0 when none runs)."""
-        return time.monotonic() - self._started if self._running is not None else 0.0
+        """Seconds the oldest running fsync has taken so far (0 when none runs)."""
+        running = self._running
+        return time.monotonic() - running[0].started if running else 0.0
 
-    async def _sync_once(self) -> None:
-        self._started = time.monotonic()
+    def _covering(self, target: int) -> asyncio.Future[None]:
+        """A running fsync that covers `target` bytes, or the next one to start (which will)."""
+        for job in self._running:
+            if job.covered >= target:
+                return job.done
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = _Fsync(loop.create_future(), loop.create_future())
+            self._next.timer = loop.call_later(self.answer_within, self._timed_out, self._next)
+            self._next.task = loop.create_task(self._run(self._next))
+        return self._next.done
+
+    async def _run(self, job: _Fsync) -> None:
+        loop = asyncio.get_running_loop()
+        while self._running:
+            # Every thread busy: start when one is free. A young fsync (a local disk's take well under
+            # a millisecond) is waited for too, so that the next one covers more; an older one is
+            # a slow file server's, and the next starts beside it.
+            young = self.overlap_after - (time.monotonic() - self._running[-1].started)
+            if len(self._running) < self.threads and young <= 0:
+                break
+            returned = [running.returned for running in self._running]
+            timeout = young if len(self._running) < self.threads else None
+            await asyncio.wait(returned, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        self._next = None  # from here on, a request that appends joins the one after
+        job.started = time.monotonic()
+        job.failures = self._failures
+        self._running.append(job)
         try:
-            fd, covered = self.writer.dup_active()
-            if fd is not None:
-                await asyncio.get_running_loop().run_in_executor(self._thread, self._fsync, fd)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="botscore-fsync")
+            fds, job.covered = self.writer.dup_unsynced()
+            await loop.run_in_executor(self._pool, self._fsync_all, fds)
             if self.writer.sync_error is not None:  # a segment sealed meanwhile could not be synced
                 raise OSError(self.writer.sync_error)
-            self.synced = max(self.synced, covered)
-            if self.failure is not None:
-                log.info("audit spool syncs again")
-            self.failure = None
+            if self._failures == job.failures:
+                self.synced = max(self.synced, job.covered)
+                if self.failure is not None:
+                    log.info("audit spool syncs again")
+                self.failure = None
         except Exception as exc:  # OSError above all; anything else must not wedge every later commit
-            if self.failure is None:
-                log.error("cannot sync the audit spool", extra={"reason": str(exc)})
-            self.failure = f"cannot sync the audit spool: {getattr(exc, 'strerror', None) or exc}"
+            self._failed(f"cannot sync the audit spool: {getattr(exc, 'strerror', None) or exc}")
             self.writer.sync_error = None
         finally:
-            self._running = None
+            if job.timer is not None:
+                job.timer.cancel()
+            self._running.remove(job)
+            if not job.done.done():
+                job.done.set_result(None)
+            job.returned.set_result(None)
 
-    def _fsync(self, fd: int) -> None:
+    def _timed_out(self, job: _Fsync) -> None:
+        if not job.done.done():
+            self._failed(f"an fsync of the audit spool has not returned within {self.answer_within:g} s")
+            job.done.set_result(None)
+
+    def _failed(self, reason: str) -> None:
+        self._failures += 1
+        if self.failure is None:
+            log.error("cannot sync the audit spool", extra={"reason": reason})
+        self.failure = self._last_failure = reason
+
+    def _fsync_all(self, fds: list[int]) -> None:
         started = time.perf_counter()
         try:
-            self.fsync(fd)
+            for fd in fds:
+                self.fsync(fd)
         finally:
-            os.close(fd)
-            self.on_fsync(time.perf_counter() - started)
+            for fd in fds:
+                os.close(fd)
+            self.last_seconds = time.perf_counter() - started
+            self.last_returned = time.monotonic()
+            if fds:
+                self.on_fsync(self.last_seconds)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        """Stop the threads; an fsync hung in the kernel is not waited for (shutdown has a deadline)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
-from botscore.audit.segment import SegmentWriter
+import pytest
+
+from botscore.audit.segment import SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import Shipper
 from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader, UploadError
@@ -134,3 +138,48 @@ def test_a_segment_that_cannot_be_read_does_not_block_the_others(tmp_path: Path)
     assert _ids(tmp_path / "shipped") == ["behind"]
     assert [segment.name for segment in spool.sealed()] == [first.name]  # kept, tried again later
     assert shipper.stats.upload_failures >= 1
+
+
+def test_a_segment_whose_write_failed_midway_is_shipped_without_its_torn_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool, writer = _spool(tmp_path)
+    writer.append(b'{"id":"a"}\n')
+    write = os.write
+
+    def torn(fd: int, data: bytes) -> int:
+        # What a file server that fails mid-write leaves (EIO, ESTALE): part of the line, then the error.
+        write(fd, data[:7])
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    # A mock, because no local file system tears a write and then fails it.
+    monkeypatch.setattr(os, "write", torn)
+    with pytest.raises(SpoolUnavailable, match="Input/output error"):
+        writer.append(b'{"id":"torn"}\n')
+    monkeypatch.undo()
+    writer.append(b'{"id":"c"}\n')  # into a new segment
+    writer.seal()
+    shipper = Shipper(spool, writer, LocalUploader(tmp_path / "shipped"), prefix="p/", tick=0.05)
+    shipper.start()
+    assert shipper.stop(timeout=5) is True
+    assert _ids(tmp_path / "shipped") == ["a", "c"]  # every shipped line is a whole record
+    assert (shipper.stats.records_shipped, shipper.stats.torn_lines) == (2, 1)
+
+
+def test_after_many_failed_uploads_a_retry_waits_no_longer_than_its_cap(tmp_path: Path) -> None:
+    spool, writer = _spool(tmp_path)
+    writer.append(b'{"id":"late"}\n')
+    writer.seal()
+    uploader = FailingFirstUploads(tmp_path / "shipped", failures=8)
+    # Uncapped, the 8th wait alone would be 0.05 * 2**8 = 12.8 s (6.4 s at least, with jitter).
+    shipper = Shipper(spool, writer, uploader, prefix="p/", tick=0.05, backoff_base=0.05, backoff_cap=0.2)
+    started = time.monotonic()
+    shipper.start()
+    try:
+        while _ids(tmp_path / "shipped") != ["late"]:
+            assert time.monotonic() - started < 5, f"not shipped after {uploader.calls} attempts"
+            time.sleep(0.05)
+    finally:
+        shipper.stop(timeout=1)
+    assert uploader.calls == 9
+    assert time.monotonic() - started < 8 * 0.2 + 3

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from botscore.audit.segment import SegmentWriter
+from botscore.audit.segment import FolderTaken, SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import drop_torn_lines
 from botscore.audit.spool import SpoolDirectory, object_key
 from tests.support.workers import kill_a_worker
@@ -47,19 +47,28 @@ def test_a_sealed_segments_key_is_the_one_fixed_when_it_opened(tmp_path: Path) -
     assert key.startswith("p/dt=") and key.endswith(f"/host-a-{spool.worker}-000001.jsonl.gz")
 
 
+def _sealed_soon(spool: SpoolDirectory, count: int) -> int:
+    """How many segments are sealed once the seal thread had time to seal `count` (it seals off the loop)."""
+    deadline = time.monotonic() + 5
+    while len(spool.sealed()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # and a little longer, so that one sealed too many would be seen
+    return len(spool.sealed())
+
+
 def test_seals_by_size_and_by_age_and_never_seals_empty(tmp_path: Path) -> None:
     spool = _open(tmp_path)
     writer = _writer(spool, max_bytes=100, max_age=5)
     for _ in range(3):
         writer.append(b'{"id":"' + b"x" * 40 + b'"}\n')  # 48 bytes each: sealed at the 3rd
-    assert len(spool.sealed()) == 1
+    assert _sealed_soon(spool, 1) == 1
     writer.append(b'{"id":"y"}\n')
     opened = writer.opened_at
     assert opened is not None
     writer.seal_if_due(now=opened + 1)
-    assert len(spool.sealed()) == 1  # young
+    assert _sealed_soon(spool, 1) == 1  # young
     writer.seal_if_due(now=opened + 5)
-    assert len(spool.sealed()) == 2
+    assert _sealed_soon(spool, 2) == 2
     writer.seal_if_due(now=9e9)
     writer.seal()
     assert len(spool.sealed()) == 2
@@ -143,15 +152,39 @@ def test_a_worker_creating_its_folder_keeps_it_while_another_claims_leftovers(tm
     assert sorted(p.name for p in staging.iterdir()) == ["active", "lock", "sealed"]
 
 
-def test_another_hosts_dead_worker_is_adopted_only_once_its_heartbeat_is_old(tmp_path: Path) -> None:
+def test_another_hosts_dead_worker_is_adopted_only_once_its_heartbeat_is_old_and_its_active_segment_after_the_fence(
+    tmp_path: Path,
+) -> None:
     dead = kill_a_worker(tmp_path / "audit", sealed=['{"id":"1"}'], active=['{"id":"2"}'], host="host-b")
     lock = tmp_path / "audit" / "workers" / dead / "lock"
     alive = _open(tmp_path, host="host-a")
-    assert alive.claim_leftovers(adopt_after=30) == 0  # its lock is free, but on NFS that may be a lost lease
+    assert alive.claim_leftovers(adopt_after=1) == 0  # its lock is free, but on NFS that may be a lost lease
     beat = time.time() - 31
     os.utime(lock, (beat, beat))  # 31 s without a heartbeat
-    assert alive.claim_leftovers(adopt_after=30) == 2
+    assert alive.claim_leftovers(adopt_after=1) == 1  # the sealed segment; the fencing token is written
+    assert lock.read_text().splitlines() == ["host-b", f"host-a/{alive.worker}"]
+    assert _ids(alive) == ["1"]
+    assert alive.claim_leftovers(adopt_after=1) == 0  # the active one waits out the owner's lease (0.5 s + 1 s)
+    time.sleep(1.6)
+    assert alive.claim_leftovers(adopt_after=1) == 1
     assert _ids(alive) == ["1", "2"]
+    assert not (tmp_path / "audit" / "workers" / dead).exists()
+
+
+def test_a_worker_whose_lease_ran_out_refuses_to_append_until_a_heartbeat_proves_the_folder_is_still_its(
+    tmp_path: Path,
+) -> None:
+    spool = SpoolDirectory(tmp_path / "audit", host="host-a")
+    spool.open(lease=0.2)
+    writer = _writer(spool)
+    writer.append(b'{"id":"before"}\n')
+    time.sleep(0.3)  # as if stopped (SIGSTOP, a frozen VM) past its lease
+    with pytest.raises(SpoolUnavailable, match="cannot confirm that this worker still owns its spool folder"):
+        writer.append(b'{"id":"refused"}\n')
+    spool.heartbeat(lease=5)
+    writer.append(b'{"id":"after"}\n')
+    writer.seal()
+    assert _ids(spool) == ["after", "before"]
 
 
 def test_a_live_worker_of_another_host_keeps_its_segments_while_it_beats(tmp_path: Path) -> None:
@@ -162,7 +195,7 @@ def test_a_live_worker_of_another_host_keeps_its_segments_while_it_beats(tmp_pat
     lock = next((tmp_path / "audit" / "workers").iterdir()) / "lock"
     old = time.time() - 3600
     os.utime(lock, (old, old))
-    live.heartbeat()
+    live.heartbeat(lease=15)
     other = _open(tmp_path, host="host-a")
     assert other.claim_leftovers(adopt_after=30) == 0
     assert len(live.sealed()) == 1
@@ -186,3 +219,25 @@ def test_a_rename_whose_reply_was_lost_still_adopts_the_segment_once(
     monkeypatch.undo()
     assert _ids(alive) == ["1", "2"]
     assert not (tmp_path / "audit" / "workers" / dead).exists()
+
+
+def test_a_worker_that_finds_another_holder_in_its_lock_refuses_and_moves_to_a_new_folder(tmp_path: Path) -> None:
+    spool = _open(tmp_path, host="host-a")
+    writer = _writer(spool)
+    writer.append(b'{"id":"mine"}\n')
+    old = spool.worker
+    lock = tmp_path / "audit" / "workers" / old / "lock"
+    lock.write_text("host-a\nhost-b/1.0badf00d\n")  # what an adopter writes first: its fencing token
+    with pytest.raises(FolderTaken, match="adopted by another worker"):
+        spool.heartbeat(lease=15)
+    with pytest.raises(FolderTaken):
+        writer.append(b'{"id":"refused"}\n')
+    spool.probe(lease=15)  # a new folder, under a new name
+    assert spool.worker != old
+    writer.append(b'{"id":"new"}\n')
+    writer.seal()
+    spool.close()
+    assert _ids(spool) == ["new"]
+    # The old folder's segment is left to its adopter, untouched, and its lock keeps the adopter's token.
+    assert [p.name for p in (tmp_path / "audit" / "workers" / old / "active").iterdir()] != []
+    assert lock.read_text() == "host-a\nhost-b/1.0badf00d\n"

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from botscore.audit.log import AuditLog
+from botscore.audit.segment import SegmentWriter
 from botscore.audit.spool import SpoolDirectory
-from botscore.audit.sync import SyncMode
+from botscore.audit.sync import Syncer, SyncMode
 from botscore.audit.uploaders import LocalUploader
 from botscore.dataplane.handler import Handler
 from botscore.http.app import BotscoreApp, create_app
@@ -29,13 +30,15 @@ from tests.support.records import spooled_records
 SCORE = {"x1": 0.1, "x2": 0.2}
 
 
-def _app(tmp_path: Path, sync: SyncMode, fsync: Callable[[int], None]) -> tuple[BotscoreApp, AuditLog]:
+def _app(
+    tmp_path: Path, sync: SyncMode, fsync: Callable[[int], None], segment_max_bytes: int = 1 << 20
+) -> tuple[BotscoreApp, AuditLog]:
     metrics = Metrics()
     audit = AuditLog(
         SpoolDirectory(tmp_path / "audit", host="h"),
         LocalUploader(tmp_path / "shipped"),
         prefix="p/",
-        segment_max_bytes=1 << 20,
+        segment_max_bytes=segment_max_bytes,
         segment_max_age=3600,
         spool_max_bytes=1 << 30,
         when_full="reject",
@@ -182,3 +185,138 @@ def test_always_comes_back_after_a_failed_fsync_without_any_request(tmp_path: Pa
         assert asyncio.run(scenario()) == (503, 200)
     finally:
         audit.close()
+
+
+class GatedFsync:
+    """os.fsync once the test opens its gate; notes which records were in the spool when each started."""
+
+    def __init__(self, audit_dir: Path) -> None:
+        self.audit_dir = audit_dir
+        self.calls: list[tuple[set[str], threading.Event]] = []
+
+    def __call__(self, fd: int) -> None:
+        gate = threading.Event()
+        self.calls.append(({str(r["id"]) for r in spooled_records(self.audit_dir)}, gate))
+        assert gate.wait(10)
+        os.fsync(fd)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 5 s")
+
+
+def test_a_record_appended_while_an_fsync_runs_waits_for_an_fsync_that_started_after_it(tmp_path: Path) -> None:
+    spool = SpoolDirectory(tmp_path / "audit", host="h")
+    spool.open()
+    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600, durable_seal=True)
+    fsync = GatedFsync(tmp_path / "audit")
+    syncer = Syncer(writer, fsync=fsync)
+
+    async def scenario() -> None:
+        writer.append(b'{"id":"first"}\n')
+        first = asyncio.create_task(syncer.commit())
+        await _until(lambda: len(fsync.calls) == 1)
+        writer.append(b'{"id":"second"}\n')  # while the first fsync runs: it does not cover this record
+        fsync.calls[0][1].set()
+        assert await first is True
+        second = asyncio.create_task(syncer.commit())
+        await _until(lambda: len(fsync.calls) == 2)
+        assert fsync.calls[1][0] == {"first", "second"}
+        await asyncio.sleep(0.3)
+        assert not second.done()  # the first fsync's return released nothing it had not covered
+        fsync.calls[1][1].set()
+        assert await second is True
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        syncer.close()
+
+
+def test_requests_waiting_while_every_fsync_thread_is_busy_share_the_next_fsync(tmp_path: Path) -> None:
+    spool = SpoolDirectory(tmp_path / "audit", host="h")
+    spool.open()
+    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
+    fsync = GatedFsync(tmp_path / "audit")
+    syncer = Syncer(writer, fsync=fsync, threads=2)
+
+    async def scenario() -> None:
+        commits = []
+        for i in range(2):  # two fsyncs run, one record each
+            writer.append(b'{"id":"busy-%d"}\n' % i)
+            commits.append(asyncio.create_task(syncer.commit()))
+            await _until(lambda n=i + 1: len(fsync.calls) == n)
+        for i in range(10):  # no thread is free: all ten join the next fsync
+            writer.append(b'{"id":"waiting-%d"}\n' % i)
+            commits.append(asyncio.create_task(syncer.commit()))
+        await asyncio.sleep(0.1)
+        assert len(fsync.calls) == 2
+        fsync.calls[0][1].set()
+        await _until(lambda: len(fsync.calls) == 3)
+        assert {f"waiting-{i}" for i in range(10)} <= fsync.calls[2][0]
+        for _, gate in fsync.calls:
+            gate.set()
+        assert await asyncio.gather(*commits) == [True] * 12
+        assert len(fsync.calls) == 3
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        syncer.close()
+
+
+def test_with_fsync_slowed_to_1_s_health_answers_at_once_readiness_turns_503_and_no_answer_beats_its_fsync(
+    tmp_path: Path,
+) -> None:
+    fsync = SlowFsync(tmp_path / "audit", delay=1.0)
+    # Small segments: the seal (an fsync of the segment and of sealed/) is due every few requests.
+    app, audit = _app(tmp_path, "always", fsync, segment_max_bytes=1024)
+
+    async def scenario() -> tuple[list[float], list[httpx.Response], list[tuple[str, float, int]]]:
+        latencies: list[float] = []
+        readiness: list[httpx.Response] = []
+        answers: list[tuple[str, float, int]] = []
+        stop = time.monotonic() + 4
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://botscore", timeout=30) as client:
+
+            async def score(n: int) -> None:
+                i = 0
+                while time.monotonic() < stop:
+                    i += 1
+                    response = await client.post("/bot-score", json=SCORE, headers={"x-request-id": f"r-{n}-{i}"})
+                    answers.append((response.headers["x-request-id"], time.monotonic(), response.status_code))
+
+            async def probe() -> None:
+                # Each probe is due 50 ms after the last answer: its latency counts from then, so a loop
+                # held by anything (a seal's fsync) delays the probe that was due meanwhile.
+                while time.monotonic() < stop:
+                    for path in ("/healthz", "/readyz"):
+                        due = time.monotonic() + 0.05
+                        await asyncio.sleep(0.05)
+                        response = await client.get(path)
+                        latencies.append(time.monotonic() - due)
+                        if path == "/readyz":
+                            readiness.append(response)
+
+            await asyncio.gather(probe(), *(score(n) for n in range(16)))
+        return latencies, readiness, answers
+
+    try:
+        latencies, readiness, answers = asyncio.run(scenario())
+    finally:
+        audit.close()
+    latencies.sort()
+    # Blocking the loop on one seal's fsync would hold a probe for 1 s; the margins are for a busy machine.
+    assert latencies[int(len(latencies) * 0.9)] < 0.1, latencies[-10:]
+    assert latencies[-1] < 0.5, latencies[-10:]
+    unready = [r for r in readiness if r.status_code == 503]
+    assert unready and "slow audit spool storage" in unready[0].json()["error"]["message"]
+    assert [status for _, _, status in answers].count(200) >= 16
+    for request_id, answered_at, status in answers:
+        if status == 200:
+            assert any(request_id in covered and done <= answered_at for done, covered in fsync.done), request_id
