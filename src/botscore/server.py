@@ -56,7 +56,7 @@ def serve(**overrides: Any) -> None:
     uvicorn.run(
         WORKER_APP if several else built.app,
         factory=several,
-        http=WORKER_PROTOCOL if several else built.app.protocol(),
+        http=WORKER_PROTOCOL if several else built.protocol(),
         host=settings.host,
         port=settings.port,
         timeout_keep_alive=settings.keep_alive_seconds,

@@ -9,7 +9,7 @@ the process (uvicorn, its workers) and calls `build` in each worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -25,12 +25,13 @@ from botscore.errors import fail_startup
 from botscore.http.app import BotscoreApp, create_app
 from botscore.http.auth import ApiKeys
 from botscore.http.limits import Limits
-from botscore.http.protocol import BotscoreProtocol
+from botscore.http.protocol import SWEEP_SECONDS, BotscoreProtocol, sweep
 from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
 from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
+from botscore.ops.schedule import Schedule
 from botscore.settings import Settings, SettingsError, env_name, load_settings
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
@@ -48,6 +49,18 @@ class Service:
     audit: AuditLog
     metrics: Metrics
     app: BotscoreApp
+    schedule: Schedule
+
+    def protocol(self) -> type[BotscoreProtocol]:
+        """uvicorn's `http` option: connections with the app's bounds, their deadlines on this schedule."""
+        watched: set[int] = set()
+
+        def watch(connections: set[Any]) -> None:
+            if id(connections) not in watched:
+                watched.add(id(connections))
+                self.schedule.every(SWEEP_SECONDS, "connection deadlines", functools.partial(sweep, connections))
+
+        return self.app.protocol(watch)
 
 
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
@@ -81,34 +94,29 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
             "separators); unset it to leave the scoring routes open"
         )
 
-    async def housekeeping() -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
-            audit.tick()
-            keys.refresh()  # a keys file that changed (a rotation) takes effect within a tick
-            metrics.flush()
+    schedule = Schedule(HOUSEKEEPING_SECONDS)
+    schedule.every(HOUSEKEEPING_SECONDS, "seal the audit segment when due", audit.tick)
+    schedule.every(HOUSEKEEPING_SECONDS, "re-read a keys file that changed", keys.refresh)
+    schedule.every(HOUSEKEEPING_SECONDS, "move metrics into prometheus_client", metrics.flush)
+    if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back (its own loop)
+        every = settings.audit_sync_interval_ms / 1000 if settings.audit_sync == "interval" else 1.0
+        schedule.every(every, "fsync the audit spool", lambda: audit.syncer.every(every))
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         if not app.bounded:
             log.warning(
                 "served without botscore's connection bounds (no 431, 408, unread-answer bound or shedding): "
-                "run `botscore serve`, or uvicorn with --http botscore.service:worker_protocol"
+                "run `botscore serve` to apply them"
             )
         forget_dead_workers()
         audit.start()
         reload.install(model, settings.model_path, asyncio.get_running_loop(), also=lambda: keys.refresh(force=True))
-        background = [asyncio.create_task(housekeeping())]
-        if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
-            every = audit.sync_interval if settings.audit_sync == "interval" else 1.0
-            background.append(asyncio.create_task(audit.syncer.every(every)))
+        schedule.start()
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await schedule.stop()
             await asyncio.to_thread(audit.close)
             metrics.flush()
             mark_process_dead(os.getpid())
@@ -122,7 +130,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         api_keys=keys,
         lifespan=lifespan,
     )
-    return Service(settings, model, audit, metrics, app)
+    return Service(settings, model, audit, metrics, app, schedule)
 
 
 def build_from_environment() -> Service:
@@ -138,9 +146,9 @@ def build_from_environment() -> Service:
 def app_from_environment() -> BotscoreApp:
     """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own);
     `worker_protocol` serves it with its bounds."""
-    app = build_from_environment().app
-    _Worker.protocol = app.protocol()
-    return app
+    service = build_from_environment()
+    _Worker.protocol = service.protocol()
+    return service.app
 
 
 class _Worker:

@@ -59,7 +59,7 @@ class Handler:
             return self.fail(call, exc)
         except Exception:
             return self._internal_error(call, BotscoreError.body_bytes)
-        self._note_score((x1, x2, p_bot))
+        self._note_score(x1, x2, p_bot)
         refusal = self._keep(call, record.scored(call, 0, x1_token, x2_token, p_bot))
         if refusal is None:
             return Answer(200, b'{"p_bot":%r}' % p_bot)
@@ -118,7 +118,7 @@ class Handler:
         """One row per score, appended in one write; `answer` if they were kept."""
         rows = []
         for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
-            self._note_score((x1, x2, p_bot))
+            self._note_score(x1, x2, p_bot)
             rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
         refusal = self._keep(call, b"".join(rows))
         return answer if refusal is None else self._refused(refusal, render)

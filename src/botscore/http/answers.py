@@ -14,16 +14,24 @@ from botscore.call import JSON, Answer
 
 _STATUS = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus}
 _USUAL = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+    b"HTTP/1.1 200 OK\r\n%scontent-type: application/json\r\ncontent-length: %d\r\n"
     b"x-request-id: %s\r\nx-model-version: %s\r\n\r\n%s"
 )
 
 
-def encode(answer: Answer, request_id: bytes, model_version: bytes, *, close: bool = False) -> bytes:
-    """The whole answer on the wire; `close`: the connection closes after it (says so)."""
+def server_fields(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """The server's own header fields (Date, as uvicorn keeps it up to date), as lines for `encode`."""
+    return b"".join(b"%s: %s\r\n" % field for field in fields)
+
+
+def encode(
+    answer: Answer, request_id: bytes, model_version: bytes, *, close: bool = False, server: bytes = b""
+) -> bytes:
+    """The whole answer on the wire; `close`: the connection closes after it (says so); `server`: the
+    server's own header lines (`server_fields`)."""
     if answer.status == 200 and not close and not answer.headers and answer.content_type == JSON:
-        return _USUAL % (len(answer.body), request_id, model_version, answer.body)  # nearly every answer
-    lines = [_STATUS[answer.status]]
+        return _USUAL % (server, len(answer.body), request_id, model_version, answer.body)  # nearly every answer
+    lines = [_STATUS[answer.status], server]
     lines.extend(b"%s: %s\r\n" % field for field in fields(answer, request_id, model_version))
     if close:
         lines.append(b"connection: close\r\n")

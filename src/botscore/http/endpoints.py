@@ -19,7 +19,8 @@ from starlette.types import Message, Receive, Scope, Send
 from botscore.call import JSON, Answer, Call
 from botscore.dataplane import inference
 from botscore.dataplane.handler import Handler, Render
-from botscore.errors import BotscoreError, Overloaded, RequestError
+from botscore.errors import BotscoreError, Overloaded
+from botscore.http import refusals
 from botscore.http.answers import encode, fields
 from botscore.http.auth import ApiKeys
 from botscore.http.ids import new_request_id, request_id
@@ -118,11 +119,7 @@ class ScoringRoute:
         self._overloaded_body = render(self._overloaded)
         # The Open Inference Protocol's binary tensor data: JSON, then raw tensors, sent as JSON or octet-stream.
         self.binary = binary
-        self._media = (
-            "application/json, or application/octet-stream with Inference-Header-Content-Length"
-            if binary
-            else "application/json"
-        )
+        self._media = refusals.BINARY_MEDIA if binary else refusals.JSON_MEDIA
         self._note_request = metrics.note_request
         self.settles = handler.settles
         self._debug = log.isEnabledFor(logging.DEBUG)  # read once: logging is configured before the app is built
@@ -153,15 +150,11 @@ class ScoringRoute:
         )
         refusal: BotscoreError | None = None
         if method != "POST":
-            refusal = RequestError(
-                f"method {method} is not allowed on {self.path}; use POST", status=405, code="method_not_allowed"
-            )
+            refusal = refusals.method_not_allowed(method, self.path)
         elif self.keys.required and call.key_id is None:
-            refusal = RequestError(
-                "missing or unknown API key: send Authorization: Bearer <key>", status=401, code="unauthorized"
-            )
+            refusal = refusals.unauthorized()
         elif content_length is not None and content_length.isdigit() and int(content_length) > self.max_body_bytes:
-            refusal = self._too_large()
+            refusal = refusals.too_large(self.max_body_bytes)
         return Opened(call, content_type, refusal)
 
     def answer(self, opened: Opened, body: bytes | None, *, timed_out: bool = False) -> Answer:
@@ -171,13 +164,9 @@ class ScoringRoute:
         if refusal is None and body is not None:
             content_type = opened.content_type
             if timed_out:  # the connection ended the body at BOTSCORE_REQUEST_TIMEOUT_SECONDS
-                refusal = RequestError(
-                    "request body not received whole within BOTSCORE_REQUEST_TIMEOUT_SECONDS",
-                    status=408,
-                    code="request_timeout",
-                )
+                refusal = refusals.timed_out()
             elif len(body) > self.max_body_bytes:
-                refusal = self._too_large()
+                refusal = refusals.too_large(self.max_body_bytes)
             # An absent Content-Type is taken as JSON: minimal clients omit it, and the body is parsed strictly.
             elif (
                 content_type is not None
@@ -185,11 +174,7 @@ class ScoringRoute:
                 and not _is_json(content_type)
                 and not (self.binary and call.header_length is not None and _is_octet_stream(content_type))
             ):
-                refusal = RequestError(
-                    f"Content-Type {content_type.decode('latin-1')!r} is not supported; send {self._media}",
-                    status=415,
-                    code="unsupported_media_type",
-                )
+                refusal = refusals.unsupported_media(content_type.decode("latin-1"), self._media)
             call.body = body if len(body) <= self.max_body_bytes else body[: self.max_body_bytes]
             if refusal is None:
                 return self.decide(call)
@@ -202,7 +187,7 @@ class ScoringRoute:
 
     def noted(self, call: Call, answer: Answer) -> None:
         """Count the answer (route, status, latency, key id) and log it at DEBUG."""
-        self._note_request((self.path, answer.status, time.perf_counter() - call.started, call.key_id))
+        self._note_request(self.path, answer.status, time.perf_counter() - call.started, call.key_id)
         if self._debug:
             log.debug(
                 "answered",
@@ -243,11 +228,6 @@ class ScoringRoute:
         answer = self.handler.shed(call, self._overloaded, self._overloaded_body, self.render)
         self.noted(call, answer)
         return encode(answer, call.id, call.scorer.version_bytes, close=True)
-
-    def _too_large(self) -> BotscoreError:
-        return RequestError(
-            f"request body is larger than {self.max_body_bytes} bytes", status=413, code="body_too_large"
-        )
 
 
 def scoring_routes(

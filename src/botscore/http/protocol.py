@@ -18,11 +18,12 @@ composition root through `bounded`, as uvicorn hands its own `Config`):
   body would be read as a request of its own); without a body, answered, then closed;
 - a request the parser refuses, behind answers not yet sent: its 400 goes after them.
 
-A POST to a scoring route's exact path is answered here, when no other answer is pending on
-the connection: the route opens the call from the head, decides with the body, and the answer
-goes out through `answers.encode` (no task, scope or ASGI messages: most of what a request
-costs uvicorn). Anything else (other routes, query strings, Expect: 100-continue, pipelined
-behind an ASGI answer, BOTSCORE_AUDIT_SYNC=always) is the app's, over ASGI, as under plain uvicorn.
+A POST to a scoring route's exact path is answered here, when no ASGI answer is pending on the
+connection: the route opens the call from the head, decides with the body, and the answer goes
+out through `answers.encode` (no task, scope or ASGI messages: most of what a request costs
+uvicorn); under BOTSCORE_AUDIT_SYNC=always one task of the connection writes the answers in
+order as their fsyncs complete. Anything else (other routes, query strings, Expect:
+100-continue, pipelined behind an ASGI answer) is the app's, over ASGI, as under plain uvicorn.
 
 What this class relies on in uvicorn beyond its public options is listed in `UVICORN_INTERNALS`,
 and tests/unit/http/test_protocol.py names the attribute an upgrade of uvicorn changed.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -39,10 +41,11 @@ from urllib.parse import unquote
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
-from botscore.call import Answer
+from botscore.call import Answer, Call
 from botscore.errors import error_bytes
-from botscore.http.answers import encode
+from botscore.http.answers import encode, server_fields
 from botscore.http.endpoints import Opened, ScoringRoute
 from botscore.http.ids import new_request_id
 from botscore.http.limits import TIMED_OUT, Limits
@@ -74,11 +77,14 @@ UVICORN_INTERNALS: tuple[tuple[type, str], ...] = (
     (HttpToolsProtocol, "server_state"),
     (HttpToolsProtocol, "expect_100_continue"),
     (HttpToolsProtocol, "timeout_keep_alive"),
+    (ServerState, "default_headers"),  # the Date header uvicorn renews every second
+    (ServerState, "total_requests"),
     # the request-response cycle of a request answered over ASGI
     (RequestResponseCycle, "response_complete"),
     (RequestResponseCycle, "keep_alive"),
     (RequestResponseCycle, "more_body"),
     (RequestResponseCycle, "message_event"),
+    (RequestResponseCycle, "disconnected"),
 )
 
 
@@ -91,6 +97,9 @@ class ConnectionOptions:
     routes: Mapping[bytes, ScoringRoute] = field(default_factory=dict)
     shed: Callable[[str, str, list[tuple[bytes, bytes]]], bytes | None] | None = None
     refused: Callable[[int], None] = lambda status: None
+    # Told each connection's set of its worker's connections: the owner of the worker's schedule
+    # runs `sweep` over it every SWEEP_SECONDS (it sees the same set again and again).
+    watch: Callable[[set[Any]], None] = lambda connections: None
 
 
 def bounded(options: ConnectionOptions) -> type[BotscoreProtocol]:
@@ -116,6 +125,13 @@ _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
 _on_response_complete = HttpToolsProtocol.on_response_complete
 _perf_counter = time.perf_counter
+
+
+class _Served:
+    """The server's own header fields as uvicorn last renewed them, and as lines (made once a second)."""
+
+    fields: list[tuple[bytes, bytes]] | None = None
+    lines = b""
 
 
 class _InFlight:
@@ -144,16 +160,22 @@ class BotscoreProtocol(HttpToolsProtocol):
         self._quiet_since = 0.0  # loop.time() since which nothing was asked or answered
         self._stalled_since: float | None = None  # loop.time() since which the client reads no answer
         self._unanswered = 0  # of this connection's requests, the one being worked on (0 or 1)
+        self._parked = 0  # the same, while its answer waits for the client to read (not counted)
+        self._running: RequestResponseCycle | None = None  # the cycle answering over ASGI now
         self._last_word: bytes | None = None  # a refusal waiting for the answers before it
         # The scoring request being received and answered here (not over ASGI), if any.
         self._route: ScoringRoute | None = None
         self._opened: Opened | None = None
         self._chunks: list[bytes] = []
         self._size = 0
+        self._skipping = False  # the request being parsed is not read (behind a refusal or a close)
+        # Answers written here that wait for an fsync, in request order, and the task that writes them.
+        self._pending: deque[tuple[ScoringRoute, Call, Answer, bool]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        _Sweep.watch(self.loop, self.connections)
+        self.options.watch(self.connections)
         self._quiet_since = self.loop.time()  # uvicorn bounds idleness only after an answer; the sweep, always
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -188,12 +210,20 @@ class BotscoreProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         self._stalled_since = self.loop.time()
+        # An answer waiting for its client to read is not work: it stops counting in flight, so a
+        # client that reads nothing holds its own connection (until the sweep drops it), nobody else's.
+        _InFlight.count -= self._unanswered
+        self._parked += self._unanswered
+        self._unanswered = 0
         super().pause_writing()
 
     def resume_writing(self) -> None:
         self._stalled_since = None
+        _InFlight.count += self._parked
+        self._unanswered += self._parked
+        self._parked = 0
         super().resume_writing()
-        if (self.cycle is None or self.cycle.response_complete) and self._last_word is None:
+        if (self.cycle is None or self.cycle.response_complete) and self._last_word is None and not self._pending:
             self.flow.resume_reading()  # paused while this client read none of its answers
 
     # -- parser callbacks ---------------------------------------------------------------
@@ -201,7 +231,8 @@ class BotscoreProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         if self.transport.is_closing() or self._last_word is not None:
-            return  # behind a refusal or a shed answer: nobody will read its answer
+            self._skipping = True  # behind a refusal or a shed answer: nobody will read its answer
+            return
         parser = self.parser
         if parser.should_upgrade():
             if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
@@ -222,12 +253,19 @@ class BotscoreProtocol(HttpToolsProtocol):
             if self._opened.refusal is not None:  # decided by the head: answered now, the body is skipped
                 self._answer(route, self._opened, None)
             return
+        if self._pending:
+            # Over ASGI behind answers this connection still owes, it could be answered first: those
+            # go out, then the connection closes, and this request is neither answered nor recorded.
+            self._last_word = b""
+            self._skipping = True
+            return
         _on_headers_complete(self)
 
     def on_body(self, body: bytes) -> None:
         route = self._route
         if route is None:
-            _on_body(self, body)
+            if not self._skipping:
+                _on_body(self, body)
         elif self._opened is not None and self._size <= route.max_body_bytes:
             self._chunks.append(body)  # kept up to one chunk past the bound: enough to answer 413
             self._size += len(body)
@@ -237,6 +275,9 @@ class BotscoreProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         self._tail = b""
+        if self._skipping:
+            self._skipping = False
+            return
         route = self._route
         if route is not None:
             opened = self._opened
@@ -246,22 +287,34 @@ class BotscoreProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not self._queued(cycle):
-            _InFlight.count += 1
-            self._unanswered += 1
+            self._started()
         _on_message_complete(self)
 
     def on_response_complete(self) -> None:
         if self._unanswered:
             self._unanswered -= 1
             _InFlight.count -= 1
+        elif self._parked:
+            self._parked -= 1
         following = self.pipeline[-1][0] if self.pipeline else None  # the request uvicorn starts next
         _on_response_complete(self)
+        if following is not None:
+            self._running = following
         self._quiet_since = self.loop.time()
         if following is not None and not following.more_body and not following.response_complete:
-            _InFlight.count += 1  # received whole while queued: worked on from now
-            self._unanswered += 1
-        if self._last_word is not None and not self.pipeline and self.cycle.response_complete:
+            self._started()  # received whole while queued: worked on from now
+        if self._last_word is not None and not self.pipeline and self.cycle.response_complete and not self._pending:
             self._say_last_word()
+
+    def _started(self) -> None:
+        """A request of this connection is being worked on: counted in flight, unless its answer
+        will only wait for a client that reads none (parked, see pause_writing)."""
+        self._running = self.cycle if self._running is None or self._running.response_complete else self._running
+        if self.flow.write_paused:
+            self._parked += 1
+        else:
+            _InFlight.count += 1
+            self._unanswered += 1
 
     def _queued(self, cycle: RequestResponseCycle) -> bool:
         return bool(self.pipeline) and self.pipeline[0][0] is cycle
@@ -269,12 +322,45 @@ class BotscoreProtocol(HttpToolsProtocol):
     # -- answers written here --------------------------------------------------------------
 
     def _answer(self, route: ScoringRoute, opened: Opened, body: bytes | None, *, timed_out: bool = False) -> None:
-        """Decide a scoring request and write its answer (closing after it when it must)."""
+        """Decide a scoring request and write its answer (closing after it when it must); an answer
+        that waits for an fsync (BOTSCORE_AUDIT_SYNC=always), and any behind it, go out in order
+        from one task of the connection."""
         self._opened = None  # answered: the rest of its body, if any, is skipped
         answer = route.answer(opened, body, timed_out=timed_out)
-        call = opened.call
         close = timed_out or not self.parser.should_keep_alive()
-        self.transport.write(encode(answer, call.id, call.scorer.version_bytes, close=close))
+        if not self._pending and not (answer.recorded and route.settles):
+            self._write(route, opened.call, answer, close)
+            return
+        self._pending.append((route, opened.call, answer, close))
+        _InFlight.count += 1  # worked on until its record is on disk
+        self.flow.pause_reading()  # one client's pipelined requests wait for its answers
+        if self._writer is None:
+            self._writer = self.loop.create_task(self._write_pending())
+            self.tasks.add(self._writer)  # uvicorn's graceful shutdown waits for it
+            self._writer.add_done_callback(self.tasks.discard)
+
+    async def _write_pending(self) -> None:
+        pending = self._pending
+        try:
+            while pending:
+                route, call, answer, close = pending[0]
+                try:
+                    if answer.recorded and route.settles:
+                        answer = await route.settle(call, answer)
+                finally:
+                    pending.popleft()
+                    _InFlight.count -= 1
+                if not self.transport.is_closing():  # else its client left: not sent, nothing more recorded
+                    self._write(route, call, answer, close)
+        finally:
+            self._writer = None
+        if self._last_word is not None and (self.cycle is None or self.cycle.response_complete):
+            self._say_last_word()
+        elif self._stalled_since is None:
+            self.flow.resume_reading()
+
+    def _write(self, route: ScoringRoute, call: Call, answer: Answer, close: bool) -> None:
+        self.transport.write(encode(answer, call.id, call.scorer.version_bytes, close=close, server=self._server()))
         route.noted(call, answer)
         self.server_state.total_requests += 1
         self._quiet_since = self.loop.time()
@@ -282,6 +368,13 @@ class BotscoreProtocol(HttpToolsProtocol):
             self.transport.close()
         elif self.flow.write_paused:
             self.flow.pause_reading()  # a client that reads no answers is not read either
+
+    def _server(self) -> bytes:
+        """The server's header lines (Date), made again when uvicorn renews them (once a second)."""
+        fields = self.server_state.default_headers
+        if fields is not _Served.fields:
+            _Served.fields, _Served.lines = fields, server_fields(fields)
+        return _Served.lines
 
     def _shed(self) -> bool:
         """Answer a scoring request past the in-flight bound with a 503, and close; False: not a scoring request."""
@@ -307,17 +400,26 @@ class BotscoreProtocol(HttpToolsProtocol):
         if self._last_word is not None or self.transport.is_closing():
             return
         answer = Answer(status, error_bytes(code, message))
-        self._last_word = encode(answer, new_request_id(), b"", close=True)
+        self._last_word = encode(answer, new_request_id(), b"", close=True, server=self._server())
         self.options.refused(status)
-        if (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
+        if (self.cycle is None or self.cycle.response_complete) and not self.pipeline and not self._pending:
             self._say_last_word()
         else:
             self.flow.pause_reading()
 
     def _say_last_word(self) -> None:
         assert self._last_word is not None
-        self.transport.write(self._last_word)
+        if self._last_word:
+            self.transport.write(self._last_word)
         self.transport.close()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: answers still owed here go out first, then the close."""
+        if self._pending:
+            if self._last_word is None:
+                self._last_word = b""
+            return
+        super().shutdown()
 
     # -- the bounds ----------------------------------------------------------------------
 
@@ -328,13 +430,22 @@ class BotscoreProtocol(HttpToolsProtocol):
                 self._timed_out()
         elif self._stalled_since is not None:
             if now - self._stalled_since > self.limits.request_timeout:
-                self.transport.abort()  # its answers wait for a client that reads none: dropped
+                self._drop()
         elif (
             now - self._quiet_since > self.timeout_keep_alive
             and (self.cycle is None or self.cycle.response_complete)
             and not self.transport.is_closing()
         ):
             self.transport.close()
+
+    def _drop(self) -> None:
+        """Close a connection whose client reads none of its answers: the answer being sent and the
+        queued requests are abandoned (uvicorn marks only the newest cycle disconnected)."""
+        for cycle in (self._running, self.cycle):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self.transport.abort()
 
     def _timed_out(self) -> None:
         self._began = None
@@ -368,23 +479,13 @@ class BotscoreProtocol(HttpToolsProtocol):
         self.cycle.message_event.set()
 
 
-class _Sweep:
-    """One timer a worker checks every connection's deadlines (a timer per request costs ~6 µs)."""
-
-    _watched: ClassVar[set[int]] = set()  # the connection sets (one per worker's server) a sweep already checks
-
-    @classmethod
-    def watch(cls, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-        if id(connections) not in cls._watched:
-            cls._watched.add(id(connections))
-            loop.call_later(SWEEP_SECONDS, cls._sweep, loop, connections)
-
-    @classmethod
-    def _sweep(cls, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-        now = loop.time()
-        try:
-            for connection in list(connections):
-                if isinstance(connection, BotscoreProtocol):
-                    connection.check_deadlines(now)
-        finally:  # one connection's failure must not end the deadlines of all
-            loop.call_later(SWEEP_SECONDS, cls._sweep, loop, connections)
+def sweep(connections: set[Any]) -> None:
+    """Check every connection of a worker against its deadlines: one periodic job a worker (the
+    service's schedule, every SWEEP_SECONDS), not a timer per request (a timer costs ~6 µs)."""
+    now = asyncio.get_running_loop().time()
+    for connection in list(connections):
+        if isinstance(connection, BotscoreProtocol):
+            try:
+                connection.check_deadlines(now)
+            except Exception:  # one connection's failure must not end the deadlines of all
+                connection.transport.abort()
