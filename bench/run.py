@@ -409,12 +409,18 @@ def instructions_table() -> str:
         os.environ["BOTSCORE_AUDIT_SYNC"] = mode
         try:
             for path in [ROOT, *AGAINST]:
+                if mode != "none" and not _knows_sync(path):
+                    continue  # a checkout from before BOTSCORE_AUDIT_SYNC
                 name = "this checkout" if path == ROOT else f"`{path}`"
                 count = measure(str(path))
                 lines.append(f"| {name} | `{mode}` | {count:,.0f} | {count / ceiling:.2f}x |")
         finally:
             del os.environ["BOTSCORE_AUDIT_SYNC"]
     return "\n".join(lines) + "\n"
+
+
+def _knows_sync(checkout: Path) -> bool:
+    return any("audit_sync" in path.read_text() for path in (checkout / "src").rglob("settings.py"))
 
 
 def compare(rounds: list[tuple[Figures, Figures]], path: Path, against: list[Figures]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from tests.support.records import shipped_records
 from tests.support.servers import BIN, LOOPBACK, Service, free_port
@@ -250,13 +251,14 @@ def test_a_shed_answer_closes_its_connection_and_new_ones_are_served_once_the_lo
         service.stop()
 
 
-def test_a_slow_body_does_not_count_towards_the_in_flight_bound(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", [b"/bot-score", b"/bot-score?over=asgi"])  # answered by the connection, or the app
+def test_a_slow_body_does_not_count_towards_the_in_flight_bound(tmp_path: Path, target: bytes) -> None:
     service = Service(tmp_path, max_in_flight=1).start()
     request = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
     try:
         slow = [_connect(service) for _ in range(5)]
         for sock in slow:
-            sock.sendall(b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{" % target)
         time.sleep(0.5)
         for _ in range(10):
             with _connect(service) as sock:
