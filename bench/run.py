@@ -490,6 +490,10 @@ def render(rounds: list[tuple[Figures, Figures]]) -> str:
         "and then botscore; "
         "medians of the raw figures, and the median of the per-round ratios.",
         "",
+        "Command: `"
+        + " ".join(f"{name}={value}" for name, value in sorted(os.environ.items()) if name.startswith("BENCH_"))
+        + " make bench` (this host is shared with other work: compare ratios within one run, not across runs).",
+        "",
         "| figure | ceiling | botscore | ratio (median per round) |",
         "| --- | --- | --- | --- |",
         row(f"throughput, wrk 32 connections, {SECONDS} s (req/s)", "{:,.0f}", "throughput").rsplit("|", 2)[0]
