@@ -1,11 +1,12 @@
-"""The scoring routes as plain ASGI callables: POST /bot-score, POST /bot-score/batch and the Open
-Inference Protocol's POST /v2/models/bot-score/infer.
+"""The scoring routes: POST /bot-score, POST /bot-score/batch and the Open Inference Protocol's
+POST /v2/models/bot-score/infer.
 
 They are the hot path, and FastAPI's routing, dependency and pydantic layers would cost more
 than the scoring and audit work together, so they read headers and bodies themselves. Every
-request takes the same sequence: scan the headers once into a `Call`, refuse what HTTP rules
-out (method, key, size, media type), hand the call to the data plane, send its answer with
-X-Request-ID and X-Model-Version. The data plane records every answer before it is sent.
+request takes the same sequence: scan the headers once into a `Call` (`open`), refuse what HTTP
+rules out (method, key, size, media type: `refusals.py`), hand the call to the data plane, which
+returns the `Answer` after recording it (`answer`); the connection writes it (`protocol.py`,
+through `answers.encode`), or `__call__` sends it over ASGI under another server protocol.
 """
 
 from __future__ import annotations
