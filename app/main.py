@@ -1,5 +1,10 @@
-"""`uvicorn app.main:app` from the repository root (the brief's command): the real app, built from BOTSCORE_*."""
+"""`uvicorn app.main:app` from the repository root (the brief's command): the real app, built from BOTSCORE_*.
 
-from botscore.service import app_from_environment
+Plain uvicorn serves it with its own protocol, so the connection bounds (431, 408, the unread-answer
+bound, shedding) are not applied: the app says so in a WARNING at start-up. `botscore serve`
+applies them.
+"""
 
-app = app_from_environment()
+from botscore.service import build_from_environment
+
+app = build_from_environment().app

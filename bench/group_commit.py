@@ -11,7 +11,7 @@ runs under strace too, without a delay): requests per fsync (the service's own
 botscore_audit_fsync_seconds_count over wrk's requests), req/s and wrk's p99. BENCH_AGAINST=DIR
 measures the code in DIR/src too (e.g. `git archive a180ad7 src | tar -x -C DIR`).
 
-    .venv/bin/python bench/group_commit.py    # prints a Markdown table for docs/performance.md
+    .venv/bin/python bench/group_commit.py    # prints a Markdown table for docs/group-commit.md
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ if os.environ.get("LADDER_STEP") is not None:
     from botscore.audit import record
     from botscore.call import Call
     from botscore.dataplane import validation
-    from botscore.http.endpoints import new_request_id
+    from botscore.http.ids import new_request_id
     from botscore.model import artifact
     from botscore.model.scorer import Scorer
     from botscore.ops.metrics import Metrics
@@ -82,13 +82,12 @@ if os.environ.get("LADDER_STEP") is not None:
         rid = new_request_id() if STEP >= 1 else b""
         if STEP >= 5:
             call = Call("/bot-score", "POST", rid, _SCORER, now, started)
-            call.response = response
-            line = record.scored(call, t1, t2)
+            line = record.scored(call, 0, t1, t2, p_bot)
         if STEP >= 6:
             os.write(_FD, line)
         if STEP >= 7:
-            _METRICS.note_score((x1, x2, p_bot))
-            _METRICS.note_request(("/bot-score", 200, _time.perf_counter() - started))
+            _METRICS.note_score(x1, x2, p_bot)
+            _METRICS.note_request("/bot-score", 200, _time.perf_counter() - started)
             _NOTED[0] += 1
             if _NOTED[0] % 5000 == 0:
                 _METRICS.flush()

@@ -9,7 +9,8 @@ the process (uvicorn, its workers) and calls `build` in each worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,17 +25,20 @@ from botscore.errors import fail_startup
 from botscore.http.app import BotscoreApp, create_app
 from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
+from botscore.http.protocol import SWEEP_SECONDS, BotscoreProtocol, sweep
 from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.emf import EmfWriter, worker_properties
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
 from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
+from botscore.ops.schedule import Schedule
 from botscore.settings import Settings, SettingsError, env_name, load_settings
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
 # move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
 HOUSEKEEPING_SECONDS = 0.25
+log = logging.getLogger("botscore.service")
 
 
 @dataclass
@@ -46,6 +50,18 @@ class Service:
     audit: AuditLog
     metrics: Metrics
     app: BotscoreApp
+    schedule: Schedule
+
+    def protocol(self) -> type[BotscoreProtocol]:
+        """uvicorn's `http` option: connections with the app's bounds, their deadlines on this schedule."""
+        watched: set[int] = set()
+
+        def watch(connections: set[Any]) -> None:
+            if id(connections) not in watched:
+                watched.add(id(connections))
+                self.schedule.every(SWEEP_SECONDS, "connection deadlines", functools.partial(sweep, connections))
+
+        return self.app.protocol(watch)
 
 
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
@@ -77,32 +93,32 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
 
     emf = _emf_writer(settings, metrics, model)
 
-    async def housekeeping() -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
-            audit.tick()
-            metrics.flush()
-            if emf is not None:
-                emf.tick()
+    schedule = Schedule(HOUSEKEEPING_SECONDS)
+    schedule.every(HOUSEKEEPING_SECONDS, "seal the audit segment when due", audit.tick)
+    schedule.every(HOUSEKEEPING_SECONDS, "move metrics into prometheus_client", metrics.flush)
+    if emf is not None:  # after the metrics flush, so a set holds what /metrics says
+        schedule.every(HOUSEKEEPING_SECONDS, "write the EMF metric lines when due", emf.tick)
+    if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back (its own loop)
+        every = settings.audit_sync_interval_ms / 1000 if settings.audit_sync == "interval" else 1.0
+        schedule.every(every, "fsync the audit spool", lambda: audit.syncer.every(every))
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        if not app.bounded:
+            log.warning(
+                "served without botscore's connection bounds (no 431, 408, unread-answer bound or shedding): "
+                "run `botscore serve` to apply them"
+            )
         forget_dead_workers()
         audit.start()
-        watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a rotated keys file takes effect within a tick
+        watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a thread: a rotated keys file takes effect within a tick
         reread_keys = watcher.poke if watcher else _nothing
         reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
-        background = [asyncio.create_task(housekeeping())]
-        if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
-            every = audit.sync_interval if settings.audit_sync == "interval" else 1.0
-            background.append(asyncio.create_task(audit.syncer.every(every)))
+        schedule.start()
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await schedule.stop()
             if watcher is not None:
                 watcher.stop()
             await asyncio.to_thread(audit.close)
@@ -116,11 +132,11 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         model,
         metrics,
         max_body_bytes=settings.max_body_bytes,
-        api_keys=keys,
         limits=Limits(settings.max_header_bytes, settings.request_timeout_seconds, settings.max_in_flight),
+        api_keys=keys,
         lifespan=lifespan,
     )
-    return Service(settings, model, audit, metrics, app)
+    return Service(settings, model, audit, metrics, app, schedule)
 
 
 def _api_keys(settings: Settings) -> ApiKeys:
@@ -173,5 +189,22 @@ def build_from_environment() -> Service:
 
 
 def app_from_environment() -> BotscoreApp:
-    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own)."""
-    return build_from_environment().app
+    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own);
+    `worker_protocol` serves it with its bounds."""
+    service = build_from_environment()
+    _Worker.protocol = service.protocol()
+    return service.app
+
+
+class _Worker:
+    """The protocol factory of the app this worker process built (one app a worker)."""
+
+    protocol: type[BotscoreProtocol] | None = None
+
+
+def worker_protocol(*args: Any, **kwargs: Any) -> BotscoreProtocol:
+    """uvicorn's `http` option in a worker of `botscore serve --workers N`: a connection built with the
+    bounds of the app this worker built (`app_from_environment`, which uvicorn calls first)."""
+    if _Worker.protocol is None:
+        raise RuntimeError("worker_protocol serves the app of botscore.service:app_from_environment (factory)")
+    return _Worker.protocol(*args, **kwargs)

@@ -14,7 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from botscore.http.app import LIVENESS_PATH
+from botscore.http.operations import LIVENESS_PATH
 from botscore.settings import DEFAULT_PORT, ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

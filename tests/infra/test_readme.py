@@ -224,7 +224,7 @@ def test_the_uvicorn_row_names_every_setting_only_botscore_serve_applies() -> No
     row = next(line for line in README.splitlines() if line.startswith("| `uvicorn app.main:app"))
     for field in sorted(only_serve):
         assert f"`{env_name(field)}`" in row, field
-    assert "--http botscore.http.protocol:BotscoreProtocol" in row
+    assert "without the connection bounds" in row and "WARNING at start-up" in row
 
 
 def test_the_adoption_bound_is_the_shippers_and_the_spools_everywhere() -> None:

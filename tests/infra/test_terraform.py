@@ -33,7 +33,7 @@ import pytest
 
 from botscore.audit import schema
 from botscore.audit.spool import object_key
-from botscore.http.app import LIVENESS_PATH
+from botscore.http.operations import LIVENESS_PATH
 from botscore.settings import DEFAULT_PORT, ENV_PREFIX, Settings, env_name
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "terraform"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bench.sizing import OUTAGE_SECONDS, WAF_WINDOW_SECONDS, rides_out
-from botscore.http.app import LIVENESS_PATH, METRICS_PATH
+from botscore.http.operations import LIVENESS_PATH, METRICS_PATH
 from botscore.ops.emf import EmfWriter
 from botscore.ops.metrics import Metrics
 from tests.infra.test_terraform import SECRET_ARN, TERRAFORM_DIR, Config, ref
@@ -53,8 +53,8 @@ def _emitted() -> dict[str, set[str]]:
     """What the app's EMF lines hold: metric name -> the dimension names it is published with."""
     metrics, stream = Metrics(lambda: dict.fromkeys(_AUDIT, 1.0)), io.StringIO()
     writer = EmfWriter(metrics.registry, namespace="n", service="s", interval=60, spool_max_bytes=1, stream=stream)
-    metrics.note_request(("/bot-score", 200, 0.01, None))
-    metrics.note_score((0.1, 0.2, 0.5))
+    metrics.note_request("/bot-score", 200, 0.01, None)
+    metrics.note_score(0.1, 0.2, 0.5)
     metrics.note_fsync(0.003)
     metrics.flush()
     writer.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from tests.support.records import shipped_records
-from tests.support.servers import LOOPBACK, Service
+from tests.support.servers import BIN, LOOPBACK, Service, free_port
 
 KEY = "k-limits-0123456789"
 SCORE = b'{"x1": 0.1, "x2": 0.2}'
@@ -249,13 +251,14 @@ def test_a_shed_answer_closes_its_connection_and_new_ones_are_served_once_the_lo
         service.stop()
 
 
-def test_a_slow_body_does_not_count_towards_the_in_flight_bound(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", [b"/bot-score", b"/bot-score?over=asgi"])  # answered by the connection, or the app
+def test_a_slow_body_does_not_count_towards_the_in_flight_bound(tmp_path: Path, target: bytes) -> None:
     service = Service(tmp_path, max_in_flight=1).start()
     request = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
     try:
         slow = [_connect(service) for _ in range(5)]
         for sock in slow:
-            sock.sendall(b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{" % target)
         time.sleep(0.5)
         for _ in range(10):
             with _connect(service) as sock:
@@ -279,3 +282,165 @@ def test_a_body_that_spans_several_reads_is_not_taken_for_an_oversized_head(tmp_
             assert _read_one(sock).startswith(b"HTTP/1.1 200")
     finally:
         service.stop()
+
+
+def _statuses(answers: bytes) -> list[int]:
+    """The statuses of every answer in what the server sent, in order."""
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)]
+
+
+def test_a_huge_head_sent_in_small_reads_is_refused_with_431(tmp_path: Path) -> None:
+    # The bound counts the whole head, not each read: 200 bytes at a time never reach it alone.
+    service = Service(tmp_path).start()
+    try:
+        with _connect(service) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(b"POST /bot-score HTTP/1.1\r\nHost: x\r\n")
+            with contextlib.suppress(OSError):  # the server may close while we still send
+                for n in range(250):  # 50 KB of headers
+                    sock.sendall(b"X-Pad-%03d: %s\r\n" % (n, b"a" * 186))
+                    time.sleep(0.002)
+            status, body, _ = _status_and_body(_read_answer(sock))
+        assert status == 431
+        assert body["error"]["message"] == "request head over 32768 bytes"  # type: ignore[index]
+    finally:
+        service.stop()
+
+
+def test_a_huge_head_in_one_write_with_its_body_is_refused_with_431(tmp_path: Path) -> None:
+    service = Service(tmp_path).start()
+    try:
+        with _connect(service) as sock:
+            sock.sendall(
+                b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\nContent-Length: %d\r\n\r\n%s"
+                % (b"a" * 98_000, len(SCORE), SCORE)
+            )
+            assert _statuses(_read_answer(sock)) == [431]
+    finally:
+        service.stop()
+
+
+def test_a_head_sent_a_few_bytes_at_a_time_still_gets_408_in_time(tmp_path: Path) -> None:
+    # The deadline runs from the request's first byte: each new byte must not restart it.
+    service = Service(tmp_path, request_timeout_seconds=1).start()
+    try:
+        with _connect(service) as sock:
+            started = time.monotonic()
+            status = 0
+            with contextlib.suppress(OSError):
+                for byte in b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.2)
+                    if time.monotonic() - started > 6:
+                        break
+            status, body, _ = _status_and_body(_read_answer(sock))
+            elapsed = time.monotonic() - started
+        assert status == 408
+        assert body["error"]["code"] == "request_timeout"  # type: ignore[index]
+        assert elapsed < 3
+    finally:
+        service.stop()
+
+
+def test_clients_that_leave_before_their_answer_do_not_count_in_flight_afterwards(tmp_path: Path) -> None:
+    # Each answer waits for an fsync; the client is gone by then, so it is never sent. If those
+    # requests stayed counted, the worker would shed every request after a few of them.
+    service = Service(tmp_path, max_in_flight=2, audit_sync="always").start()
+    request = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
+    # With a query string the request goes through the app over ASGI, without it the connection answers it.
+    over_asgi = request.replace(b"/bot-score", b"/bot-score?over=asgi", 1)
+    try:
+        for n in range(80):
+            sock = _connect(service)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.sendall(request if n % 2 else over_asgi)
+            sock.close()  # a reset at once, before the answer
+        time.sleep(0.5)
+        for _ in range(5):
+            with _connect(service) as sock:
+                sock.sendall(request)
+                assert _read_one(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        service.stop()
+
+
+def test_a_client_that_reads_none_of_its_answers_starves_nobody_and_is_dropped(tmp_path: Path) -> None:
+    # One place in flight: the hog's answers waiting for it to read, or its queued requests, must not take it.
+    service = Service(tmp_path, max_in_flight=1, request_timeout_seconds=2).start()
+    worker = psutil.Process(service.process.pid if service.process else 0)
+    try:
+        hog = _connect(service)
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 10_000)  # 39 MB of answers, never read
+        time.sleep(1)
+        for n in range(20):
+            with _connect(service) as sock:
+                sock.sendall(
+                    b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Request-ID: other-%d\r\nContent-Length: %d\r\n\r\n%s"
+                    % (n, len(SCORE), SCORE)
+                )
+                assert _read_one(sock).startswith(b"HTTP/1.1 200")
+        assert httpx.get(service.url + "/readyz").status_code == 200
+        hog_port = hog.getsockname()[1]
+
+        def states() -> set[str]:
+            return {c.status for c in worker.net_connections() if c.raddr and c.raddr.port == hog_port}
+
+        assert states() == {"ESTABLISHED"}
+        time.sleep(4)  # past BOTSCORE_REQUEST_TIMEOUT_SECONDS with its answers unread: dropped
+        assert "ESTABLISHED" not in states()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        hog.close()
+    finally:
+        service.stop()
+    assert "Exception in ASGI application" not in service.log.read_text()
+
+
+def test_an_upgrade_request_with_a_body_is_refused_and_its_body_never_read_as_a_request(tmp_path: Path) -> None:
+    service = Service(tmp_path).start()
+    smuggled = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Request-ID: smuggled\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(SCORE),
+        SCORE,
+    )
+    try:
+        with _connect(service) as sock:
+            sock.sendall(
+                b"POST /bot-score HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                b"X-Request-ID: upgrading\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+            )
+            answers = _read_answer(sock)
+        assert _statuses(answers) == [400]
+        assert b"upgrade_not_supported" in answers
+        with _connect(service) as sock:  # an upgrade without a body is an ordinary request, then the close
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+            assert _statuses(_read_answer(sock)) == [200]
+    finally:
+        service.stop()
+    assert "smuggled" not in {r["id"] for r in shipped_records(service.audit_dir)}
+
+
+def test_a_bad_request_pipelined_behind_good_ones_is_answered_after_them(tmp_path: Path) -> None:
+    # audit_sync=always: the good answers wait for an fsync while the bad request is already parsed.
+    service = Service(tmp_path, audit_sync="always").start()
+    good = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Request-ID: good-%d\r\nContent-Length: %d\r\n\r\n%s"
+    try:
+        with _connect(service) as sock:
+            sock.sendall(good % (1, len(SCORE), SCORE) + good % (2, len(SCORE), SCORE) + b"NOT HTTP AT ALL\r\n\r\n")
+            answers = _read_answer(sock)
+        assert _statuses(answers) == [200, 200, 400]
+        assert answers.index(b"good-1") < answers.index(b"good-2") < answers.index(b"bad_request")
+    finally:
+        service.stop()
+
+
+def test_the_briefs_command_says_at_start_up_that_it_serves_without_the_bounds(tmp_path: Path) -> None:
+    port = free_port()
+    command = [str(BIN / "uvicorn"), "app.main:app", "--host", LOOPBACK, "--port", str(port)]
+    brief = Service(tmp_path, command, port=port)
+    bounded = Service(tmp_path)
+    for service in (brief, bounded):
+        service.start()
+        assert httpx.post(service.url + "/bot-score", content=SCORE).status_code == 200
+        service.stop()
+    assert "served without botscore's connection bounds" in brief.log.read_text()
+    assert "served without botscore's connection bounds" not in bounded.log.read_text()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import botscore
 import botscore_train
+from botscore.call import Call
 
 SOURCES = {"botscore": Path(botscore.__file__).parent, "botscore_train": Path(botscore_train.__file__).parent}
 
@@ -96,3 +97,34 @@ def test_the_layout_check_sees_a_wrong_way_import(tmp_path: Path) -> None:
     wrong.write_text("from botscore.http.app import create_app\n")
     assert _imports(wrong) == {"botscore.http.app", "botscore.http.app.create_app"}
     assert _part("botscore.http.app") not in ALLOWED["audit"]
+
+
+# What a request is answered lives in the Answer the data plane returns, never on the Call.
+ANSWER_FIELDS = {"status", "response", "render_error", "content_type", "extra_headers", "headers", "answer"}
+
+
+def _answer_reads(path: Path) -> set[str]:
+    """`call.<answer field>` read or written in `path`: the audit package deciding or reading an HTTP answer."""
+    return {
+        f"{path.name}:{node.lineno} call.{node.attr}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "call"
+        and node.attr in ANSWER_FIELDS
+    }
+
+
+def test_the_audit_package_knows_no_http_no_data_plane_and_no_answer() -> None:
+    assert not ALLOWED["audit"] & {"dataplane", "http"}
+    audit = {m: p for m, p in _modules("botscore").items() if _part(m) == "audit"}
+    imported = {i for path in audit.values() for i in _imports(path)}
+    assert {i for i in imported if _part(i) in ("dataplane", "http", "service", "server")} == set()
+    assert set().union(*(_answer_reads(path) for path in audit.values())) == set()
+    assert not set(Call.__slots__) & ANSWER_FIELDS  # the call holds what arrived, nothing of the answer
+
+
+def test_the_answer_check_sees_an_answer_written_into_a_call(tmp_path: Path) -> None:
+    wrong = tmp_path / "log.py"
+    wrong.write_text("def refuse(call):\n    call.status = 503\n    call.response = b''\n")
+    assert _answer_reads(wrong) == {"log.py:2 call.status", "log.py:3 call.response"}

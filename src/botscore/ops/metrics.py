@@ -172,13 +172,22 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=r,
         )
+        # What the request path counted since the last flush: plain lists, one append each (see above).
         self._pending_requests: list[tuple[str, int, float, str | None]] = []  # route, status, seconds, key id
-        self._pending_scores: list[tuple[float, float, float]] = []
+        self._pending_scores: list[tuple[float, float, float]] = []  # x1, x2, p_bot
         self._pending_fsyncs: list[float] = []
-        # The bound appends themselves, for the hot path: one C call per observation.
-        self.note_request = self._pending_requests.append
-        self.note_score = self._pending_scores.append
-        self.note_fsync = self._pending_fsyncs.append  # from the fsync thread
+
+    def note_request(self, route: str, status: int, seconds: float, key_id: str | None = None) -> None:
+        """An answer: its route, status, latency and the id of the API key it carried."""
+        self._pending_requests.append((route, status, seconds, key_id))
+
+    def note_score(self, x1: float, x2: float, p_bot: float) -> None:
+        """A score and the features it was computed from."""
+        self._pending_scores.append((x1, x2, p_bot))
+
+    def note_fsync(self, seconds: float) -> None:
+        """One fsync of the audit spool (called from the fsync thread: a list append is atomic)."""
+        self._pending_fsyncs.append(seconds)
 
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from botscore.dataplane import validation
 from botscore.errors import RequestError
-from botscore.http.endpoints import new_request_id
+from botscore.http.ids import new_request_id
 
 numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(10**30), 10**30))
 

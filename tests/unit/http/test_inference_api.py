@@ -266,3 +266,36 @@ def test_each_error_status_has_its_own_example_and_it_is_what_the_route_answers(
     )
     flattened = [json.dumps(example) for status_examples in examples.values() for example in status_examples]
     assert len(flattened) == len(set(flattened))  # no two statuses show the same example
+
+
+def _binary_infer(x1: bytes, x1_size: int, x2: bytes, shape: int = 1) -> tuple[bytes, dict[str, str]]:
+    """An infer call with x1 and x2 as binary tensor data of the sizes given, and its headers."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "x1", "shape": [shape], "datatype": "FP64", "parameters": {"binary_data_size": x1_size}},
+                {"name": "x2", "shape": [shape], "datatype": "FP64", "parameters": {"binary_data_size": len(x2)}},
+            ]
+        }
+    ).encode()
+    headers = {"content-type": "application/octet-stream", "inference-header-content-length": str(len(header))}
+    return header + x1 + x2, headers
+
+
+def test_a_binary_data_size_larger_than_the_shape_needs_is_refused_naming_it(client: TestClient) -> None:
+    # 16 bytes claimed for one FP64: read anyway, x2 would come from the wrong offset and score wrong.
+    body, headers = _binary_infer(struct.pack("<dd", 0.1, 9.0), 16, struct.pack("<d", 0.2))
+    response = client.post(INFER, content=body, headers=headers)
+    assert response.status_code == 400
+    assert _only_error(response) == "input x1: binary_data_size is 16 bytes, but shape [1] of FP64 takes 8"
+
+
+@pytest.mark.parametrize(("value", "shown"), [(float("inf"), "Infinity"), (float("-inf"), "-Infinity")])
+def test_a_lone_infinity_in_binary_tensor_data_is_refused_naming_it(
+    client: TestClient, value: float, shown: str
+) -> None:
+    # No NaN anywhere: a check for NaN only would let it reach the model (and answer 500).
+    body, headers = _binary_infer(struct.pack("<dd", 0.1, 0.3), 16, struct.pack("<dd", 0.2, value), shape=2)
+    response = client.post(INFER, content=body, headers=headers)
+    assert response.status_code == 400
+    assert _only_error(response) == f"x2[1] must be a finite number, got {shown}"

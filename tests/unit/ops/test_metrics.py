@@ -25,9 +25,9 @@ def test_histograms_counted_in_bulk_expose_what_observe_would() -> None:
     metrics = Metrics()
     for value in values:
         observed.observe(value)
-        metrics.note_score((1.0, 1.0, value))
+        metrics.note_score(1.0, 1.0, value)
     metrics.flush()
-    metrics.note_score((1.0, 1.0, 0.42))  # counted after the flush: the exposition flushes again
+    metrics.note_score(1.0, 1.0, 0.42)  # counted after the flush: the exposition flushes again
     observed.observe(0.42)
     expected = _samples(generate_latest(direct).decode())
     exposed = _samples(metrics.exposition().decode())
