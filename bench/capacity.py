@@ -299,8 +299,8 @@ def generator_check(tmp: Path, rate: float) -> dict[str, Any]:
     """The generator against the bare ASGI app (bench/ceiling.py) in a 1-vCPU cgroup: its own floor at `rate`."""
     port = free_port()
     code = (
-        "import uvicorn; from botscore.server import UVICORN_OPTIONS; "
-        f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **UVICORN_OPTIONS)"
+        "import uvicorn; from bench.ceiling import OPTIONS; "
+        f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **OPTIONS)"
     )
     task = Target(tmp, "ceiling", 1.0, [str(BIN / "python"), "-c", code], dict(os.environ), port)
     try:

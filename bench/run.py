@@ -287,8 +287,8 @@ def main() -> None:
             ceiling_argv = [
                 str(BIN / "python"),
                 "-c",
-                "import uvicorn; from botscore.server import UVICORN_OPTIONS; "
-                f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **UVICORN_OPTIONS)",
+                "import uvicorn; from bench.ceiling import OPTIONS; "
+                f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **OPTIONS)",
             ]
             ceiling, process = measure(
                 ceiling_argv, dict(os.environ), f"http://{LOOPBACK}:{port}/bot-score", tmp / f"ceiling-{n}.log"

@@ -18,10 +18,10 @@ from typing import Any
 from botscore.errors import fail_startup
 from botscore.settings import Settings, SettingsError, env_name, load_settings
 
-# How `botscore serve` runs uvicorn; `make bench` runs its ceiling app with the same options.
+# How `botscore serve` runs uvicorn, besides its protocol (`http`: uvicorn's httptools one with the
+# app's bounds, botscore.http.protocol); `make bench` runs its ceiling app with these and plain httptools.
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "botscore.http.protocol:BotscoreProtocol",  # httptools, with bounds (see that module)
     "ws": "none",  # no WebSocket route: an Upgrade is an ordinary request
     "lifespan": "on",
     "access_log": False,  # the audit log keeps every request
@@ -31,6 +31,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_graceful_shutdown": 5,  # in-flight requests; then the audit spool gets its own deadline
 }
 WORKER_APP = "botscore.service:app_from_environment"
+WORKER_PROTOCOL = "botscore.service:worker_protocol"  # each worker's connections get that worker's app's bounds
 log = logging.getLogger("botscore.server")  # what each of `--workers N` imports and calls
 
 
@@ -51,10 +52,11 @@ def serve(**overrides: Any) -> None:
     from botscore import service
 
     built = service.build_from_environment()  # fails fast on a bad model, before any worker starts
-    target: Any = WORKER_APP if settings.workers > 1 else built.app
+    several = settings.workers > 1
     uvicorn.run(
-        target,
-        factory=settings.workers > 1,
+        WORKER_APP if several else built.app,
+        factory=several,
+        http=WORKER_PROTOCOL if several else built.app.protocol(),
         host=settings.host,
         port=settings.port,
         timeout_keep_alive=settings.keep_alive_seconds,

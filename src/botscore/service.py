@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from botscore.errors import fail_startup
 from botscore.http.app import BotscoreApp, create_app
 from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
+from botscore.http.protocol import BotscoreProtocol
 from botscore.model import artifact, reload
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
@@ -34,6 +36,7 @@ from botscore.settings import Settings, SettingsError, env_name, load_settings
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
 # move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
 HOUSEKEEPING_SECONDS = 0.25
+log = logging.getLogger("botscore.service")
 
 
 @dataclass
@@ -81,6 +84,11 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        if not app.bounded:
+            log.warning(
+                "served without botscore's connection bounds (no 431, 408, unread-answer bound or shedding): "
+                "run `botscore serve`, or uvicorn with --http botscore.service:worker_protocol"
+            )
         forget_dead_workers()
         audit.start()
         watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a rotated keys file takes effect within a tick
@@ -108,8 +116,8 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         model,
         metrics,
         max_body_bytes=settings.max_body_bytes,
-        api_keys=keys,
         limits=Limits(settings.max_header_bytes, settings.request_timeout_seconds, settings.max_in_flight),
+        api_keys=keys,
         lifespan=lifespan,
     )
     return Service(settings, model, audit, metrics, app)
@@ -151,5 +159,22 @@ def build_from_environment() -> Service:
 
 
 def app_from_environment() -> BotscoreApp:
-    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own)."""
-    return build_from_environment().app
+    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own);
+    `worker_protocol` serves it with its bounds."""
+    app = build_from_environment().app
+    _Worker.protocol = app.protocol()
+    return app
+
+
+class _Worker:
+    """The protocol factory of the app this worker process built (one app a worker)."""
+
+    protocol: type[BotscoreProtocol] | None = None
+
+
+def worker_protocol(*args: Any, **kwargs: Any) -> BotscoreProtocol:
+    """uvicorn's `http` option in a worker of `botscore serve --workers N`: a connection built with the
+    bounds of the app this worker built (`app_from_environment`, which uvicorn calls first)."""
+    if _Worker.protocol is None:
+        raise RuntimeError("worker_protocol serves the app of botscore.service:app_from_environment (factory)")
+    return _Worker.protocol(*args, **kwargs)

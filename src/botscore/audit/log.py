@@ -2,9 +2,10 @@
 
 `AuditLog.keep(call, line)` appends to the spool before the answer is sent (no network on
 the request path); the shipper moves sealed segments to S3 in the background. At the disk
-bound, `when_full="reject"` refuses to score what it cannot record (the call's answer becomes
-a 503, itself recorded while a reserve of 1 % of the bound lasts), `"drop"` serves and counts
-the lost record.
+bound, `when_full="reject"` refuses to score what it cannot record (`keep` returns the
+`AuditUnavailable` refusal, itself recorded while a reserve of 1 % of the bound lasts, and the
+data plane answers it), `"drop"` serves and counts the lost record. This package knows no HTTP:
+it reads what arrived (`Call`) and returns its decisions.
 """
 
 from __future__ import annotations
@@ -147,51 +148,52 @@ class AuditLog:
 
     # -- the request path ---------------------------------------------------------------
 
-    def keep(self, call: Call, line: bytes) -> None:
-        """Spool the call's record line, or apply the when-full policy: under `reject` the call's
-        answer becomes the 503 refusal, under `drop` the record is counted as lost."""
+    def keep(self, call: Call, line: bytes) -> AuditUnavailable | None:
+        """Spool the call's record line, or apply the when-full policy: under `reject` the refusal
+        is returned (the caller answers it; its own row is kept while the reserve lasts), under
+        `drop` the record is counted as lost and None returned, as when it was kept."""
         problem = self._unavailable
         if problem is None and self.writer.bytes_appended >= self._append_limit:  # usage_bytes >= the capacity
             problem = self._full_reason
         if problem is None:
             try:
                 self.writer.append(line)
-                return
+                return None
             except SpoolUnavailable as exc:
                 problem = str(exc)
                 self._unavailable = problem
                 log.error("audit spool unavailable", extra={"reason": problem})
         if self.when_full == "drop":
             self.records_dropped += 1
-            return
+            return None
         if not self._refusing:
             self._refusing = True
             self._refusal_reported_at = time.monotonic()
             log.warning("refusing requests: the audit log cannot record them", extra={"reason": problem})
-        self._refuse(
+        return self._refuse(
             call,
             f"{problem}; request not scored because it could not be recorded",
             record_it=self._unavailable is None and self.writer.bytes_appended < self._append_limit + self._reserve,
         )
 
-    async def settle(self, call: Call) -> None:
+    async def settle(self, call: Call) -> AuditUnavailable | None:
         """With AUDIT_SYNC=always, wait for the fsync that covers the call's record; if it fails,
-        the answer becomes a 503 (the record may not have reached the disk)."""
-        if not await self.syncer.commit():
-            # The row that says 200 may be on disk; the refusal's row says what the client got.
-            reason = f"{self.syncer.failure}; request not answered because its record may be lost"
-            self._refuse(call, reason, record_it=True)
+        the refusal (the record may not have reached the disk), else None."""
+        if await self.syncer.commit():
+            return None
+        # The row that says 200 may be on disk; the refusal's row says what the client got.
+        reason = f"{self.syncer.failure}; request not answered because its record may be lost"
+        return self._refuse(call, reason, record_it=True)
 
-    def _refuse(self, call: Call, reason: str, *, record_it: bool) -> None:
-        """Answer the call with a 503 refusal, counted, and recorded (best effort) when `record_it`;
-        if the disk itself is full after all, the refusal is counted, not recorded."""
+    def _refuse(self, call: Call, reason: str, *, record_it: bool) -> AuditUnavailable:
+        """The 503 refusal of `call`, counted, and recorded (best effort) when `record_it`; if the
+        disk itself is full after all, the refusal is counted, not recorded."""
         self.records_refused += 1
         refusal = AuditUnavailable(reason)
-        call.status = refusal.status
-        call.response = call.render_error(refusal)
         if record_it:
             with contextlib.suppress(SpoolUnavailable):
                 self.writer.append(record.failed(call, refusal, record.Sent()))
+        return refusal
 
     def readiness(self) -> str | None:
         """None when records are being accepted with room to spare, else the reason."""

@@ -2,9 +2,9 @@
 
 The HTTP layer reads a request into a `Call` and hands it here: `score`, `score_batch` or `infer` when
 the request got as far as its body, `fail` when the HTTP layer refused it first (method, key,
-size, media type). Each sets `call.status` and `call.response` and appends the call's audit
-record before returning, so every answer, errors included, is recorded before it is sent.
-Tests drive it with a Call and no ASGI at all.
+size, media type). Each returns the `Answer` after appending the call's audit record, so every
+answer, errors included, is recorded before it is sent; when the audit log refuses to keep the
+record, the answer is its 503. Tests drive it with a Call and no ASGI at all.
 """
 
 from __future__ import annotations
@@ -16,13 +16,28 @@ from typing import Any, TypeVar
 
 from botscore.audit import record
 from botscore.audit.log import AuditLog
-from botscore.call import Call
+from botscore.call import Answer, Call
 from botscore.dataplane import inference, validation
-from botscore.errors import BotscoreError, RequestError
+from botscore.errors import AuditUnavailable, BotscoreError, Overloaded, RequestError
 from botscore.ops.metrics import Metrics
 
 log = logging.getLogger("botscore.http")
 _Parsed = TypeVar("_Parsed")
+Render = Callable[[BotscoreError], bytes]  # a route's error shape: botscore's own, or the inference protocol's
+OCTET_STREAM = b"application/octet-stream"
+
+
+def error_headers(error: BotscoreError) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers an error's answer carries besides the ids (RFC 9110: 401, 405, 503 with Retry-After)."""
+    if isinstance(error, (AuditUnavailable, Overloaded)):
+        return ((b"retry-after", b"%d" % error.retry_after_seconds),)
+    return _ERROR_HEADERS.get(error.status, ())
+
+
+_ERROR_HEADERS: dict[int, tuple[tuple[bytes, bytes], ...]] = {
+    401: ((b"www-authenticate", b'Bearer realm="botscore"'),),
+    405: ((b"allow", b"POST"),),
+}
 
 
 class Handler:
@@ -31,8 +46,9 @@ class Handler:
     def __init__(self, audit: AuditLog, metrics: Metrics) -> None:
         self.audit = audit
         self._note_score = metrics.note_score
+        self._keep = audit.keep
 
-    def score(self, call: Call) -> None:
+    def score(self, call: Call) -> Answer:
         """POST /bot-score: {"x1": number, "x2": number} -> {"p_bot": number}."""
         body = call.body or b""
         try:
@@ -40,86 +56,109 @@ class Handler:
             x1, x2, x1_token, x2_token = validation.usual(body) or validation.parse_unusual(body)
             p_bot = call.scorer.p_bot(x1, x2)
         except RequestError as exc:
-            self.fail(call, exc)
-            return
+            return self.fail(call, exc)
         except Exception:
-            self._internal_error(call)
-            return
-        call.status = 200
-        call.response = b'{"p_bot":%r}' % p_bot
+            return self._internal_error(call, BotscoreError.body_bytes)
         self._note_score((x1, x2, p_bot))
-        self.audit.keep(call, record.scored(call, 0, x1_token, x2_token, p_bot))
+        refusal = self._keep(call, record.scored(call, 0, x1_token, x2_token, p_bot))
+        if refusal is None:
+            return Answer(200, b'{"p_bot":%r}' % p_bot)
+        return self._refused(refusal, BotscoreError.body_bytes)
 
-    def score_batch(self, call: Call) -> None:
+    def score_batch(self, call: Call) -> Answer:
         """POST /bot-score/batch: {"instances": [{x1, x2}, ...]} (1 to 1,000) -> {"p_bot": [...]}, in order."""
-        scored = self._score_all(call, lambda: validation.instances(validation.decode(call.body or b"")), list)
-        if scored is None:
-            return
+        scored = self._score_all(
+            call, lambda: validation.instances(validation.decode(call.body or b"")), list, BotscoreError.body_bytes
+        )
+        if isinstance(scored, Answer):
+            return scored
         pairs, scores = scored
-        call.status = 200
-        call.response = json.dumps({"p_bot": scores}, separators=(",", ":")).encode()
-        self._keep_scores(call, pairs, scores)
+        answer = Answer(200, json.dumps({"p_bot": scores}, separators=(",", ":")).encode())
+        return self._keep_scores(call, pairs, scores, answer, BotscoreError.body_bytes)
 
-    def infer(self, call: Call) -> None:
+    def infer(self, call: Call) -> Answer:
         """POST /v2/models/bot-score/infer, the Open Inference Protocol: x1 and x2 (or features) tensors
         of N instances -> the p_bot tensor, each score /bot-score's for the same features."""
         scored = self._score_all(
-            call, lambda: inference.parse(call.body or b"", call.header_length), lambda request: request.pairs
+            call,
+            lambda: inference.parse(call.body or b"", call.header_length),
+            lambda request: request.pairs,
+            inference.error_bytes,
         )
-        if scored is None:
-            return
+        if isinstance(scored, Answer):
+            return scored
         request, scores = scored
-        pairs = request.pairs
-        call.status = 200
-        call.response, header_length = inference.response(request, call.scorer.version, scores)
-        if header_length is not None:
-            call.content_type = b"application/octet-stream"
-            call.extra_headers = [(b"inference-header-content-length", b"%d" % header_length)]
-        self._keep_scores(call, pairs, scores)
+        body, header_length = inference.response(request, call.scorer.version, scores)
+        answer = (
+            Answer(200, body)
+            if header_length is None
+            else Answer(200, body, OCTET_STREAM, ((b"inference-header-content-length", b"%d" % header_length),))
+        )
+        return self._keep_scores(call, request.pairs, scores, answer, inference.error_bytes)
 
     def _score_all(
-        self, call: Call, parse: Callable[[], _Parsed], pairs: Callable[[_Parsed], list[tuple[float, float]]]
-    ) -> tuple[_Parsed, list[float]] | None:
-        """What `parse` reads and the scores of its instances (`pairs`); None when the call was
-        answered with an error instead."""
+        self,
+        call: Call,
+        parse: Callable[[], _Parsed],
+        pairs: Callable[[_Parsed], list[tuple[float, float]]],
+        render: Render,
+    ) -> tuple[_Parsed, list[float]] | Answer:
+        """What `parse` reads and the scores of its instances (`pairs`), or the error's answer."""
         try:
             parsed = parse()
             return parsed, [call.scorer.p_bot(x1, x2) for x1, x2 in pairs(parsed)]
         except RequestError as exc:
-            self.fail(call, exc)
+            return self.fail(call, exc, render)
         except Exception:
-            self._internal_error(call)
-        return None
+            return self._internal_error(call, render)
 
-    def _keep_scores(self, call: Call, pairs: list[tuple[float, float]], scores: list[float]) -> None:
-        """One row per score, appended in one write."""
+    def _keep_scores(
+        self, call: Call, pairs: list[tuple[float, float]], scores: list[float], answer: Answer, render: Render
+    ) -> Answer:
+        """One row per score, appended in one write; `answer` if they were kept."""
         rows = []
         for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
             self._note_score((x1, x2, p_bot))
             rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
-        self.audit.keep(call, b"".join(rows))
+        refusal = self._keep(call, b"".join(rows))
+        return answer if refusal is None else self._refused(refusal, render)
 
-    def fail(self, call: Call, error: BotscoreError, response: bytes | None = None) -> None:
-        """Answer with `error` (`response`: its body, when the caller has it made already); the record
-        keeps the body as text, and the features it could read."""
-        call.status = error.status
-        call.response = call.render_error(error) if response is None else response
-        self.audit.keep(call, record.failed(call, error, _as_sent(validation.decoded(call.body))))
+    def fail(self, call: Call, error: BotscoreError, render: Render = BotscoreError.body_bytes) -> Answer:
+        """The answer to `error` in the route's shape (`render`); the record keeps the body as text,
+        and the features it could read."""
+        refusal = self._keep(call, record.failed(call, error, _as_sent(validation.decoded(call.body))))
+        if refusal is not None:
+            return self._refused(refusal, render)
+        return Answer(error.status, render(error), headers=error_headers(error))
 
-    def _internal_error(self, call: Call) -> None:
+    def shed(self, call: Call, overloaded: Overloaded, body: bytes, render: Render) -> Answer:
+        """The answer to a call past the in-flight bound (`body`: the route's, made once), recorded;
+        it does not wait for an fsync (it scored nothing)."""
+        refusal = self._keep(call, record.failed(call, overloaded, record.Sent()))
+        if refusal is not None:
+            return self._refused(refusal, render)
+        return Answer(overloaded.status, body, headers=error_headers(overloaded), recorded=False)
+
+    def _refused(self, refusal: AuditUnavailable, render: Render) -> Answer:
+        """The audit log's refusal as the answer: not settled, for its row is kept best effort only."""
+        return Answer(refusal.status, render(refusal), headers=error_headers(refusal), recorded=False)
+
+    def _internal_error(self, call: Call, render: Render) -> Answer:
         """A bug of ours: answer in the error shape, record it, log it with the request id."""
         log.exception("unhandled error", extra={"request_id": call.id.decode()})
-        self.fail(call, BotscoreError("internal error; the request id is in the logs"))
+        return self.fail(call, BotscoreError("internal error; the request id is in the logs"), render)
 
     @property
     def settles(self) -> bool:
         """True when an answer must wait for `settle` before it is sent (BOTSCORE_AUDIT_SYNC=always)."""
         return self.audit.sync == "always"
 
-    async def settle(self, call: Call) -> None:
-        """Wait until the call's record is on disk; if it cannot be, the answer becomes a 503."""
-        if call.status != 503:
-            await self.audit.settle(call)
+    async def settle(self, call: Call, answer: Answer, render: Render = BotscoreError.body_bytes) -> Answer:
+        """`answer` once the call's record is on disk; if it cannot be, the audit log's 503 instead."""
+        if not answer.recorded:
+            return answer
+        refusal = await self.audit.settle(call)
+        return answer if refusal is None else self._refused(refusal, render)
 
     def readiness(self) -> str | None:
         """None when calls can be answered and recorded with room to spare, else the reason."""

@@ -31,8 +31,17 @@ from botscore.dataplane import inference, validation
 from botscore.dataplane.handler import Handler
 from botscore.errors import AuditUnavailable, BotscoreError, RequestError, error_body
 from botscore.http.auth import ApiKeys
-from botscore.http.endpoints import BATCH_BODY_FACTOR, BATCH_PATH, INFER_PATH, SCORE_PATH, request_id, scoring_routes
+from botscore.http.endpoints import (
+    BATCH_BODY_FACTOR,
+    BATCH_PATH,
+    INFER_PATH,
+    SCORE_PATH,
+    ScoringRoute,
+    scoring_routes,
+)
+from botscore.http.ids import request_id
 from botscore.http.limits import Limits
+from botscore.http.protocol import BotscoreProtocol, ConnectionOptions, bounded
 from botscore.http.schemas import (
     BatchRequest,
     BatchResponse,
@@ -442,51 +451,74 @@ class BotscoreApp:
     """The ASGI app: scoring routes to their endpoints, the rest to FastAPI; ids on every answer."""
 
     def __init__(
-        self, routes: dict[str, Any], docs: FastAPI, model: ModelSlot, metrics: Metrics, limits: Limits
+        self,
+        routes: dict[str, ScoringRoute],
+        docs: FastAPI,
+        model: ModelSlot,
+        metrics: Metrics,
+        limits: Limits | None,
     ) -> None:
         self.routes = routes
         self.docs = docs
         self.model = model
         self.metrics = metrics
-        self.limits = limits  # read by BotscoreProtocol, the connection it is served over
+        self.limits = limits  # None: the app is served without connection bounds (tests in-process)
+        self.bounded = False  # True once a protocol factory with these bounds was made (`protocol`)
+
+    def protocol(self) -> type[BotscoreProtocol]:
+        """uvicorn's `http` option for this app: connections built with its bounds, its shedding,
+        and its scoring routes answered by the connection (not when answers wait for an fsync)."""
+        if self.limits is None:
+            raise ValueError("an app built without limits has no bounds to serve with")
+        self.bounded = True
+        inline = {} if any(route.settles for route in self.routes.values()) else self.routes
+        return bounded(
+            ConnectionOptions(
+                self.limits,
+                routes={path.encode(): route for path, route in inline.items()},
+                shed=self.shed,
+                refused=self.refused,
+            )
+        )
+
+    def route(self, path: str) -> ScoringRoute | None:
+        """The scoring route of a path: its own, or the infer route's versioned path of the version serving now."""
+        found = self.routes.get(path)
+        if found is None and path.startswith(_VERSIONS) and path == f"{_VERSIONS}{self.model.scorer.version}/infer":
+            return self.routes[INFER_PATH]
+        return found
 
     def shed(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> bytes | None:
         """The answer to a request past the in-flight bound, or None: only scoring requests are shed
         (health checks must keep answering, or the load balancer takes an overloaded task for dead)."""
-        endpoint = self.routes.get(path) or self._versioned(path)
-        return None if endpoint is None or method != "POST" else endpoint.shed(method, headers)
+        route = self.route(path)
+        return None if route is None or method != "POST" else route.shed(method, headers)
 
     def refused(self, status: int) -> None:
-        """Count a request the protocol refused before it had a route (431, 408 on an unfinished head)."""
+        """Count a request the connection refused before it had a route (400, 431, 408 on an unfinished head)."""
         self.metrics.note_request(("incomplete", status, 0.0, None))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.docs(scope, receive, send)
             return
-        endpoint = self.routes.get(scope["path"]) or self._versioned(scope["path"])
-        if endpoint is not None:
-            await endpoint(scope, receive, send)
+        route = self.route(scope["path"])
+        if route is not None:
+            await route(scope, receive, send)
             return
         started = time.perf_counter()
         rid = request_id(dict(scope["headers"]).get(b"x-request-id"))
         version = self.model.scorer.version_bytes
-        route = scope["path"] if scope["path"] in _KNOWN_ROUTES else "other"
+        name = scope["path"] if scope["path"] in _KNOWN_ROUTES else "other"
 
         async def send_with_ids(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), (b"x-request-id", rid), (b"x-model-version", version)]
                 message = {**message, "headers": headers}
-                self.metrics.note_request((route, message["status"], time.perf_counter() - started, None))
+                self.metrics.note_request((name, message["status"], time.perf_counter() - started, None))
             await send(message)
 
         await self.docs(scope, receive, send_with_ids)
-
-    def _versioned(self, path: str) -> Any:
-        """The infer route for its versioned path, when it names the version serving now."""
-        if path.startswith(_VERSIONS) and path == f"{_VERSIONS}{self.model.scorer.version}/infer":
-            return self.routes[INFER_PATH]
-        return None
 
 
 def create_app(
@@ -495,12 +527,12 @@ def create_app(
     metrics: Metrics,
     *,
     max_body_bytes: int,
-    api_keys: ApiKeys | None = None,
     limits: Limits | None = None,
+    api_keys: ApiKeys | None = None,
     lifespan: Any = None,
 ) -> BotscoreApp:
     """Build the ASGI app from its parts; `lifespan` starts and stops them with the server."""
     keys = api_keys or ApiKeys([])
     routes = scoring_routes(handler, model, metrics, keys, max_body_bytes=max_body_bytes)
     docs = _build_docs_app(model, handler, metrics, max_body_bytes, lifespan)
-    return BotscoreApp(routes, docs, model, metrics, limits or Limits())
+    return BotscoreApp(routes, docs, model, metrics, limits)

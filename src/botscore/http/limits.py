@@ -9,8 +9,9 @@ TIMED_OUT = "botscore.timed_out"  # scope key the protocol sets when a request's
 
 @dataclass(frozen=True)
 class Limits:
-    """BOTSCORE_MAX_HEADER_BYTES, BOTSCORE_REQUEST_TIMEOUT_SECONDS and BOTSCORE_MAX_IN_FLIGHT (0: no bound)."""
+    """BOTSCORE_MAX_HEADER_BYTES, BOTSCORE_REQUEST_TIMEOUT_SECONDS and BOTSCORE_MAX_IN_FLIGHT (0: no
+    bound); their defaults are the settings' (botscore.settings), from which the service builds this."""
 
-    max_header_bytes: int = 32768
-    request_timeout: float = 10.0
-    max_in_flight: int = 256
+    max_header_bytes: int
+    request_timeout: float
+    max_in_flight: int

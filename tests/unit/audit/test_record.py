@@ -24,11 +24,8 @@ JSON_TYPES = {"string": (str,), "int": (int,), "double": (float, int)}
 numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(10**30), 10**30))
 
 
-def _call(received_at: float, route: str = "/bot-score", status: int = 200, body: bytes | None = None) -> Call:
-    call = Call(route, "POST", b"id-1", SCORER, received_at, time.perf_counter())
-    call.status = status
-    call.body = body
-    return call
+def _call(received_at: float, route: str = "/bot-score", body: bytes | None = None) -> Call:
+    return Call(route, "POST", b"id-1", SCORER, received_at, time.perf_counter(), body=body)
 
 
 def _rows_of_every_kind(now: float) -> dict[str, bytes]:
@@ -36,16 +33,14 @@ def _rows_of_every_kind(now: float) -> dict[str, bytes]:
     return {
         "scored": record.scored(_call(now), 0, b"0.1", b"2E3", 0.5),
         "batch item": record.scored(_call(now, route="/bot-score/batch"), 7, b"0.1", b"-0.0", 1.0),
-        "invalid": record.failed(
-            _call(now, status=422, body=b'{"x1":"a","x2":1}'), invalid, record.Sent(x1_text='"a"', x2=1.0)
-        ),
+        "invalid": record.failed(_call(now, body=b'{"x1":"a","x2":1}'), invalid, record.Sent(x1_text='"a"', x2=1.0)),
         "unparsed": record.failed(
-            _call(now, status=400, body=b"\xff{"),
+            _call(now, body=b"\xff{"),
             RequestError("not UTF-8", status=400, code="invalid_encoding"),
             record.Sent(),
         ),
-        "refused": record.failed(_call(now, status=503, body=b"{}"), AuditUnavailable("spool full"), record.Sent()),
-        "unread": record.failed(_call(now, status=405), RequestError("use POST", status=405, code="x"), record.Sent()),
+        "refused": record.failed(_call(now, body=b"{}"), AuditUnavailable("spool full"), record.Sent()),
+        "unread": record.failed(_call(now), RequestError("use POST", status=405, code="x"), record.Sent()),
     }
 
 
@@ -101,7 +96,7 @@ def test_a_row_of_a_call_refused_before_its_body_holds_what_the_general_row_woul
 ) -> None:
     # Rows of body-less refusals (401, 405, a shed 503) are formatted from parts; they must read as
     # the json-built row would, characters that need escaping included.
-    call = _call(1.5e9, route="/v2/models/bot-score/infer", status=503)
+    call = _call(1.5e9, route="/v2/models/bot-score/infer")
     call.key_id = key_id
     error = RequestError('over "capacity" \\ é\n', status=503, code="overloaded", field=field)
     row = json.loads(record.failed(call, error, record.Sent()))

@@ -30,11 +30,11 @@ def _records(tmp_path: Path) -> dict[str, dict[str, object]]:
     return {str(r["id"]): r for r in spooled_records(tmp_path / "audit")}
 
 
-def test_a_score_sets_the_answer_and_keeps_its_record_before_returning(audit: AuditLog, tmp_path: Path) -> None:
+def test_a_score_returns_the_answer_and_keeps_its_record_before_returning(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b'{"x1": 0.1, "x2": 0.2}')
-    Handler(audit, Metrics()).score(call)
-    assert call.status == 200
-    assert json.loads(call.response) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
+    answer = Handler(audit, Metrics()).score(call)
+    assert answer.status == 200
+    assert json.loads(answer.body) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
     kept = _records(tmp_path)["call-1"]
     assert (kept["x1"], kept["x2"], kept["p_bot"]) == (0.1, 0.2, SCORER.p_bot(0.1, 0.2))
     assert (kept["status"], kept["path"], kept["model_version"]) == (200, "/bot-score", SCORER.version)
@@ -43,9 +43,9 @@ def test_a_score_sets_the_answer_and_keeps_its_record_before_returning(audit: Au
 
 def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b'{"x1": "a", "x2": 0.2}')
-    Handler(audit, Metrics()).score(call)
-    assert call.status == 422
-    assert json.loads(call.response)["error"] == {
+    answer = Handler(audit, Metrics()).score(call)
+    assert answer.status == 422
+    assert json.loads(answer.body)["error"] == {
         "code": "invalid_type",
         "message": "x1 must be a number, got a string",
         "field": "x1",
@@ -57,17 +57,17 @@ def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLo
 
 def test_a_refusal_by_the_http_layer_is_recorded_with_the_raw_body(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b"\xff not json")
-    Handler(audit, Metrics()).fail(call, RequestError("Content-Type 'text/plain' ...", status=415, code="x"))
-    assert call.status == 415
+    answer = Handler(audit, Metrics()).fail(call, RequestError("Content-Type 'text/plain' ...", status=415, code="x"))
+    assert answer.status == 415
     kept = _records(tmp_path)["call-1"]
     assert (kept["status"], kept["raw"], kept["error_code"]) == (415, "\\xff not json", "x")
 
 
 def test_a_batch_is_scored_in_order_and_kept_as_one_record(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2, "x2": 0}]}', route="/bot-score/batch")
-    Handler(audit, Metrics()).score_batch(call)
-    assert call.status == 200
-    assert json.loads(call.response) == {"p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]}
+    answer = Handler(audit, Metrics()).score_batch(call)
+    assert answer.status == 200
+    assert json.loads(answer.body) == {"p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]}
     rows = spooled_records(tmp_path / "audit")
     assert [(r["id"], r["item"], r["x1"], r["x2"]) for r in rows] == [("call-1", 0, 0.1, 0.2), ("call-1", 1, 2.0, 0.0)]
 
@@ -79,7 +79,7 @@ def test_a_bug_in_scoring_is_a_500_in_the_error_shape_and_recorded(audit: AuditL
 
     call = Call("/bot-score", "POST", b"call-1", Broken(artifact.load(SHIPPED_MODEL)), time.time(), 0.0)
     call.body = b'{"x1": 0.1, "x2": 0.2}'
-    Handler(audit, Metrics()).score(call)
-    assert call.status == 500
-    assert json.loads(call.response)["error"]["code"] == "internal_error"
+    answer = Handler(audit, Metrics()).score(call)
+    assert answer.status == 500
+    assert json.loads(answer.body)["error"]["code"] == "internal_error"
     assert _records(tmp_path)["call-1"]["status"] == 500

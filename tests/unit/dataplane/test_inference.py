@@ -268,19 +268,17 @@ def test_metadata_names_the_model_its_version_and_its_tensors() -> None:
 
 
 def _call(body: bytes, header_length: bytes | None = None) -> Call:
-    call = Call(INFER, "POST", b"call-1", SCORER, time.time(), time.perf_counter())
-    call.render_error = inference.error_bytes
-    call.body, call.header_length = body, header_length
-    return call
+    started = time.perf_counter()
+    return Call(INFER, "POST", b"call-1", SCORER, time.time(), started, body=body, header_length=header_length)
 
 
 def test_infer_scores_with_the_scorer_and_keeps_one_row_per_score(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(_body(_tensor("x1", [0.1, 2.0]), _tensor("x2", [0.2, 0.0]), id="r"))
-    Handler(audit, Metrics()).infer(call)
-    assert call.status == 200
-    assert call.content_type == b"application/json" and call.extra_headers is None
+    answer = Handler(audit, Metrics()).infer(call)
+    assert answer.status == 200
+    assert answer.content_type == b"application/json" and answer.headers == ()
     expected = [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]
-    assert json.loads(call.response)["outputs"][0]["data"] == expected
+    assert json.loads(answer.body)["outputs"][0]["data"] == expected
     rows = spooled_records(tmp_path / "audit")
     assert [(r["id"], r["item"], r["path"], r["x1"], r["x2"], r["p_bot"], r["status"]) for r in rows] == [
         ("call-1", 0, INFER, 0.1, 0.2, expected[0], 200),
@@ -290,20 +288,19 @@ def test_infer_scores_with_the_scorer_and_keeps_one_row_per_score(audit: AuditLo
 
 def test_binary_output_sets_the_header_length_and_octet_stream(audit: AuditLog) -> None:
     call = _call(_body(_tensor("x1", [0.1]), _tensor("x2", [0.2]), parameters={"binary_data_output": True}))
-    Handler(audit, Metrics()).infer(call)
-    assert call.status == 200
-    assert call.content_type == b"application/octet-stream"
-    assert call.extra_headers is not None
-    ((name, value),) = call.extra_headers
+    answer = Handler(audit, Metrics()).infer(call)
+    assert answer.status == 200
+    assert answer.content_type == b"application/octet-stream"
+    ((name, value),) = answer.headers
     assert name == b"inference-header-content-length"
-    assert struct.unpack("<d", call.response[int(value) :]) == (SCORER.p_bot(0.1, 0.2),)
+    assert struct.unpack("<d", answer.body[int(value) :]) == (SCORER.p_bot(0.1, 0.2),)
 
 
 def test_a_refused_infer_is_answered_in_the_protocols_shape_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(_body(_tensor("x1", [0.1], "INT32"), _tensor("x2", [0.2])))
-    Handler(audit, Metrics()).infer(call)
-    assert call.status == 400
-    assert json.loads(call.response) == {"error": "input x1: datatype must be FP64 or FP32, got 'INT32'"}
+    answer = Handler(audit, Metrics()).infer(call)
+    assert answer.status == 400
+    assert json.loads(answer.body) == {"error": "input x1: datatype must be FP64 or FP32, got 'INT32'"}
     (row,) = spooled_records(tmp_path / "audit")
     assert (row["status"], row["path"], row["error_code"], row["error_field"]) == (
         400,

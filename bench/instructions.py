@@ -1,0 +1,106 @@
+"""CPU instructions per request under callgrind: the noise-free figure next to `make bench`'s ratios.
+
+This host is shared, so throughput moves with the neighbours; instructions do not. A server runs
+under `valgrind --tool=callgrind`; after a warm-up its counters are zeroed, N keep-alive POSTs of
+the usual body are sent one after the other, and the counters are dumped: instructions / N.
+Everything the process runs meanwhile counts (the event loop, the audit spool, its threads), as
+it would under load.
+
+    python bench/instructions.py [ceiling | CHECKOUT ...]   # CHECKOUT: a folder with its own .venv
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("BENCH_CALLGRIND_REQUESTS", "2000"))
+WARMUP = 300
+BODY = b'{"x1": 0.1, "x2": 0.2}'
+REQUEST = (
+    b"POST /bot-score HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(BODY), BODY)
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(conn: socket.socket, count: int) -> None:
+    for _ in range(count):
+        conn.sendall(REQUEST)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += conn.recv(65536)
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(head.decode("latin-1"))
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(rest) < length:
+            rest += conn.recv(65536)
+
+
+def _argv(target: str, port: int) -> list[str]:
+    if target == "ceiling":
+        return [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-c",
+            f"import uvicorn; from bench.ceiling import OPTIONS; uvicorn.run('bench.ceiling:app', host='127.0.0.1', "
+            f"port={port}, **OPTIONS)",
+        ]
+    return [str(Path(target) / ".venv" / "bin" / "botscore"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def measure(target: str) -> float:
+    """Instructions per request of `target` (the ceiling, or a checkout's `botscore serve`)."""
+    port = _free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="botscore-callgrind-"))
+    out = tmp / "callgrind.out"
+    env = {**os.environ, "BOTSCORE_AUDIT_SPOOL_DIR": str(tmp / "spool"), "PYTHONMALLOC": "malloc"}
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", *_argv(target, port)]
+    server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{target} did not start under valgrind") from None
+                time.sleep(0.5)
+        with conn:
+            _post(conn, WARMUP)
+            subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
+            _post(conn, REQUESTS)
+            subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
+        (dump,) = tmp.glob("callgrind.out.*.1")  # the first dump: what the N requests cost
+        summary = re.search(r"^summary:\s+(\d+)", dump.read_text(), re.M)
+        assert summary is not None, dump
+        return int(summary.group(1)) / REQUESTS
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main() -> None:
+    for target in sys.argv[1:] or ["ceiling", str(ROOT)]:
+        print(f"{target}: {measure(target):,.0f} instructions per request", flush=True)
+
+
+if __name__ == "__main__":
+    main()
