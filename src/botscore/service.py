@@ -27,6 +27,8 @@ from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
 from botscore.http.protocol import BotscoreProtocol
 from botscore.model import artifact, reload
+from botscore.model.follow import Follower
+from botscore.model.registry import Registry
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
@@ -53,11 +55,17 @@ class Service:
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     """Wire the parts; raises ArtifactError for a bad model. `uploader` overrides the settings' choice."""
     tune_malloc()
-    model = ModelSlot(Scorer(artifact.load(settings.model_path)))
+    metrics = Metrics(shadow_threshold=settings.shadow_threshold)
+    follower = None
+    if settings.model_registry:
+        follower = Follower(Registry(settings.model_registry), on_refused=metrics.note_refused)
+        model = ModelSlot(follower.first())
+    else:
+        model = ModelSlot(Scorer(artifact.load(settings.model_path)))
+    metrics.serving = lambda: (model.scorer.version, model.scorer.shadow.version if model.scorer.shadow else None)
     directory = settings.spool_directory
     if uploader is None:
         uploader = S3Uploader(settings.audit_bucket) if settings.audit_bucket else LocalUploader(directory / "shipped")
-    metrics = Metrics()
     audit = AuditLog(
         SpoolDirectory(directory, host=settings.audit_host),
         uploader,
@@ -93,8 +101,18 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         audit.start()
         watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a rotated keys file takes effect within a tick
         reread_keys = watcher.poke if watcher else _nothing
-        reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
         background = [asyncio.create_task(housekeeping())]
+        if follower is None:
+            reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
+        else:  # SIGHUP: check the registry's pointers now
+            poke = follower.poke
+
+            def also() -> None:
+                reread_keys()
+                poke()
+
+            reload.install(model, None, asyncio.get_running_loop(), also=also)
+            background.append(asyncio.create_task(follower.follow(model, settings.model_poll_seconds)))
         if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
             every = audit.sync_interval if settings.audit_sync == "interval" else 1.0
             background.append(asyncio.create_task(audit.syncer.every(every)))
