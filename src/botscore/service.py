@@ -59,7 +59,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     follower = None
     if settings.model_registry:
         follower = Follower(Registry(settings.model_registry), on_refused=metrics.note_refused)
-        model = ModelSlot(follower.first())
+        model = ModelSlot(follower.first(lambda: artifact.load(settings.model_path)))
     else:
         model = ModelSlot(Scorer(artifact.load(settings.model_path)))
     metrics.serving = lambda: (model.scorer.version, model.scorer.shadow.version if model.scorer.shadow else None)

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "Model registry (`s3://bucket/prefix/`, see docs/model.md): serve the version its `production` "
-            "pointer names, score its `shadow` beside it, and follow both. Set, MODEL_PATH must be unset."
+            "pointer names, score its `shadow` beside it, and follow both; MODEL_PATH serves until a version is "
+            "promoted."
         ),
     )
     model_poll_seconds: float = Field(
@@ -201,13 +202,11 @@ class Settings(BaseSettings):
 
     @field_validator("model_registry")
     @classmethod
-    def _registry_is_s3(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _registry_is_s3(cls, value: str | None) -> str | None:
         if not value:
             return None
         if not value.startswith("s3://") or not value[len("s3://") :].partition("/")[0]:
             raise ValueError("must be an s3://bucket/prefix/ URL")
-        if info.data.get("model_path") != str(SHIPPED_MODEL):
-            raise ValueError(f"set {ENV_PREFIX}MODEL_PATH or {ENV_PREFIX}MODEL_REGISTRY, not both")
         return value if value.endswith("/") else value + "/"
 
     @field_validator("audit_bucket")

@@ -40,17 +40,23 @@ class Follower:
         self._outage: str | None = None
         self._wake: asyncio.Event | None = None
 
-    def first(self) -> Scorer:
-        """The pair to start with (blocking, at start-up): production must be valid, else ArtifactError
-        stops start-up; a shadow that is not is refused as it would be later."""
+    def first(self, fallback: Callable[[], Artifact]) -> Scorer:
+        """The pair to start with (blocking, at start-up). With no production pointer yet (a first
+        deploy, before anything was promoted) the `fallback` model (BOTSCORE_MODEL_PATH) serves until
+        one appears; a pointer there must name a valid version, else ArtifactError stops start-up, as
+        a broken MODEL_PATH does. A shadow that is not valid is refused as it would be later."""
         pointer = self.registry.pointer("production")
         assert pointer is not None  # no ETag was sent, so no 304
-        if pointer.version is None:
-            raise RegistryError(
-                f"model registry {self.registry.url}: the production pointer names no version "
-                "(botscore model publish PATH, then botscore model promote VERSION)"
+        if pointer.etag is None:
+            log.warning(
+                "model registry has no production pointer yet; serving BOTSCORE_MODEL_PATH until one is promoted",
+                extra=self._context(),
             )
-        self._models["production"] = self.registry.load(pointer.version)
+            self._models["production"] = fallback()
+        elif pointer.version is None:
+            raise RegistryError(f"model pointer {self.registry.url}production names no version")
+        else:
+            self._models["production"] = self.registry.load(pointer.version)
         self._etags["production"] = pointer.etag
         self._follow("shadow")
         return self._pair()
@@ -104,6 +110,8 @@ class Follower:
         serving = self._models[role]
         if pointer.version == (serving.version if serving else None):
             self._etags[role] = pointer.etag
+            return False
+        if pointer.etag is None and role == "production":  # still no pointer: keep the fallback
             return False
         try:
             if pointer.version is None and role == "production":

@@ -6,11 +6,12 @@ Layout under the registry's URL (`s3://bucket/models/bot-score/`):
     production                {"format": "botscore.model-pointer/v1", "version": "lr-..."}
     shadow                    the same; "version": null when no shadow is set
 
-Invariants: an artifact is validated (`artifact.decode`, the check start-up makes) before it is
-stored and again whenever it is read; it is stored with a conditional write (`If-None-Match: *`),
-so a version, once there, is never replaced; a pointer is moved only to a version that is stored
-and valid. Workers read the pointers with a conditional GET on their ETag (`Follower`), so a poll
-that finds nothing new costs one 304.
+Objects are written with S3-managed encryption (SSE-S3). Invariants: an artifact is validated
+(`artifact.decode`, the check start-up makes) before it is stored and again whenever it is read;
+it is stored with a conditional write (`If-None-Match: *`), so a version, once there, is never
+replaced; a pointer is moved only to a version that is stored and valid. Workers read the
+pointers with a conditional GET on their ETag (`Follower`), so a poll that finds nothing new
+costs one 304.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from botscore.model.artifact import Artifact, ArtifactError
 POINTER_FORMAT = "botscore.model-pointer/v1"
 Role = Literal["production", "shadow"]
 ROLES: tuple[Role, ...] = ("production", "shadow")
+# S3-managed encryption, whatever the bucket's default: in the audit bucket (whose KMS key the service
+# may only encrypt with, never decrypt) the workers can then read the registry with s3:GetObject alone.
+_SSE = {"ServerSideEncryption": "AES256"}
 
 
 class RegistryError(ArtifactError):
@@ -65,7 +69,7 @@ class Registry:
         key = self.artifact_key(model.version)
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=raw, IfNoneMatch="*", ContentType="application/json"
+                Bucket=self.bucket, Key=key, Body=raw, IfNoneMatch="*", ContentType="application/json", **_SSE
             )
         except ClientError as exc:
             if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
@@ -112,7 +116,7 @@ class Registry:
 
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=self.prefix + role, Body=body, ContentType="application/json"
+                Bucket=self.bucket, Key=self.prefix + role, Body=body, ContentType="application/json", **_SSE
             )
         except ClientError as exc:
             raise RegistryError(f"cannot move {role}: {artifact.s3_problem(exc)}") from None
