@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -282,3 +283,27 @@ def test_an_artifact_without_its_checksum_is_refused_by_publish_and_by_start_up(
         2,
         [f"botscore: model artifact {registry}versions/{OLD}.json: missing field(s): checksum"],
     )
+
+
+def test_sighup_makes_a_worker_check_the_pointers_at_once(tmp_path: Path, weed: Weed, bucket: str) -> None:
+    registry_url = f"s3://{bucket}/models/bot-score/"
+    operator = Registry(registry_url, client=weed.client())
+    operator.publish(SHIPPED_MODEL.read_bytes(), "shipped")
+    operator.publish(json.dumps(NEW_DOCUMENT).encode(), "new")
+    manage.promote(operator, OLD)
+    service = Service(tmp_path, model_registry=registry_url, model_poll_seconds=3600, **weed.aws_env()).start()
+    try:
+        manage.promote(operator, NEW)
+        time.sleep(1)
+        assert httpx.post(service.url + "/bot-score", json={"x1": 0.1, "x2": 0.2}).headers["x-model-version"] == OLD
+        assert service.process is not None
+        service.process.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: (
+                httpx.post(service.url + "/bot-score", json={"x1": 0.1, "x2": 0.2}).headers["x-model-version"] == NEW
+            ),
+            10,
+            "the promoted version after SIGHUP",
+        )
+    finally:
+        service.stop()
