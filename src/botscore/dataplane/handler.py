@@ -61,8 +61,11 @@ class Handler:
         except Exception:
             return self._internal_error(call, BotscoreError.body_bytes)
         self._note_score((x1, x2, p_bot))
-        shadow = None if call.scorer.shadow is None else self._shadow(call, x1, x2, p_bot)
-        refusal = self._keep(call, record.scored(call, 0, x1_token, x2_token, p_bot, shadow))
+        if call.scorer.shadow is None:
+            row = record.scored(call, 0, x1_token, x2_token, p_bot)
+        else:
+            row = record.scored(call, 0, x1_token, x2_token, p_bot, self._shadow(call, x1, x2, p_bot))
+        refusal = self._keep(call, row)
         if refusal is None:
             return Answer(200, b'{"p_bot":%r}' % p_bot)
         return self._refused(refusal, BotscoreError.body_bytes)

@@ -76,6 +76,10 @@ class _Histogram:
     def observe(self, value: float, *labels: str) -> None:
         self._pending[labels].append(value)
 
+    def observe_all(self, values: list[float]) -> None:
+        """Many observations of the unlabelled histogram at once."""
+        self._pending[()].extend(values)
+
     def flush(self) -> None:
         for labels, values in self._pending.items():
             if not values:
@@ -225,12 +229,12 @@ class Metrics:
     def _flush_models(self) -> None:
         """The serving versions as gauges (1 now, 0 for the one replaced), and the shadow's disagreement."""
         threshold = self.shadow_threshold
-        disagreements = 0
-        for production, shadow in _take(self._pending_shadows):
-            self._difference.observe(shadow - production)
-            disagreements += (production >= threshold) != (shadow >= threshold)
-        if disagreements:
-            self.disagreements.inc(disagreements)
+        pairs = _take(self._pending_shadows)
+        if pairs:  # in bulk: this runs for every scored request while a shadow is set
+            self._difference.observe_all([shadow - production for production, shadow in pairs])
+            disagreements = sum((production >= threshold) != (shadow >= threshold) for production, shadow in pairs)
+            if disagreements:
+                self.disagreements.inc(disagreements)
         if self.serving is None:
             return
         for role, version in zip(("production", "shadow"), self.serving(), strict=True):
