@@ -63,15 +63,17 @@ class Follower:
 
     def poll(self) -> Scorer | None:
         """Read both pointers (blocking: run it in a thread); the new pair if either moved to a valid version."""
+        moved = False
         try:
-            moved = [self._follow(role) for role in ROLES]
+            for role in ROLES:  # a role followed before an outage stays followed: `moved` keeps it
+                moved = self._follow(role) or moved
         except RegistryUnreachable as exc:
             if self._outage is None:
                 log.warning("model registry unreachable; will ask again", extra=self._context(reason=str(exc)))
             self._outage = str(exc)
-            return None
-        self._outage = None
-        return self._pair() if any(moved) else None
+        else:
+            self._outage = None
+        return self._pair() if moved else None
 
     async def follow(self, model: ModelSlot, seconds: float) -> None:
         """Poll every `seconds` (or when poked) and swap the new pair into `model`, until cancelled."""
