@@ -186,7 +186,7 @@ resource "aws_glue_catalog_table" "audit" {
     columns {
       name    = "shadow_p_bot"
       type    = "double"
-      comment = "the shadow model's score (never answered); null when there was none"
+      comment = "the shadow model's score (never answered), to 12 significant digits; null when none"
     }
   }
 }

@@ -29,7 +29,7 @@ from botscore.model.registry import Registry
 from botscore.model.scorer import Scorer
 from botscore.settings import SHIPPED_MODEL
 from tests.support.athena import TABLE, example_queries, open_table
-from tests.support.models import NEW, NEW_DOCUMENT, OLD
+from tests.support.models import NEW, NEW_DOCUMENT, OLD, shadow_as_recorded
 from tests.support.servers import Service, Weed, wait_for
 
 pytestmark = pytest.mark.slow
@@ -220,7 +220,11 @@ def test_the_shadow_comparison_queries_run_on_shipped_rows_carrying_both_scores(
         (3, None, None)
     ]
     challenger = Scorer(artifact.parse(NEW_DOCUMENT))
-    rows = [(rid, x1, x2, p, challenger.p_bot(x1, x2)) for rid, scored in answered.items() for x1, x2, p in scored]
+    rows = [
+        (rid, x1, x2, p, shadow_as_recorded(challenger.p_bot(x1, x2)))
+        for rid, scored in answered.items()
+        for x1, x2, p in scored
+    ]
     shipped = db.execute(
         f"SELECT id, x1, x2, p_bot, shadow_p_bot FROM {TABLE} "
         f"WHERE shadow_version = '{NEW}' AND model_version = '{OLD}'"

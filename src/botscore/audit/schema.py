@@ -45,6 +45,8 @@ COLUMNS = (
     Column("latency_ms", "double", "time from arrival to the record being written"),
     Column("key_id", "string", "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"),
     Column("shadow_version", "string", "the shadow model scored beside production, if one was set; else null"),
-    Column("shadow_p_bot", "double", "the shadow model's score (never answered); null when there was none"),
+    Column(
+        "shadow_p_bot", "double", "the shadow model's score (never answered), to 12 significant digits; null when none"
+    ),
 )
 NAMES = tuple(column.name for column in COLUMNS)

@@ -15,6 +15,7 @@ from botscore.model import artifact
 from botscore.model.scorer import Scorer
 from botscore.ops.metrics import Metrics
 from botscore.settings import SHIPPED_MODEL
+from tests.support.models import shadow_as_recorded
 from tests.support.records import spooled_records
 
 SCORER = Scorer(artifact.load(SHIPPED_MODEL))
@@ -101,9 +102,9 @@ def test_with_a_shadow_the_answer_is_productions_and_the_row_carries_both_scores
     }
     rows = [r for r in spooled_records(tmp_path / "audit")]
     assert [(r["id"], r["p_bot"], r["shadow_version"], r["shadow_p_bot"]) for r in rows] == [
-        ("call-1", SCORER.p_bot(0.1, 0.2), challenger.version, challenger.p_bot(0.1, 0.2)),
-        ("call-2", SCORER.p_bot(0.1, 0.2), challenger.version, challenger.p_bot(0.1, 0.2)),
-        ("call-2", SCORER.p_bot(3, 0), challenger.version, challenger.p_bot(3, 0)),
+        ("call-1", SCORER.p_bot(0.1, 0.2), challenger.version, shadow_as_recorded(challenger.p_bot(0.1, 0.2))),
+        ("call-2", SCORER.p_bot(0.1, 0.2), challenger.version, shadow_as_recorded(challenger.p_bot(0.1, 0.2))),
+        ("call-2", SCORER.p_bot(3, 0), challenger.version, shadow_as_recorded(challenger.p_bot(3, 0))),
     ]
     assert rows[0]["model_version"] == SCORER.version
 
