@@ -232,7 +232,9 @@ class Metrics:
         pairs = _take(self._pending_shadows)
         if pairs:  # in bulk: this runs for every scored request while a shadow is set
             self._difference.observe_all([shadow - production for production, shadow in pairs])
-            disagreements = sum((production >= threshold) != (shadow >= threshold) for production, shadow in pairs)
+            disagreements = len(
+                [1 for production, shadow in pairs if (production >= threshold) != (shadow >= threshold)]
+            )
             if disagreements:
                 self.disagreements.inc(disagreements)
         if self.serving is None:
