@@ -315,7 +315,8 @@ def main() -> None:
             print(
                 f"round {n}: ceiling {ceiling.throughput:,.0f} req/s p99 {ceiling.p99_ms:.2f} ms | "
                 f"botscore {project.throughput:,.0f} req/s p99 {project.p99_ms:.2f} ms"
-                + (f" | against {against[-1].throughput:,.0f} req/s" if against else ""),
+                + (f" | against {against[-1].throughput:,.0f} req/s" if against else "")
+                + (f" | shadow {shadowed[-1].throughput:,.0f} req/s" if shadowed else ""),
                 flush=True,
             )
     finally:
