@@ -72,7 +72,8 @@ class Registry:
                 Bucket=self.bucket, Key=key, Body=raw, IfNoneMatch="*", ContentType="application/json", **_SSE
             )
         except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if _code(exc) in ("PreconditionFailed", "412"):  # stored already: it must be valid, and this version
+                self.load(model.version)
                 return model, False
             raise RegistryError(f"cannot store s3://{self.bucket}/{key}: {artifact.s3_problem(exc)}") from None
         except BotoCoreError as exc:
