@@ -6,7 +6,10 @@ the usual body are sent one after the other, and the counters are dumped: instru
 Everything the process runs meanwhile counts (the event loop, the audit spool, its threads), as
 it would under load.
 
-    python bench/instructions.py [ceiling | CHECKOUT ...]   # CHECKOUT: a folder with its own .venv
+    python bench/instructions.py [ceiling | registry | shadow | CHECKOUT ...]   # CHECKOUT: a folder with its own .venv
+
+`registry` and `shadow` are this checkout following a model registry in a SeaweedFS started for
+the run, without and with a shadow model (bench/shadow.py): their difference is shadow scoring's cost.
 """
 
 from __future__ import annotations
@@ -62,12 +65,12 @@ def _argv(target: str, port: int) -> list[str]:
     return [str(Path(target) / ".venv" / "bin" / "botscore"), "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
-def measure(target: str) -> float:
-    """Instructions per request of `target` (the ceiling, or a checkout's `botscore serve`)."""
+def measure(target: str, **settings: str) -> float:
+    """Instructions per request of `target` (the ceiling, or a checkout's `botscore serve`, with `settings`)."""
     port = _free_port()
     tmp = Path(tempfile.mkdtemp(prefix="botscore-callgrind-"))
     out = tmp / "callgrind.out"
-    env = {**os.environ, "BOTSCORE_AUDIT_SPOOL_DIR": str(tmp / "spool"), "PYTHONMALLOC": "malloc"}
+    env = {**os.environ, "BOTSCORE_AUDIT_SPOOL_DIR": str(tmp / "spool"), "PYTHONMALLOC": "malloc", **settings}
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", *_argv(target, port)]
     server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -97,9 +100,24 @@ def measure(target: str) -> float:
             server.kill()
 
 
+def _with_registry(shadowed: bool) -> float:
+    """This checkout following a registry in a SeaweedFS of its own, with or without a shadow model."""
+    sys.path.insert(0, str(ROOT))
+    from bench import shadow
+    from tests.support.servers import Weed
+
+    weed = Weed(Path(tempfile.mkdtemp(prefix="botscore-callgrind-s3-"))).start()
+    try:
+        url = shadow.registry(weed.client(), shadow=shadowed)
+        return measure(str(ROOT), BOTSCORE_MODEL_REGISTRY=url, **weed.aws_env())
+    finally:
+        weed.stop()
+
+
 def main() -> None:
     for target in sys.argv[1:] or ["ceiling", str(ROOT)]:
-        print(f"{target}: {measure(target):,.0f} instructions per request", flush=True)
+        figure = _with_registry(target == "shadow") if target in ("registry", "shadow") else measure(target)
+        print(f"{target}: {figure:,.0f} instructions per request", flush=True)
 
 
 if __name__ == "__main__":

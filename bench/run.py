@@ -29,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import shadow  # noqa: E402
 from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -39,6 +40,8 @@ INSTRUCTIONS = os.environ.get("BENCH_INSTRUCTIONS") == "1"
 # BOTSCORE_AUDIT_SYNC modes to measure too, each in every round (e.g. "interval,always").
 SYNC_MODES = [mode for mode in os.environ.get("BENCH_SYNC_MODES", "").split(",") if mode]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+# BENCH_SHADOW=1: also measure botscore with a shadow model scored beside production (bench/shadow.py), each round.
+SHADOW = os.environ.get("BENCH_SHADOW") == "1"
 RATE = 1000  # requests/s for the latency figures
 SERVER_CORE, LOAD_CORE = "0", "1"
 BODY = '{"x1": 0.1, "x2": 0.2}'
@@ -238,6 +241,8 @@ def main() -> None:
     rounds: list[tuple[Figures, Figures]] = []
     against: dict[Path, list[Figures]] = {path: [] for path in AGAINST}
     modes: dict[str, list[Figures]] = {}
+    shadowed: list[Figures] = []
+    registry = shadow.registry(weed.client()) if SHADOW else ""
     try:
         for n in range(1, ROUNDS + 1):
             port = free_port()
@@ -259,13 +264,16 @@ def main() -> None:
                 modes.setdefault(mode, []).append(
                     _botscore(BIN / "botscore", weed, tmp, f"sync-{mode}-{n}", BOTSCORE_AUDIT_SYNC=mode)
                 )
+            if SHADOW:
+                shadowed.append(_botscore(BIN / "botscore", weed, tmp, f"shadow-{n}", BOTSCORE_MODEL_REGISTRY=registry))
             if n % 2 == 0:
                 _measure_against(against, weed, tmp, n)
             rounds.append((ceiling, project))
             print(
                 f"round {n}: ceiling {ceiling.throughput:,.0f} req/s p99 {ceiling.p99_ms:.2f} ms | "
                 f"botscore {project.throughput:,.0f} req/s p99 {project.p99_ms:.2f} ms"
-                + "".join(f" | {path.name} {figures[-1].throughput:,.0f} req/s" for path, figures in against.items()),
+                + "".join(f" | {path.name} {figures[-1].throughput:,.0f} req/s" for path, figures in against.items())
+                + (f" | shadow {shadowed[-1].throughput:,.0f} req/s" if shadowed else ""),
                 flush=True,
             )
     finally:
@@ -273,6 +281,8 @@ def main() -> None:
     report = render(rounds)
     if SYNC_MODES:
         report += "\n" + sync_table(rounds, modes)
+    if SHADOW:
+        report += "\n" + shadow_table(rounds, shadowed)
     for path, figures in against.items():
         report += "\n" + compare(rounds, path, figures)
     if INSTRUCTIONS:
@@ -417,6 +427,23 @@ def instructions_table() -> str:
         finally:
             del os.environ["BOTSCORE_AUDIT_SYNC"]
     return "\n".join(lines) + "\n"
+
+
+def shadow_table(rounds: list[tuple[Figures, Figures]], shadowed: list[Figures]) -> str:
+    """Shadow scoring's cost: /bot-score with a shadow model set, against the ceiling and botscore of its round."""
+    ratio = statistics.median(s.throughput / c.throughput for (c, _), s in zip(rounds, shadowed, strict=True))
+    plain = statistics.median(p.throughput / c.throughput for c, p in rounds)
+    cost = statistics.median(1 - s.throughput / p.throughput for (_, p), s in zip(rounds, shadowed, strict=True))
+    return (
+        "## Shadow scoring\n\n"
+        "/bot-score with a shadow model set (`BENCH_SHADOW=1`, bench/shadow.py), measured in every round after "
+        "botscore without one; medians over the rounds.\n\n"
+        "| figure | without shadow | with shadow |\n| --- | --- | --- |\n"
+        f"| throughput (req/s) | {statistics.median(p.throughput for _, p in rounds):,.0f} | "
+        f"{statistics.median(s.throughput for s in shadowed):,.0f} |\n"
+        f"| ratio to the ceiling | {plain:.3f}x | {ratio:.3f}x |\n\n"
+        f"Throughput lost to shadow scoring (median per round): {100 * cost:.1f} % (target: at most 5 %).\n"
+    )
 
 
 def _knows_sync(checkout: Path) -> bool:

@@ -21,7 +21,7 @@ resource "aws_glue_catalog_database" "this" {
 resource "aws_glue_catalog_table" "audit" {
   name          = local.glue_table
   database_name = aws_glue_catalog_database.this.name
-  description   = "One row per score, or per call that scored nothing (gzip JSON lines, schema 3)"
+  description   = "One row per score, or per call that scored nothing (gzip JSON lines, schema 4)"
   table_type    = "EXTERNAL_TABLE"
 
   parameters = {
@@ -176,6 +176,60 @@ resource "aws_glue_catalog_table" "audit" {
       type    = "string"
       comment = "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"
     }
+
+    columns {
+      name    = "shadow_version"
+      type    = "string"
+      comment = "the shadow model scored beside production, if one was set; else null"
+    }
+
+    columns {
+      name    = "shadow_p_bot"
+      type    = "double"
+      comment = "the shadow model's score (never answered), to 12 significant digits; null when none"
+    }
+  }
+}
+
+# Outcome labels a team uploads (chargebacks, manual reviews): CSV files with a header line
+# `id,is_bot` under labels/ of the audit bucket, `id` the scored call's X-Request-ID, `is_bot`
+# 1 or 0. The shadow comparison queries join them to the audit rows by id.
+resource "aws_glue_catalog_table" "labels" {
+  name          = "outcome_labels"
+  database_name = aws_glue_catalog_database.this.name
+  description   = "Outcome labels joined to audit records by request id (CSV: id,is_bot with a header)"
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = {
+    "EXTERNAL"               = "TRUE"
+    "classification"         = "csv"
+    "skip.header.line.count" = "1"
+  }
+
+  storage_descriptor {
+    location      = "s3://${aws_s3_bucket.audit.bucket}/labels/"
+    input_format  = "org.apache.hadoop.mapred.TextInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+
+    ser_de_info {
+      name                  = "csv"
+      serialization_library = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+      parameters = {
+        "field.delim" = ","
+      }
+    }
+
+    columns {
+      name    = "id"
+      type    = "string"
+      comment = "the X-Request-ID of the scored call"
+    }
+
+    columns {
+      name    = "is_bot"
+      type    = "int"
+      comment = "the outcome: 1 a bot, 0 a person"
+    }
   }
 }
 
@@ -253,5 +307,118 @@ resource "aws_athena_named_query" "errors_by_code" {
       AND status >= 400
     GROUP BY dt, hour, status, error_code
     ORDER BY dt, hour, answers DESC, status, error_code
+  SQL
+}
+
+################################################################################
+# Shadow comparison (docs/model.md): production and shadow scores of the same
+# rows over the last 7 days; with outcome labels joined by request id, each
+# model's ROC AUC (rank-sum, ties averaged), Brier score and calibration.
+################################################################################
+
+resource "aws_athena_named_query" "shadow_score_distribution" {
+  name        = "${var.name}-shadow-score-distribution"
+  description = "Production and shadow score distributions (tenths) over the rows both scored, last 7 days"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = <<-SQL
+    SELECT side, version, tenth, count(*) AS scores
+    FROM (
+      SELECT 'production' AS side, model_version AS version, least(CAST(floor(p_bot * 10) AS integer), 9) AS tenth
+      FROM ${local.glue_table}
+      WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
+        AND status = 200 AND shadow_p_bot IS NOT NULL
+      UNION ALL
+      SELECT 'shadow', shadow_version, least(CAST(floor(shadow_p_bot * 10) AS integer), 9)
+      FROM ${local.glue_table}
+      WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
+        AND status = 200 AND shadow_p_bot IS NOT NULL
+    ) AS scored
+    GROUP BY side, version, tenth
+    ORDER BY side, version, tenth
+  SQL
+}
+
+resource "aws_athena_named_query" "shadow_disagreement" {
+  name        = "${var.name}-shadow-disagreement"
+  description = "Per day: rows both models scored, their mean difference, and how often they fall on different sides of 0.5"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = <<-SQL
+    SELECT dt, model_version, shadow_version,
+           count(*)                                            AS scores,
+           avg(shadow_p_bot - p_bot)                           AS mean_difference,
+           max(abs(shadow_p_bot - p_bot))                      AS max_abs_difference,
+           count_if((p_bot >= 0.5) <> (shadow_p_bot >= 0.5))   AS disagreements,
+           round(100.0 * count_if((p_bot >= 0.5) <> (shadow_p_bot >= 0.5)) / count(*), 2) AS disagreement_pct
+    FROM ${local.glue_table}
+    WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
+      AND status = 200 AND shadow_p_bot IS NOT NULL
+    GROUP BY dt, model_version, shadow_version
+    ORDER BY dt, model_version, shadow_version
+  SQL
+}
+
+resource "aws_athena_named_query" "shadow_roc_auc" {
+  name        = "${var.name}-shadow-roc-auc"
+  description = "Each model's ROC AUC and Brier score on the labelled rows both scored, last 7 days"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = <<-SQL
+    WITH labelled AS (
+      SELECT a.model_version, a.shadow_version, a.p_bot, a.shadow_p_bot, l.is_bot
+      FROM ${local.glue_table} a
+      JOIN outcome_labels l ON l.id = a.id
+      WHERE a.dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
+        AND a.status = 200 AND a.shadow_p_bot IS NOT NULL
+    ),
+    sides AS (
+      SELECT 'production' AS side, model_version AS version, p_bot AS score, is_bot FROM labelled
+      UNION ALL
+      SELECT 'shadow', shadow_version, shadow_p_bot, is_bot FROM labelled
+    ),
+    ranked AS (
+      SELECT side, version, score, is_bot,
+             rank() OVER (PARTITION BY side, version ORDER BY score)
+               + (count(*) OVER (PARTITION BY side, version, score) - 1) / 2e0 AS score_rank
+      FROM sides
+    )
+    SELECT side, version,
+           count(*)    AS labelled,
+           sum(is_bot) AS bots,
+           (sum(CASE WHEN is_bot = 1 THEN score_rank ELSE 0e0 END) - sum(is_bot) * (sum(is_bot) + 1) / 2e0)
+             / CAST(sum(is_bot) * (count(*) - sum(is_bot)) AS double) AS roc_auc,
+           avg((score - is_bot) * (score - is_bot))    AS brier_score
+    FROM ranked
+    GROUP BY side, version
+    ORDER BY side, version
+  SQL
+}
+
+resource "aws_athena_named_query" "shadow_calibration" {
+  name        = "${var.name}-shadow-calibration"
+  description = "Each model's calibration on the labelled rows both scored: mean score against bot rate per tenth"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = <<-SQL
+    WITH labelled AS (
+      SELECT a.model_version, a.shadow_version, a.p_bot, a.shadow_p_bot, l.is_bot
+      FROM ${local.glue_table} a
+      JOIN outcome_labels l ON l.id = a.id
+      WHERE a.dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
+        AND a.status = 200 AND a.shadow_p_bot IS NOT NULL
+    ),
+    sides AS (
+      SELECT 'production' AS side, model_version AS version, p_bot AS score, is_bot FROM labelled
+      UNION ALL
+      SELECT 'shadow', shadow_version, shadow_p_bot, is_bot FROM labelled
+    )
+    SELECT side, version, least(CAST(floor(score * 10) AS integer), 9) AS tenth,
+           count(*)    AS labelled,
+           avg(score)  AS mean_score,
+           avg(is_bot) AS bot_rate
+    FROM sides
+    GROUP BY side, version, least(CAST(floor(score * 10) AS integer), 9)
+    ORDER BY side, version, tenth
   SQL
 }

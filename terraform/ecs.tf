@@ -73,6 +73,7 @@ locals {
       { name = "BOTSCORE_AUDIT_DIR", value = local.audit_dir },
       { name = "BOTSCORE_AUDIT_BUCKET", value = aws_s3_bucket.audit.bucket },
       { name = "BOTSCORE_AUDIT_PREFIX", value = var.audit_prefix },
+      { name = "BOTSCORE_MODEL_REGISTRY", value = "s3://${aws_s3_bucket.audit.bucket}/${var.model_registry_prefix}" },
       { name = "BOTSCORE_AUDIT_SHUTDOWN_SECONDS", value = tostring(var.audit_shutdown_seconds) },
       { name = "BOTSCORE_AUDIT_WHEN_FULL", value = var.audit_when_full },
       { name = "BOTSCORE_AUDIT_SYNC", value = var.audit_sync },

@@ -133,6 +133,16 @@ data "aws_iam_policy_document" "task" {
     resources = ["${aws_s3_bucket.audit.arn}/${var.audit_prefix}*"]
   }
 
+  # The model registry (docs/model.md): each worker reads the production and shadow
+  # pointers and the artifacts they name. Read only: publishing and promoting are an
+  # operator's. Its objects are SSE-S3 (botscore model publish writes them so), so
+  # reading them needs no KMS right.
+  statement {
+    sid       = "ReadModelRegistry"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+  }
+
   # SSE-KMS: S3 asks KMS for a data key on the caller's behalf.
   statement {
     sid       = "EncryptAuditObjects"
@@ -163,6 +173,14 @@ data "aws_iam_policy_document" "task" {
         values   = [aws_efs_access_point.spool[0].arn]
       }
     }
+  }
+}
+
+# The task may put objects under the audit prefix: it must not reach the registry's.
+check "model_registry_apart_from_audit_records" {
+  assert {
+    condition     = var.audit_prefix != "" && !startswith(var.model_registry_prefix, var.audit_prefix) && !startswith(var.audit_prefix, var.model_registry_prefix)
+    error_message = "model_registry_prefix = ${var.model_registry_prefix} and audit_prefix = ${var.audit_prefix} overlap: the task, which writes audit objects, could then write the registry."
   }
 }
 

@@ -283,6 +283,23 @@ resource "aws_cloudwatch_metric_alarm" "upload_failures" {
   ok_actions          = local.alarm_actions
 }
 
+resource "aws_cloudwatch_metric_alarm" "model_refusals" {
+  alarm_name          = "${var.name}-model-refusals"
+  alarm_description   = "A worker refused the model a registry pointer names (a missing version or an artifact that fails validation) and kept serving the one it had. Runbook: docs/operations.md#model-refusals"
+  namespace           = local.metrics_namespace
+  metric_name         = "ModelRefusals"
+  statistic           = "Sum"
+  dimensions          = local.app_dimensions
+  period              = 60
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 resource "aws_cloudwatch_metric_alarm" "spool_fill" {
   alarm_name          = "${var.name}-spool-fill"
   alarm_description   = "The audit spool holds more than ${var.alarm_spool_fill_percent} % of audit_spool_max_bytes; at 100 % the tasks refuse requests (503). Runbook: docs/operations.md#spool-fill"
@@ -382,6 +399,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             aws_cloudwatch_metric_alarm.shed_rate.arn,
             aws_cloudwatch_metric_alarm.oldest_unshipped.arn,
             aws_cloudwatch_metric_alarm.upload_failures.arn,
+            aws_cloudwatch_metric_alarm.model_refusals.arn,
             aws_cloudwatch_metric_alarm.spool_fill.arn,
             aws_cloudwatch_metric_alarm.tasks_below_desired.arn,
             aws_cloudwatch_metric_alarm.unhealthy_hosts.arn,

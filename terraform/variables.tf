@@ -690,3 +690,14 @@ variable "audit_projection_start" {
     error_message = "audit_projection_start must be a date yyyy-MM-dd."
   }
 }
+
+variable "model_registry_prefix" {
+  description = "Key prefix of the model registry in the audit bucket (BOTSCORE_MODEL_REGISTRY, docs/model.md): versions/ and the production and shadow pointers. The task role may read it, nothing more."
+  type        = string
+  default     = "models/bot-score/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*/$", var.model_registry_prefix))
+    error_message = "model_registry_prefix must end with '/', must not start with '/', and may hold only S3-safe characters."
+  }
+}

@@ -1,4 +1,4 @@
-"""`botscore`: serve, reload, and (with botscore-train installed) train, import-model, make-data.
+"""`botscore`: serve, reload, model (the registry), and (with botscore-train installed) train, import-model, make-data.
 
 Parses arguments and hands over; no logic of its own.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 TRAINING_COMMANDS = {
     "train": "train the model and write its artifact and model card",
@@ -33,6 +34,31 @@ def _reload(args: argparse.Namespace) -> None:
     except (ProcessLookupError, PermissionError) as exc:
         sys.exit(f"botscore: cannot signal {pid}: {exc}")
     print(f"sent SIGHUP to {', '.join(map(str, signalled))}")
+
+
+def _model(args: argparse.Namespace) -> None:
+    import os
+
+    from botscore.model import manage
+    from botscore.model.artifact import ArtifactError
+    from botscore.model.registry import Registry
+
+    url = args.registry or os.environ.get("BOTSCORE_MODEL_REGISTRY")
+    if not url:
+        sys.exit("botscore model: pass --registry s3://bucket/prefix/ or set BOTSCORE_MODEL_REGISTRY")
+    try:
+        registry = Registry(url)
+        if args.action == "publish":
+            lines = [manage.publish(registry, args.path)]
+        elif args.action == "promote":
+            lines = [manage.promote(registry, args.version)]
+        elif args.action == "shadow":
+            lines = [manage.shadow(registry, None if args.version == "none" else args.version)]
+        else:
+            lines = manage.status(registry, args.url)
+    except ArtifactError as exc:
+        sys.exit(f"botscore model {args.action}: {exc}")
+    print("\n".join(lines))
 
 
 def _training(argv: list[str]) -> None:
@@ -63,6 +89,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     reload.add_argument("--pid", type=int, help="pid of `botscore serve` (default: the oldest one running here)")
     reload.set_defaults(run=_reload)
+
+    model = commands.add_parser("model", help="the model registry: publish, promote, shadow, status")
+    model.add_argument("--registry", help="s3://bucket/prefix/ of the registry (default: BOTSCORE_MODEL_REGISTRY)")
+    actions = model.add_subparsers(dest="action", required=True)
+    publish = actions.add_parser("publish", help="validate an artifact and store it under its version")
+    publish.add_argument("path", type=Path, help="the artifact (JSON) to publish")
+    promote = actions.add_parser("promote", help="serve VERSION in production (rollback: promote the old one)")
+    promote.add_argument("version")
+    shadow = actions.add_parser("shadow", help="score VERSION in shadow beside production, or `none`")
+    shadow.add_argument("version")
+    status = actions.add_parser("status", help="what the pointers name, and what a running service serves")
+    status.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8887 (its /metrics is read)")
+    model.set_defaults(run=_model)
 
     for name, help_text in TRAINING_COMMANDS.items():
         commands.add_parser(name, help=f"{help_text} (needs botscore-train)", add_help=False)

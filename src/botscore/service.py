@@ -9,6 +9,7 @@ the process (uvicorn, its workers) and calls `build` in each worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -27,6 +28,8 @@ from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
 from botscore.http.protocol import SWEEP_SECONDS, BotscoreProtocol, sweep
 from botscore.model import artifact, reload
+from botscore.model.follow import Follower
+from botscore.model.registry import Registry
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.emf import EmfWriter, worker_properties
 from botscore.ops.logs import configure as configure_logging
@@ -67,11 +70,17 @@ class Service:
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     """Wire the parts; raises ArtifactError for a bad model. `uploader` overrides the settings' choice."""
     tune_malloc()
-    model = ModelSlot(Scorer(artifact.load(settings.model_path)))
+    metrics = Metrics(shadow_threshold=settings.shadow_threshold)
+    follower = None
+    if settings.model_registry:
+        follower = Follower(Registry(settings.model_registry), on_refused=metrics.note_refused)
+        model = ModelSlot(follower.first(lambda: artifact.load(settings.model_path)))
+    else:
+        model = ModelSlot(Scorer(artifact.load(settings.model_path)))
+    metrics.serving = lambda: (model.scorer.version, model.scorer.shadow.version if model.scorer.shadow else None)
     directory = settings.spool_directory
     if uploader is None:
         uploader = S3Uploader(settings.audit_bucket) if settings.audit_bucket else LocalUploader(directory / "shipped")
-    metrics = Metrics()
     audit = AuditLog(
         SpoolDirectory(directory, host=settings.audit_host),
         uploader,
@@ -113,12 +122,27 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         audit.start()
         watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a thread: a rotated keys file takes effect within a tick
         reread_keys = watcher.poke if watcher else _nothing
-        reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
+        follow = None  # the registry's pointers: a task of its own, for SIGHUP wakes it between polls
+        if follower is None:
+            reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
+        else:  # SIGHUP: check the registry's pointers now
+            poke = follower.poke
+
+            def also() -> None:
+                reread_keys()
+                poke()
+
+            reload.install(model, None, asyncio.get_running_loop(), also=also)
+            follow = asyncio.create_task(follower.follow(model, settings.model_poll_seconds))
         schedule.start()
         try:
             yield
         finally:
             await schedule.stop()
+            if follow is not None:
+                follow.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follow
             if watcher is not None:
                 watcher.stop()
             await asyncio.to_thread(audit.close)

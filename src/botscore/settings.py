@@ -33,6 +33,26 @@ class Settings(BaseSettings):
         default=str(SHIPPED_MODEL),
         description="Model artifact (JSON) to serve. Default: the artifact shipped in the package.",
     )
+    model_registry: str | None = Field(
+        default=None,
+        description=(
+            "Model registry (`s3://bucket/prefix/`, see docs/model.md): serve the version its `production` "
+            "pointer names, score its `shadow` beside it, and follow both; MODEL_PATH serves until a version is "
+            "promoted."
+        ),
+    )
+    model_poll_seconds: float = Field(
+        default=10.0,
+        ge=0.1,
+        le=3600,
+        description="With MODEL_REGISTRY: how often each worker checks the pointers (a conditional GET each).",
+    )
+    shadow_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Score at which the shadow model is counted as disagreeing when on the other side of it.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `botscore serve` binds to.")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port `botscore serve` listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `botscore serve`.")
@@ -208,6 +228,15 @@ class Settings(BaseSettings):
         if value is not None and not str(value).strip():
             raise ValueError("is empty; unset it, or name a keys file")
         return value.expanduser() if value is not None else None
+
+    @field_validator("model_registry")
+    @classmethod
+    def _registry_is_s3(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("s3://") or not value[len("s3://") :].partition("/")[0]:
+            raise ValueError("must be an s3://bucket/prefix/ URL")
+        return value if value.endswith("/") else value + "/"
 
     @field_validator("audit_bucket")
     @classmethod

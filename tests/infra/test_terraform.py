@@ -677,6 +677,8 @@ def test_task_role_may_put_and_check_objects_under_the_prefix_only(prefix: str |
     assert config.resources_of_type("aws_iam_role_policy_attachment") == {}
 
     statements = _statements(config, "aws_iam_policy_document.task")
+    # The model registry: read only, its prefix only (test_task_reads_the_model_registry_and_nothing_else_new).
+    statements = [s for s in statements if s.get("sid") != "ReadModelRegistry"]
     s3 = [s for s in statements if any(a.startswith("s3:") for a in s["actions"])]
     # Put, and GetObject for the HEAD that confirms an upload's size and checksum before the
     # local segment is deleted; both on the prefix only. Never list or delete.
@@ -1352,3 +1354,16 @@ def test_the_waf_leaves_body_size_to_the_app(config: Config) -> None:
     ]
     overrides = {o["name"]: o["action_to_use"][0] for o in common["rule_action_override"]}
     assert "count" in overrides["SizeRestrictions_BODY"]  # a 128 KiB batch is the app's to bound (413)
+
+
+def test_task_reads_the_model_registry_and_nothing_else_new(config: Config) -> None:
+    container = config.value(config.locals["container_definition"])
+    environment = {item["name"]: item["value"] for item in container["environment"]}
+    prefix = config.value(config.variables["model_registry_prefix"]["default"])
+    assert environment[env_name("model_registry")] == f"s3://{ref('aws_s3_bucket', 'audit', 'bucket')}/{prefix}"
+    [registry] = [s for s in _statements(config, "aws_iam_policy_document.task") if s.get("sid") == "ReadModelRegistry"]
+    assert registry["actions"] == ["s3:GetObject"]
+    assert registry["resources"] == [f"{AUDIT_BUCKET_ARN}/{prefix}*"]
+    assert "condition" not in registry
+    audit_prefix = config.value(config.variables["audit_prefix"]["default"])
+    assert not prefix.startswith(audit_prefix) and not audit_prefix.startswith(prefix)

@@ -56,6 +56,7 @@ def _emitted() -> dict[str, set[str]]:
     metrics.note_request("/bot-score", 200, 0.01, None)
     metrics.note_score(0.1, 0.2, 0.5)
     metrics.note_fsync(0.003)
+    metrics.note_refused("production")
     metrics.flush()
     writer.flush()
     emitted: dict[str, set[str]] = {}
@@ -106,6 +107,8 @@ def test_the_audit_pipeline_alarms_page_on_the_promise(config: Config) -> None:
     failing = _alarm(config, "upload_failures")
     assert (failing["metric_name"], failing["statistic"], failing["threshold"]) == ("UploadFailures", "Sum", 0)
     assert failing["evaluation_periods"] == failing["datapoints_to_alarm"] == 5  # every minute of five
+    refused = _alarm(config, "model_refusals")  # a registry pointer the fleet would not follow
+    assert (refused["metric_name"], refused["statistic"], refused["threshold"]) == ("ModelRefusals", "Sum", 0)
     fill = _alarm(config, "spool_fill")
     assert (fill["metric_name"], fill["statistic"], fill["threshold"]) == ("SpoolFill", "Maximum", 50)
 
@@ -352,7 +355,7 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears_and_nam
     config: Config,
 ) -> None:
     alarms = config.resources_of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 12
+    assert len(alarms) == 13
     for name in alarms:
         found = _alarm(config, name)
         assert found["treat_missing_data"] in ("notBreaching", "breaching"), name

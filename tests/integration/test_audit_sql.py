@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gzip
+import json
 import os
 import threading
 from collections import Counter
@@ -32,11 +33,13 @@ from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
 from botscore.dataplane.handler import Handler
 from botscore.http.app import create_app
-from botscore.model import artifact
+from botscore.model import artifact, manage
+from botscore.model.registry import Registry
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.metrics import Metrics
 from botscore.settings import SHIPPED_MODEL
 from tests.support.athena import ANSWERS, TABLE, example_queries, open_table
+from tests.support.models import NEW, NEW_DOCUMENT, OLD, shadow_as_recorded
 from tests.support.servers import Service, Weed, wait_for
 
 pytestmark = pytest.mark.slow
@@ -218,3 +221,113 @@ def test_a_call_refused_after_its_row_was_written_is_counted_once_as_the_503_its
     assert sum(row[2] for row in db.execute(kept["p_bot_per_hour"]).fetchall()) == 5  # scores answered
     rate = db.execute(kept["error_rate_per_hour"]).fetchall()
     assert (sum(row[2] for row in rate), sum(row[5] for row in rate)) == (6, 1)  # calls, server errors
+
+
+def _auc(scored: list[tuple[float, int]]) -> float:
+    """ROC AUC by its definition: the share of (bot, person) pairs the score orders right, ties half."""
+    bots = [score for score, label in scored if label == 1]
+    people = [score for score, label in scored if label == 0]
+    right = sum((b > p) + 0.5 * (b == p) for b in bots for p in people)
+    return right / (len(bots) * len(people))
+
+
+def test_the_shadow_comparison_queries_run_on_shipped_rows_carrying_both_scores(
+    tmp_path: Path, weed: Weed, bucket: str
+) -> None:
+    registry_url = f"s3://{bucket}/models/bot-score/"
+    registry = Registry(registry_url, client=weed.client())
+    registry.publish(SHIPPED_MODEL.read_bytes(), "shipped")
+    registry.publish(json.dumps(NEW_DOCUMENT).encode(), "new")
+    manage.promote(registry, OLD)
+    manage.shadow(registry, NEW)
+    service = Service(
+        tmp_path, model_registry=registry_url, audit_bucket=bucket, audit_segment_max_age_seconds=1, **weed.aws_env()
+    ).start()
+    # Scores over the whole range, and four where the two models fall on different sides of 0.5.
+    features = [(round(-1 + 0.125 * i, 3), round(0.3 * (i % 7), 2)) for i in range(36)]
+    features += [(0.9, 0.4), (0.95, 0.45), (2.15, 1.35), (2.2, 1.4)]
+    answered: dict[str, list[tuple[float, float, float]]] = {}  # id -> [(x1, x2, p_bot)]
+    try:
+        with httpx.Client(base_url=service.url, timeout=10) as client:
+            for x1, x2 in features[:30]:
+                response = client.post("/bot-score", json={"x1": x1, "x2": x2})
+                answered[response.headers["x-request-id"]] = [(x1, x2, response.json()["p_bot"])]
+            batch = [{"x1": x1, "x2": x2} for x1, x2 in features[30:]]
+            response = client.post("/bot-score/batch", json={"instances": batch})
+            scores = response.json()["p_bot"]
+            answered[response.headers["x-request-id"]] = [
+                (*pair, p) for pair, p in zip(features[30:], scores, strict=True)
+            ]
+    finally:
+        service.stop()
+    folder = tmp_path / "s3"
+    for key, body in weed.objects(bucket):
+        if key.startswith("bot-score/"):
+            (folder / key).parent.mkdir(parents=True, exist_ok=True)
+            (folder / key).write_bytes(body)
+    # A row of schema 3 (before the shadow columns) in the same table: it still reads, shadow null.
+    day, hour = next(folder.glob("bot-score/dt=*/hour=*")).parts[-2:]
+    old_row = {"schema": 3, "id": "old-row", "item": 0, "ts": "2026-11-27T01:02:03.045Z", "method": "POST"}
+    old_row |= {"path": "/bot-score", "status": 200, "x1": 0.1, "x2": 0.2, "p_bot": 0.92, "model_version": OLD}
+    (folder / "bot-score" / day / hour / "old-host-1.00000000-000001.jsonl.gz").write_bytes(
+        gzip.compress(json.dumps(old_row).encode() + b"\n")
+    )
+    # Outcome labels by request id, as a team uploads them under labels/ (a batch's rows share one).
+    labels = {rid: int(rows[0][2] > 0.5) ^ (i % 4 == 0) for i, (rid, rows) in enumerate(sorted(answered.items()))}
+    (tmp_path / "labels.csv").write_text("id,is_bot\n" + "".join(f"{rid},{label}\n" for rid, label in labels.items()))
+
+    db = open_table(folder)
+    db.execute(
+        f"CREATE VIEW outcome_labels AS SELECT * FROM read_csv('{tmp_path / 'labels.csv'}', header = true, "
+        "columns = {'id': 'VARCHAR', 'is_bot': 'INTEGER'})"
+    )
+    assert db.execute(f"SELECT schema, shadow_version, shadow_p_bot FROM {TABLE} WHERE id = 'old-row'").fetchall() == [
+        (3, None, None)
+    ]
+    challenger = Scorer(artifact.parse(NEW_DOCUMENT))
+    rows = [
+        (rid, x1, x2, p, shadow_as_recorded(challenger.p_bot(x1, x2)))
+        for rid, scored in answered.items()
+        for x1, x2, p in scored
+    ]
+    shipped = db.execute(
+        f"SELECT id, x1, x2, p_bot, shadow_p_bot FROM {TABLE} "
+        f"WHERE shadow_version = '{NEW}' AND model_version = '{OLD}'"
+    ).fetchall()
+    assert sorted(shipped) == sorted(rows)
+
+    def tenth(score: float) -> int:
+        return min(int(score * 10), 9)
+
+    queries = example_queries()
+    distribution = db.execute(queries["shadow_score_distribution"]).fetchall()
+    expected = Counter(("production", OLD, tenth(r[3])) for r in rows) + Counter(
+        ("shadow", NEW, tenth(r[4])) for r in rows
+    )
+    assert {(side, version, t): n for side, version, t, n in distribution} == expected
+
+    [(_, model, shadow, count, mean_difference, max_difference, disagreements, pct)] = db.execute(
+        queries["shadow_disagreement"]
+    ).fetchall()
+    assert (model, shadow, count) == (OLD, NEW, len(rows))
+    assert mean_difference == pytest.approx(sum(r[4] - r[3] for r in rows) / len(rows))
+    assert max_difference == pytest.approx(max(abs(r[4] - r[3]) for r in rows))
+    assert disagreements == sum((r[3] >= 0.5) != (r[4] >= 0.5) for r in rows) == 4
+    assert pct == round(100 * disagreements / len(rows), 2)
+
+    labelled = [(r[3], r[4], labels[r[0]]) for r in rows]
+    auc = {side: row for side, *row in db.execute(queries["shadow_roc_auc"]).fetchall()}
+    for side, version, column in (("production", OLD, 0), ("shadow", NEW, 1)):
+        scored = [(item[column], item[2]) for item in labelled]
+        assert auc[side][:3] == [version, len(scored), sum(label for _, label in scored)]
+        assert auc[side][3] == pytest.approx(_auc(scored), abs=1e-12)
+        assert auc[side][4] == pytest.approx(sum((s - y) ** 2 for s, y in scored) / len(scored))
+    calibration = db.execute(queries["shadow_calibration"]).fetchall()
+    for side, version, t, count, mean_score, bot_rate in calibration:
+        column = 0 if side == "production" else 1
+        bucket_rows = [item for item in labelled if tenth(item[column]) == t]
+        assert version == (OLD if side == "production" else NEW)
+        assert count == len(bucket_rows)
+        assert mean_score == pytest.approx(sum(item[column] for item in bucket_rows) / count)
+        assert bot_rate == pytest.approx(sum(item[2] for item in bucket_rows) / count)
+    assert sum(row[3] for row in calibration) == 2 * len(rows)

@@ -18,6 +18,11 @@ NEW = NEW_DOCUMENT["version"]
 FAILED = "model reload failed; still serving the old model"
 
 
+def shadow_as_recorded(score: float) -> float:
+    """A shadow score as the audit row keeps it: 12 significant digits."""
+    return float(f"{score:.12g}")
+
+
 def replace(path: Path, content: bytes | dict[str, Any]) -> None:
     """Replace the artifact the way an operator should: write aside, then rename over it."""
     aside = path.with_suffix(".tmp")

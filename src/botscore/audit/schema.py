@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-VERSION = 3
+VERSION = 4
 
 
 class Column(NamedTuple):
@@ -21,7 +21,11 @@ class Column(NamedTuple):
 
 
 COLUMNS = (
-    Column("schema", "int", "record schema version (3; 2 had no `key_id`); absent in version 1 records"),
+    Column(
+        "schema",
+        "int",
+        "record schema version (4; 3 had no shadow columns, 2 no `key_id`); absent in version 1 records",
+    ),
     Column("id", "string", "the call's `X-Request-ID`; the rows of one batch share it"),
     Column("item", "int", "position of the instance: 0 on /bot-score, 0 to N-1 in a batch; null if none was scored"),
     Column("ts", "string", "arrival time, RFC 3339 UTC with milliseconds (`2026-11-27T01:02:03.045Z`)"),
@@ -40,5 +44,9 @@ COLUMNS = (
     Column("model_version", "string", "the model that answered (`X-Model-Version`)"),
     Column("latency_ms", "double", "time from arrival to the record being written"),
     Column("key_id", "string", "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"),
+    Column("shadow_version", "string", "the shadow model scored beside production, if one was set; else null"),
+    Column(
+        "shadow_p_bot", "double", "the shadow model's score (never answered), to 12 significant digits; null when none"
+    ),
 )
 NAMES = tuple(column.name for column in COLUMNS)

@@ -19,6 +19,7 @@ from botscore.audit.log import AuditLog
 from botscore.call import Answer, Call
 from botscore.dataplane import inference, validation
 from botscore.errors import AuditUnavailable, BotscoreError, Overloaded, RequestError
+from botscore.model.scorer import Scorer
 from botscore.ops.metrics import Metrics
 
 log = logging.getLogger("botscore.http")
@@ -47,6 +48,7 @@ class Handler:
         self.audit = audit
         self.raw_limit = raw_limit  # BOTSCORE_AUDIT_RAW_MAX_BYTES
         self._note_score = metrics.note_score
+        self._note_shadow = metrics.note_shadow
         self._keep = audit.keep
 
     def score(self, call: Call) -> Answer:
@@ -61,7 +63,12 @@ class Handler:
         except Exception:
             return self._internal_error(call, BotscoreError.body_bytes)
         self._note_score(x1, x2, p_bot)
-        refusal = self._keep(call, record.scored(call, 0, x1_token, x2_token, p_bot))
+        shadow = call.scorer.shadow
+        if shadow is None:
+            row = record.scored(call, 0, x1_token, x2_token, p_bot)
+        else:
+            row = record.scored(call, 0, x1_token, x2_token, p_bot, self._shadow(shadow, call, x1, x2, p_bot))
+        refusal = self._keep(call, row)
         if refusal is None:
             return Answer(200, b'{"p_bot":%r}' % p_bot)
         return self._refused(refusal, BotscoreError.body_bytes)
@@ -120,9 +127,22 @@ class Handler:
         rows = []
         for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
             self._note_score(x1, x2, p_bot)
-            rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot))
+            shadow = call.scorer.shadow
+            shadow_p_bot = None if shadow is None else self._shadow(shadow, call, x1, x2, p_bot)
+            rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot, shadow_p_bot))
         refusal = self._keep(call, b"".join(rows))
         return answer if refusal is None else self._refused(refusal, render)
+
+    def _shadow(self, shadow: Scorer, call: Call, x1: float, x2: float, p_bot: float) -> float | None:
+        """The shadow model's score for the record and the metrics; it never changes the answer. Scored
+        inline: the model family is fixed (two products and an exp), so it adds a constant ~1 µs."""
+        try:
+            shadow_p_bot = shadow.p_bot(x1, x2)
+        except Exception:  # a bug in the challenger must not fail the call: its row just has no shadow score
+            log.exception("shadow scoring failed", extra={"request_id": call.id.decode()})
+            return None
+        self._note_shadow(p_bot, shadow_p_bot)
+        return shadow_p_bot
 
     def fail(self, call: Call, error: BotscoreError, render: Render = BotscoreError.body_bytes) -> Answer:
         """The answer to `error` in the route's shape (`render`); the record keeps the body as text,

@@ -20,7 +20,7 @@ from typing import Any
 
 FORMAT = "botscore.logistic-regression/v1"
 FEATURES = ("x1", "x2")
-_VERSION = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
 S3_SCHEME = "s3://"
 S3_MAX_BYTES = 1024 * 1024  # an artifact is about 1 KiB; anything near this is not one
 _REQUIRED = ("format", "version", "features", "preprocessing", "coefficients", "intercept", "metrics", "training")
@@ -105,7 +105,7 @@ def parse(document: Any) -> Artifact:
         scale = _finite_pair(document, "preprocessing.scale", preprocessing.get("scale"))
         if min(scale) <= 0:
             raise ValueError(f"preprocessing.scale must be positive, got {list(scale)!r}")
-    if not isinstance(document["version"], str) or not _VERSION.fullmatch(document["version"]):
+    if not isinstance(document["version"], str) or not VERSION_PATTERN.fullmatch(document["version"]):
         raise ValueError(
             f"version must be 1-64 of A-Z a-z 0-9 . _ : + - (it is sent as a header), got {document['version']!r}"
         )
@@ -124,14 +124,20 @@ def parse(document: Any) -> Artifact:
 def load(path: str | Path) -> Artifact:
     """Read and validate the artifact at `path` (a file or s3:// URL); ArtifactError names it and the problem."""
     raw = _fetch_s3(str(path)) if str(path).startswith(S3_SCHEME) else _read_file(path)
+    return decode(raw, str(path))
+
+
+def decode(raw: bytes, source: str) -> Artifact:
+    """Decode and validate an artifact's bytes: the one check that start-up, reload, the registry's
+    publish and a worker following the registry all make; ArtifactError names `source` and the problem."""
     try:
         document = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"model artifact {path}: not valid JSON: {exc}") from None
+        raise ArtifactError(f"model artifact {source}: not valid JSON: {exc}") from None
     try:
         return parse(document)
     except ValueError as exc:
-        raise ArtifactError(f"model artifact {path}: {exc}") from None
+        raise ArtifactError(f"model artifact {source}: {exc}") from None
 
 
 def _read_file(path: str | Path) -> bytes:
@@ -152,25 +158,34 @@ def split_s3_url(url: str) -> tuple[str, str]:
 def _fetch_s3(url: str) -> bytes:
     """The object's bytes; any failure (no such key, access denied, no endpoint) as one ArtifactError line."""
     bucket, key = split_s3_url(url)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError as exc:  # pragma: no cover - boto3 is a runtime dependency
-        raise ArtifactError(f"model artifact {url}: cannot fetch: boto3 is not installed ({exc})") from None
-    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
-    try:
-        client = boto3.client("s3", config=config)
+        client = s3_client()
         body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read(S3_MAX_BYTES + 1)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        problem = f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}"
-        raise ArtifactError(f"model artifact {url}: cannot fetch: {_one_line(problem)}") from None
+        raise ArtifactError(f"model artifact {url}: cannot fetch: {s3_problem(exc)}") from None
     except BotoCoreError as exc:
         raise ArtifactError(f"model artifact {url}: cannot fetch: {_one_line(str(exc))}") from None
     if len(body) > S3_MAX_BYTES:
         raise ArtifactError(f"model artifact {url}: larger than {S3_MAX_BYTES} bytes, not an artifact")
     return body
+
+
+def s3_client() -> Any:
+    """An S3 client from boto3's default credential chain (AWS_ENDPOINT_URL_S3 points it elsewhere),
+    with bounded timeouts: the model is read at start-up and by workers following the registry."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client("s3", config=config)
+
+
+def s3_problem(exc: Any) -> str:
+    """A botocore ClientError as one line: `Code: Message`."""
+    error = exc.response.get("Error", {})
+    return _one_line(f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}")
 
 
 def _one_line(text: str) -> str:

@@ -84,15 +84,21 @@ class Reloader:
 
 
 def install(
-    model: ModelSlot, model_path: str, loop: asyncio.AbstractEventLoop, *, also: Callable[[], object] = lambda: None
+    model: ModelSlot,
+    model_path: str | None,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    also: Callable[[], object] = lambda: None,
 ) -> Reloader | None:
-    """Reload `model_path` into `model` on SIGHUP, and call `also` (the API keys' reload); None where
-    signals cannot be handled (not the main thread)."""
-    reloader = Reloader(model, model_path, loop)
+    """Reload `model_path` into `model` on SIGHUP, and call `also` (the API keys' reload; with a model
+    registry, `model_path` is None and `also` pokes the registry follower); None where signals cannot be
+    handled (not the main thread)."""
+    reloader = Reloader(model, model_path, loop) if model_path is not None else None
 
     def on_sighup() -> None:
         also()
-        reloader.request()
+        if reloader is not None:
+            reloader.request()
 
     if threading.current_thread() is not threading.main_thread():
         log.debug("SIGHUP reload not installed: the event loop is not in the main thread")

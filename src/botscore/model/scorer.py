@@ -22,12 +22,30 @@ def sigmoid(z: float) -> float:
 
 
 class Scorer:
-    """Turns (x1, x2) into p_bot with one model; immutable, so a reload swaps whole scorers."""
+    """Turns (x1, x2) into p_bot with one model; immutable, so a reload swaps whole scorers.
 
-    __slots__ = ("_b", "_c1", "_c2", "_m1", "_m2", "_s1", "_s2", "artifact", "version", "version_bytes", "version_json")
+    `shadow` is the challenger scored beside it (the registry's shadow pointer), or None: the pair is
+    one object, so a call that reads `ModelSlot.scorer` once scores with one production and one shadow.
+    """
 
-    def __init__(self, artifact: Artifact) -> None:
+    __slots__ = (
+        "_b",
+        "_c1",
+        "_c2",
+        "_m1",
+        "_m2",
+        "_s1",
+        "_s2",
+        "artifact",
+        "shadow",
+        "version",
+        "version_bytes",
+        "version_json",
+    )
+
+    def __init__(self, artifact: Artifact, shadow: Scorer | None = None) -> None:
         self.artifact = artifact
+        self.shadow = shadow
         self.version = artifact.version
         self.version_json = json.dumps(artifact.version).encode()  # preformatted for the audit record
         self.version_bytes = artifact.version.encode("ascii", "replace")  # for the X-Model-Version header

@@ -56,6 +56,12 @@ AUDIT_COUNTERS = {
     "botscore_audit_objects_shipped": "ObjectsShipped",
     "botscore_audit_adoptions": "Adoptions",
 }
+# Counters with labels, summed over them: the model registry's refused pointers (both roles), and
+# the scored instances the shadow model puts on the other side of the threshold.
+MODEL_COUNTERS = {
+    "botscore_model_refusals": "ModelRefusals",
+    "botscore_shadow_disagreements": "ShadowDisagreements",
+}
 SPOOL_BYTES = "botscore_audit_spool_bytes"
 OLDEST_AGE = "botscore_audit_oldest_unshipped_age_seconds"
 _TALLY = "_tally"  # ops/metrics.py keeps a histogram as per-bucket counters `<name>_tally{le}`
@@ -124,6 +130,7 @@ class Snapshot:
     @classmethod
     def collect(cls, registry: Collector) -> Snapshot:
         snapshot = cls()
+        snapshot.audit.update(dict.fromkeys(MODEL_COUNTERS.values(), 0.0))  # written while still 0: alarms see data
         for family in registry.collect():
             for sample in family.samples:
                 snapshot._add(family.name, sample.name, sample.labels, sample.value)
@@ -136,6 +143,8 @@ class Snapshot:
             self.requests[(labels["route"], labels["status"])] = value
         elif family in AUDIT_COUNTERS and name.endswith("_total"):
             self.audit[AUDIT_COUNTERS[family]] = value
+        elif family in MODEL_COUNTERS and name.endswith("_total"):
+            self.audit[MODEL_COUNTERS[family]] = self.audit.get(MODEL_COUNTERS[family], 0.0) + value
         elif family in (SPOOL_BYTES, OLDEST_AGE):
             self.gauges[family] = value
         elif family in (LATENCY, SCORES, FSYNC):  # a plain prometheus_client Histogram, should metrics.py keep one

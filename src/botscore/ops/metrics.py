@@ -29,6 +29,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 P_BOT_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 X1_BUCKETS = tuple(round(-1.0 + 0.25 * i, 2) for i in range(21))  # log10 seconds: 0.1 s .. 10^4 s
 X2_BUCKETS = tuple(round(0.2 * i, 1) for i in range(16))  # log10(1 + attempts): 0 .. ~1000 attempts
+# shadow p_bot minus production p_bot: fine near 0, where two close models mostly differ
+DIFFERENCE_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, -0.001, 0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 FSYNC_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 AUDIT_COUNTERS = {
     "records_written": "Audit records appended to the spool.",
@@ -73,6 +75,10 @@ class _Histogram:
 
     def observe(self, value: float, *labels: str) -> None:
         self._pending[labels].append(value)
+
+    def observe_all(self, values: list[float]) -> None:
+        """Many observations of the unlabelled histogram at once."""
+        self._pending[()].extend(values)
 
     def flush(self) -> None:
         for labels, values in self._pending.items():
@@ -130,9 +136,14 @@ class _Exposed(Collector):
 class Metrics:
     """The service's metrics; `audit_counters` supplies the audit log's counters at each flush."""
 
-    def __init__(self, audit_counters: Callable[[], dict[str, float]] | None = None) -> None:
+    def __init__(
+        self, audit_counters: Callable[[], dict[str, float]] | None = None, *, shadow_threshold: float = 0.5
+    ) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.audit_counters = audit_counters
+        # (production version, shadow version or None) now serving, read at each flush
+        self.serving: Callable[[], tuple[str, str | None]] | None = None
+        self.shadow_threshold = shadow_threshold
         self.requests = Counter(
             "botscore_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
         )
@@ -155,7 +166,36 @@ class Metrics:
         self._fsync = _Histogram(
             "botscore_audit_fsync_seconds", "Duration of each fsync of the audit spool.", FSYNC_BUCKETS, (), r
         )
-        self._histograms = {h.name: h for h in (self._latency, self._p_bot, self._x1, self._x2, self._fsync)}
+        self._difference = _Histogram(
+            "botscore_shadow_p_bot_difference",
+            "Shadow model's score minus the production model's, per scored instance.",
+            DIFFERENCE_BUCKETS,
+            (),
+            r,
+        )
+        self._histograms = {
+            h.name: h for h in (self._latency, self._p_bot, self._x1, self._x2, self._fsync, self._difference)
+        }
+        self.disagreements = Counter(
+            "botscore_shadow_disagreements",
+            "Scored instances the shadow model puts on the other side of BOTSCORE_SHADOW_THRESHOLD "
+            "(rate: divide by botscore_shadow_p_bot_difference_count).",
+            registry=r,
+        )
+        self.model_serving = Gauge(
+            "botscore_model_serving",
+            "1 for the model version each worker (pid) serves in each role (production, shadow).",
+            ["role", "version"],
+            multiprocess_mode="liveall",
+            registry=r,
+        )
+        self.model_refusals = Counter(
+            "botscore_model_refusals",
+            "Registry pointers a worker refused (missing version or invalid artifact); it kept its model.",
+            ["role"],
+            registry=r,
+        )
+        self._served: dict[str, str | None] = {"production": None, "shadow": None}
         self._audit_totals = {
             name: Counter(f"botscore_audit_{name}", help_text, registry=r) for name, help_text in AUDIT_COUNTERS.items()
         }
@@ -176,6 +216,7 @@ class Metrics:
         self._pending_requests: list[tuple[str, int, float, str | None]] = []  # route, status, seconds, key id
         self._pending_scores: list[tuple[float, float, float]] = []  # x1, x2, p_bot
         self._pending_fsyncs: list[float] = []
+        self._pending_shadows: list[tuple[float, float]] = []  # production's p_bot, shadow's
 
     def note_request(self, route: str, status: int, seconds: float, key_id: str | None = None) -> None:
         """An answer: its route, status, latency and the id of the API key it carried."""
@@ -185,9 +226,38 @@ class Metrics:
         """A score and the features it was computed from."""
         self._pending_scores.append((x1, x2, p_bot))
 
+    def note_shadow(self, production: float, shadow: float) -> None:
+        """A request scored by the shadow model too: both scores."""
+        self._pending_shadows.append((production, shadow))
+
     def note_fsync(self, seconds: float) -> None:
         """One fsync of the audit spool (called from the fsync thread: a list append is atomic)."""
         self._pending_fsyncs.append(seconds)
+
+    def note_refused(self, role: str) -> None:
+        """A worker refused what a registry pointer names (from the follower's thread)."""
+        self.model_refusals.labels(role).inc()
+
+    def _flush_models(self) -> None:
+        """The serving versions as gauges (1 now, 0 for the one replaced), and the shadow's disagreement."""
+        threshold = self.shadow_threshold
+        pairs = _take(self._pending_shadows)
+        if pairs:  # in bulk: this runs for every scored request while a shadow is set
+            self._difference.observe_all([shadow - production for production, shadow in pairs])
+            disagreements = len(
+                [1 for production, shadow in pairs if (production >= threshold) != (shadow >= threshold)]
+            )
+            if disagreements:
+                self.disagreements.inc(disagreements)
+        if self.serving is None:
+            return
+        for role, version in zip(("production", "shadow"), self.serving(), strict=True):
+            if version != self._served[role]:
+                if self._served[role] is not None:
+                    self.model_serving.labels(role, self._served[role]).set(0)
+                if version is not None:
+                    self.model_serving.labels(role, version).set(1)
+                self._served[role] = version
 
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
@@ -205,6 +275,7 @@ class Metrics:
             self._p_bot.observe(p_bot)
         for seconds in _take(self._pending_fsyncs):
             self._fsync.observe(seconds)
+        self._flush_models()
         for histogram in self._histograms.values():
             histogram.flush()
         if self.audit_counters is not None:

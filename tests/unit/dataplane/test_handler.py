@@ -15,6 +15,7 @@ from botscore.model import artifact
 from botscore.model.scorer import Scorer
 from botscore.ops.metrics import Metrics
 from botscore.settings import SHIPPED_MODEL
+from tests.support.models import shadow_as_recorded
 from tests.support.records import spooled_records
 
 SCORER = Scorer(artifact.load(SHIPPED_MODEL))
@@ -83,3 +84,32 @@ def test_a_bug_in_scoring_is_a_500_in_the_error_shape_and_recorded(audit: AuditL
     assert answer.status == 500
     assert json.loads(answer.body)["error"]["code"] == "internal_error"
     assert _records(tmp_path)["call-1"]["status"] == 500
+
+
+def test_with_a_shadow_the_answer_is_productions_and_the_row_carries_both_scores(
+    audit: AuditLog, tmp_path: Path
+) -> None:
+    challenger = Scorer(artifact.parse(artifact.seal({**json.loads(SHIPPED_MODEL.read_text()), "intercept": -3.0})))
+    pair = Scorer(SCORER.artifact, challenger)
+    call = Call("/bot-score", "POST", b"call-1", pair, time.time(), time.perf_counter(), body=b'{"x1":0.1,"x2":0.2}')
+    metrics = Metrics(shadow_threshold=0.5)
+    answer = Handler(audit, metrics).score(call)
+    assert json.loads(answer.body) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
+    batch = Call("/bot-score/batch", "POST", b"call-2", pair, time.time(), time.perf_counter())
+    batch.body = b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 3, "x2": 0}]}'
+    assert json.loads(Handler(audit, metrics).score_batch(batch).body) == {
+        "p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(3, 0)]
+    }
+    rows = [r for r in spooled_records(tmp_path / "audit")]
+    assert [(r["id"], r["p_bot"], r["shadow_version"], r["shadow_p_bot"]) for r in rows] == [
+        ("call-1", SCORER.p_bot(0.1, 0.2), challenger.version, shadow_as_recorded(challenger.p_bot(0.1, 0.2))),
+        ("call-2", SCORER.p_bot(0.1, 0.2), challenger.version, shadow_as_recorded(challenger.p_bot(0.1, 0.2))),
+        ("call-2", SCORER.p_bot(3, 0), challenger.version, shadow_as_recorded(challenger.p_bot(3, 0))),
+    ]
+    assert rows[0]["model_version"] == SCORER.version
+
+
+def test_without_a_shadow_the_row_has_no_shadow_columns(audit: AuditLog, tmp_path: Path) -> None:
+    Handler(audit, Metrics()).score(_call(b'{"x1": 0.1, "x2": 0.2}'))
+    kept = _records(tmp_path)["call-1"]
+    assert "shadow_version" not in kept and "shadow_p_bot" not in kept

@@ -88,3 +88,21 @@ def test_requests_are_counted_per_key_id_and_never_per_key(make_service) -> None
         (("key_id", key_id("key-two-5678")), ("status", "422")): 1,
     }  # the unknown key is in botscore_requests_total{status="401"} only
     assert "key-one" not in text and "wrong-key" not in text
+
+
+def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> None:
+    metrics = Metrics(shadow_threshold=0.7)
+    metrics.serving = lambda: ("lr-a", "lr-b")
+    for production, shadow in [(0.69, 0.71), (0.8, 0.75), (0.2, 0.9), (0.71, 0.69), (0.1, 0.1)]:
+        metrics.note_shadow(production, shadow)
+    exposed = _samples(metrics.exposition().decode())
+    assert exposed["botscore_shadow_disagreements_total", ()] == 3
+    assert exposed["botscore_shadow_p_bot_difference_count", ()] == 5
+    assert exposed["botscore_shadow_p_bot_difference_bucket", (("le", "0.0"),)] == 3  # -0.02, -0.05, 0
+    assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-a"))] == 1
+    assert exposed["botscore_model_serving", (("role", "shadow"), ("version", "lr-b"))] == 1
+    metrics.serving = lambda: ("lr-b", None)  # promoted, shadow cleared
+    exposed = _samples(metrics.exposition().decode())
+    assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-a"))] == 0
+    assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-b"))] == 1
+    assert exposed["botscore_model_serving", (("role", "shadow"), ("version", "lr-b"))] == 0

@@ -1,0 +1,144 @@
+"""Each worker follows the registry's pointers and swaps its models in place, with no failed request.
+
+Every BOTSCORE_MODEL_POLL_SECONDS (and at once on SIGHUP) a worker reads the `production` and
+`shadow` pointers with a conditional GET on the ETag it last saw: an unchanged pointer costs a
+304 and no parsing. A changed one is followed in a thread (the event loop keeps serving): the
+artifact is fetched and validated, and the new pair (production, shadow) is swapped in with one
+assignment on the event loop, as the SIGHUP reload does, so requests in flight finish on the pair
+they started with. So the whole fleet serves a new version within one poll interval plus one
+fetch after the pointer moved.
+
+A pointer to a version that is missing or fails validation is refused: the worker keeps the
+model it has, logs it once and counts it (`botscore_model_refusals_total`); the ETag of the
+refused pointer is remembered, so it is not fetched (nor logged) again until the pointer moves.
+An S3 outage is logged once when it starts and the pointers are asked again at the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+
+from botscore.model.artifact import Artifact, ArtifactError
+from botscore.model.registry import ROLES, Registry, RegistryError, RegistryUnreachable, Role
+from botscore.model.scorer import ModelSlot, Scorer
+
+log = logging.getLogger("botscore.reload")
+
+
+class Follower:
+    """Follows `registry`'s pointers for one worker; `on_refused` counts a refusal in its metrics."""
+
+    def __init__(self, registry: Registry, *, on_refused: Callable[[Role], None] = lambda role: None) -> None:
+        self.registry = registry
+        self.on_refused = on_refused
+        self._etags: dict[Role, str | None] = dict.fromkeys(ROLES)
+        self._models: dict[Role, Artifact | None] = dict.fromkeys(ROLES)
+        self._outage: str | None = None
+        self._wake: asyncio.Event | None = None
+
+    def first(self, fallback: Callable[[], Artifact]) -> Scorer:
+        """The pair to start with (blocking, at start-up). With no production pointer yet (a first
+        deploy, before anything was promoted) the `fallback` model (BOTSCORE_MODEL_PATH) serves until
+        one appears; a pointer there must name a valid version, else ArtifactError stops start-up, as
+        a broken MODEL_PATH does. A shadow that is not valid is refused as it would be later."""
+        pointer = self.registry.pointer("production")
+        assert pointer is not None  # no ETag was sent, so no 304
+        if pointer.etag is None:
+            log.warning(
+                "model registry has no production pointer yet; serving BOTSCORE_MODEL_PATH until one is promoted",
+                extra=self._context(),
+            )
+            self._models["production"] = fallback()
+        elif pointer.version is None:
+            raise RegistryError(f"model pointer {self.registry.url}production names no version")
+        else:
+            self._models["production"] = self.registry.load(pointer.version)
+        self._etags["production"] = pointer.etag
+        self._follow("shadow")
+        return self._pair()
+
+    def poll(self) -> Scorer | None:
+        """Read both pointers (blocking: run it in a thread); the new pair if either moved to a valid version."""
+        moved = False
+        try:
+            for role in ROLES:  # a role followed before an outage stays followed: `moved` keeps it
+                moved = self._follow(role) or moved
+        except RegistryUnreachable as exc:
+            if self._outage is None:
+                log.warning("model registry unreachable; will ask again", extra=self._context(reason=str(exc)))
+            self._outage = str(exc)
+        else:
+            self._outage = None
+        return self._pair() if moved else None
+
+    async def follow(self, model: ModelSlot, seconds: float) -> None:
+        """Poll every `seconds` (or when poked) and swap the new pair into `model`, until cancelled."""
+        self._wake = asyncio.Event()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+            self._wake.clear()
+            try:
+                pair = await asyncio.to_thread(self.poll)
+            except Exception as exc:  # anything unforeseen must not stop following, nor take the model down
+                log.exception("model pointer check failed", extra=self._context(reason=f"{type(exc).__name__}: {exc}"))
+                continue
+            if pair is not None:
+                old = model.scorer
+                model.scorer = pair
+                log.info(
+                    "model reloaded",
+                    extra=self._context(
+                        old_version=old.version,
+                        serving_version=pair.version,
+                        shadow_version=pair.shadow.version if pair.shadow else None,
+                    ),
+                )
+
+    def poke(self) -> None:
+        """Check the pointers now (SIGHUP), not at the next interval."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _follow(self, role: Role) -> bool:
+        """Read the `role` pointer; True if it now names another valid model (or, for shadow, none)."""
+        pointer = self.registry.pointer(role, self._etags[role])
+        if pointer is None:  # 304: unchanged
+            return False
+        serving = self._models[role]
+        if pointer.version == (serving.version if serving else None):
+            self._etags[role] = pointer.etag
+            return False
+        if pointer.etag is None and role == "production":  # still no pointer: keep the fallback
+            return False
+        try:
+            if pointer.version is None and role == "production":
+                raise RegistryError(f"model pointer {self.registry.url}production names no version")
+            model = None if pointer.version is None else self.registry.load(pointer.version)
+        except RegistryUnreachable:
+            raise
+        except ArtifactError as exc:
+            self._etags[role] = pointer.etag  # refused once: not fetched again until the pointer moves
+            log.error(
+                "model pointer refused; still serving the model it had",
+                extra=self._context(
+                    role=role, version=pointer.version, serving_version=serving and serving.version, reason=str(exc)
+                ),
+            )
+            self.on_refused(role)
+            return False
+        self._etags[role] = pointer.etag
+        self._models[role] = model
+        return True
+
+    def _pair(self) -> Scorer:
+        production, shadow = self._models["production"], self._models["shadow"]
+        assert production is not None
+        return Scorer(production, Scorer(shadow) if shadow is not None else None)
+
+    def _context(self, **fields: object) -> dict[str, object]:
+        return {"model_registry": self.registry.url, "pid": os.getpid(), **fields}

@@ -1,0 +1,62 @@
+"""`botscore model publish|promote|shadow|status`: what an operator does to the registry, one line each.
+
+Each returns the lines to print, or raises RegistryError (ArtifactError) with the one line that says
+why nothing changed. The registry's URL is `--registry`, else BOTSCORE_MODEL_REGISTRY.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from botscore.model.artifact import ArtifactError
+from botscore.model.registry import ROLES, Registry
+
+
+def publish(registry: Registry, path: Path) -> str:
+    """Validate the artifact at `path` and store it under its version (never replacing one)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"model artifact {path}: cannot read: {exc.strerror or exc}") from None
+    model, stored = registry.publish(raw, str(path))
+    where = registry.url + f"versions/{model.version}.json"
+    return f"published {model.version} at {where}" if stored else f"{model.version} was already published at {where}"
+
+
+def promote(registry: Registry, version: str) -> str:
+    """Point production at `version` (a stored, valid version): every worker serves it within a poll."""
+    registry.point("production", version)
+    return f"production -> {version}"
+
+
+def shadow(registry: Registry, version: str | None) -> str:
+    """Point shadow at `version`, or at none."""
+    registry.point("shadow", version)
+    return f"shadow -> {version or 'none'}"
+
+
+def status(registry: Registry, service_url: str | None) -> list[str]:
+    """What the pointers name and, given a running service's URL, what its workers report serving."""
+    lines = []
+    for role in ROLES:
+        pointer = registry.pointer(role)
+        assert pointer is not None  # no ETag was sent, so no 304
+        lines.append(f"{role}: {pointer.version or 'none'} (pointer)")
+    if service_url is None:
+        return lines
+    try:
+        with urllib.request.urlopen(service_url.rstrip("/") + "/metrics", timeout=5) as response:
+            exposition = response.read().decode()
+    except OSError as exc:
+        return [*lines, f"service {service_url}: not reachable: {exc}"]
+    for family in text_string_to_metric_families(exposition):
+        if family.name != "botscore_model_serving":
+            continue
+        for sample in sorted(family.samples, key=lambda s: (s.labels.get("pid", ""), s.labels["role"])):
+            if sample.value == 1:
+                worker = f"worker {sample.labels['pid']}" if "pid" in sample.labels else "service"
+                lines.append(f"{sample.labels['role']}: {sample.labels['version']} ({worker})")
+    return lines

@@ -1,0 +1,159 @@
+"""The model registry in S3: artifacts under their content-derived version, and two pointers.
+
+Layout under the registry's URL (`s3://bucket/models/bot-score/`):
+
+    versions/<version>.json   a validated artifact, written once and never overwritten
+    production                {"format": "botscore.model-pointer/v1", "version": "lr-..."}
+    shadow                    the same; "version": null when no shadow is set
+
+Objects are written with S3-managed encryption (SSE-S3). Invariants: an artifact is validated
+(`artifact.decode`, the check start-up makes) before it is stored and again whenever it is read;
+it is stored with a conditional write (`If-None-Match: *`), so a version, once there, is never
+replaced; a pointer is moved only to a version that is stored and valid. Workers read the
+pointers with a conditional GET on their ETag (`Follower`), so a poll that finds nothing new
+costs one 304.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from botscore.model import artifact
+from botscore.model.artifact import Artifact, ArtifactError
+
+POINTER_FORMAT = "botscore.model-pointer/v1"
+Role = Literal["production", "shadow"]
+ROLES: tuple[Role, ...] = ("production", "shadow")
+# S3-managed encryption, whatever the bucket's default: in the audit bucket (whose KMS key the service
+# may only encrypt with, never decrypt) the workers can then read the registry with s3:GetObject alone.
+_SSE = {"ServerSideEncryption": "AES256"}
+
+
+class RegistryError(ArtifactError):
+    """The registry cannot do what was asked (a missing version, a bad pointer, S3 refused); the message says which."""
+
+
+class RegistryUnreachable(RegistryError):
+    """S3 did not answer, or refused access: nothing was learnt about the registry, so it is asked again."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What a pointer names, and its ETag (None: the pointer object does not exist)."""
+
+    version: str | None
+    etag: str | None
+
+
+class Registry:
+    """The registry at `url` (s3://bucket/prefix/), through `client` (an S3 client; boto3's default chain if None)."""
+
+    def __init__(self, url: str, client: Any = None) -> None:
+        if not url.endswith("/"):
+            url += "/"
+        self.url = url
+        self.bucket, self.prefix = artifact.split_s3_url(url)
+        self.client = client if client is not None else artifact.s3_client()
+
+    def artifact_key(self, version: str) -> str:
+        return f"{self.prefix}versions/{version}.json"
+
+    def publish(self, raw: bytes, source: str) -> tuple[Artifact, bool]:
+        """Validate the artifact `raw` (read from `source`) and store it under its version; (it, True if
+        it was stored now, False if that version was already there). Never replaces a stored version."""
+        model = artifact.decode(raw, source)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.artifact_key(model.version)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=raw, IfNoneMatch="*", ContentType="application/json", **_SSE
+            )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412"):  # stored already: it must be valid, and this version
+                self.load(model.version)
+                return model, False
+            raise RegistryError(f"cannot store s3://{self.bucket}/{key}: {artifact.s3_problem(exc)}") from None
+        except BotoCoreError as exc:
+            raise RegistryError(f"cannot store s3://{self.bucket}/{key}: {exc}") from None
+        return model, True
+
+    def load(self, version: str) -> Artifact:
+        """The stored artifact of `version`, validated, and checked to be that version."""
+        url = f"s3://{self.bucket}/{self.artifact_key(version)}"
+        model = artifact.decode(self._get(url, self.artifact_key(version)), url)
+        if model.version != version:
+            raise RegistryError(f"model artifact {url}: holds version {model.version}, not {version}")
+        return model
+
+    def pointer(self, role: Role, etag: str | None = None) -> Pointer | None:
+        """What the `role` pointer names; None if it is unchanged since `etag` (a conditional GET: 304)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.prefix + role
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **({"IfNoneMatch": etag} if etag else {}))
+        except ClientError as exc:
+            code = _code(exc)
+            if code in ("304", "NotModified"):
+                return None
+            if code in ("NoSuchKey", "404"):
+                return Pointer(None, None)
+            raise RegistryUnreachable(f"model pointer s3://{self.bucket}/{key}: {artifact.s3_problem(exc)}") from None
+        except BotoCoreError as exc:
+            raise RegistryUnreachable(f"model pointer s3://{self.bucket}/{key}: {exc}") from None
+        raw = response["Body"].read(4096)
+        return Pointer(parse_pointer(raw, f"s3://{self.bucket}/{key}"), response.get("ETag"))
+
+    def point(self, role: Role, version: str | None) -> Artifact | None:
+        """Move the `role` pointer to `version` (None: no shadow), once it is found stored and valid."""
+        if version is None and role == "production":
+            raise RegistryError("production must name a version")
+        model = None if version is None else self.load(version)
+        body = json.dumps({"format": POINTER_FORMAT, "version": version}, sort_keys=True).encode() + b"\n"
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.prefix + role, Body=body, ContentType="application/json", **_SSE
+            )
+        except ClientError as exc:
+            raise RegistryError(f"cannot move {role}: {artifact.s3_problem(exc)}") from None
+        except BotoCoreError as exc:
+            raise RegistryError(f"cannot move {role}: {exc}") from None
+        return model
+
+    def _get(self, url: str, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read(artifact.S3_MAX_BYTES + 1)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                raise RegistryError(f"model artifact {url}: no such version in the registry") from None
+            raise RegistryUnreachable(f"model artifact {url}: cannot fetch: {artifact.s3_problem(exc)}") from None
+        except BotoCoreError as exc:
+            raise RegistryUnreachable(f"model artifact {url}: cannot fetch: {exc}") from None
+        if len(body) > artifact.S3_MAX_BYTES:
+            raise RegistryError(f"model artifact {url}: larger than {artifact.S3_MAX_BYTES} bytes, not an artifact")
+        return body
+
+
+def parse_pointer(raw: bytes, source: str) -> str | None:
+    """The version a pointer document names (None: none); RegistryError if it is not a pointer."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError(f"model pointer {source}: not valid JSON") from None
+    if not isinstance(document, dict) or document.get("format") != POINTER_FORMAT:
+        raise RegistryError(f"model pointer {source}: not a {POINTER_FORMAT} document")
+    version = document.get("version")
+    if version is not None and not (isinstance(version, str) and artifact.VERSION_PATTERN.fullmatch(version)):
+        raise RegistryError(f"model pointer {source}: version must be null or a model version, got {version!r}")
+    return version
+
+
+def _code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
