@@ -45,7 +45,8 @@ resource "aws_lb_target_group" "this" {
 
   # The health check is the replacement signal: ECS replaces a task the ALB finds unhealthy.
   # So it asks only what replacing the task can fix: does this task's process answer
-  # (/healthz, within 5 s, three times in a row)? Not /readyz: its reasons (the spool near its
+  # (/healthz, within 5 s, three times in a row), and can it use the spool that the other
+  # tasks are seen writing to (/healthz 503 local_fault otherwise)? Not /readyz: its reasons (the spool near its
   # bound during an S3 outage, a stalled EFS commit) are shared by every task on the shared
   # spool, and would cycle the whole fleet without helping. docs/operations.md, "Health".
   health_check {

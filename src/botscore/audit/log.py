@@ -21,7 +21,7 @@ from typing import Literal
 from botscore.audit import record
 from botscore.audit.segment import SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import Shipper
-from botscore.audit.spool import FolderTaken, SpoolDirectory, lease_seconds
+from botscore.audit.spool import FolderTaken, PeerWatch, SpoolDirectory, lease_seconds
 from botscore.audit.sync import Syncer, SyncMode
 from botscore.audit.uploaders import Uploader
 from botscore.call import Call
@@ -38,7 +38,25 @@ REFUSAL_REPORT_SECONDS = 60  # while refusing, one log line with the count this 
 SLOW_STORAGE_SECONDS = 0.5
 SLOW_STORAGE_HOLD_SECONDS = 5.0  # ...for this long after it returned (no fsync comes while no request does)
 HEARTBEAT_SECONDS = 2.0  # at most; more often when the lease is shorter (lease / 4)
+# A spool unusable for this long (5 heartbeats) while another worker's heartbeat is seen advancing
+# in it is this worker's own fault (its mount, its process): /healthz turns 503 so the task is replaced.
+LOCAL_FAULT_GRACE_SECONDS = 10.0
 WhenFull = Literal["reject", "drop"]
+
+
+def is_local_fault(
+    unusable_since: float | None, peer_advanced_at: float | None, now: float, grace: float = LOCAL_FAULT_GRACE_SECONDS
+) -> bool:
+    """True when this worker's spool has been unusable for longer than `grace` while another worker
+    was seen writing to the same spool within the last `grace` (monotonic seconds). A spool nobody
+    writes to (the file server down for everyone, or a single host) is never a local fault: replacing
+    the task could not help, and doing it everywhere at once would cycle the fleet."""
+    return (
+        unusable_since is not None
+        and now - unusable_since > grace
+        and peer_advanced_at is not None
+        and now - peer_advanced_at <= grace
+    )
 
 
 class AuditLog:
@@ -63,6 +81,7 @@ class AuditLog:
         fsync: Callable[[int], None] = os.fsync,
         on_fsync: Callable[[float], object] = lambda seconds: None,
         raw_limit: int = record.RAW_LIMIT,
+        local_fault_grace: float = LOCAL_FAULT_GRACE_SECONDS,
     ) -> None:
         self.spool = spool
         self.raw_limit = raw_limit  # BOTSCORE_AUDIT_RAW_MAX_BYTES, for the rows of refusals
@@ -103,6 +122,11 @@ class AuditLog:
         self._refused_reported = 0
         self._refusal_reported_at = 0.0
         self._unavailable: str | None = "not started"
+        self._beat_failure: str | None = None  # why the last heartbeat failed, while it fails
+        self._unusable_since: float | None = None  # monotonic time the spool became unusable
+        self._peers = PeerWatch()
+        self.local_fault_grace = local_fault_grace
+        self.local_fault: str | None = None  # read by /healthz: set by the housekeeping thread only
         self._last_open_attempt = 0.0
         self._open_lock = threading.Lock()
 
@@ -313,6 +337,35 @@ class AuditLog:
         self._append_limit = capacity - scanned + before
         self._report_refusals()
 
+    def _judge_local_fault(self) -> None:
+        """Set `local_fault` while `is_local_fault` holds; other workers' locks are scanned only while
+        this worker's spool is unusable, so a healthy spool costs nothing here."""
+        problem = self._unavailable or self._beat_failure
+        now = time.monotonic()
+        if problem is None:
+            self._unusable_since = None
+            self._peers.forget()
+            self.local_fault = None
+            return
+        if self._unusable_since is None:
+            self._unusable_since = now
+        try:
+            self._peers.observe(self.spool.peer_heartbeats(), now)
+        except OSError:
+            self._peers.forget()  # nothing to compare the next scan with; no evidence either way
+        if not is_local_fault(self._unusable_since, self._peers.advanced_at, now, self.local_fault_grace):
+            if self.local_fault is not None:
+                log.warning("other workers no longer seen writing to the audit spool: not a fault of this task")
+            self.local_fault = None
+            return
+        fault = (
+            f"this task cannot use the audit spool {self.spool.directory} while other workers write to it "
+            f"(for {now - self._unusable_since:.0f} s: {problem})"
+        )
+        if self.local_fault is None:
+            log.error("audit spool fault of this task alone: /healthz answers 503", extra={"reason": fault})
+        self.local_fault = fault
+
     def _report_refusals(self) -> None:
         """While refusing, a count every REFUSAL_REPORT_SECONDS; once the spool takes records again, one line."""
         if not self._refusing:
@@ -334,6 +387,7 @@ class AuditLog:
     def _housekeep(self) -> None:
         while not self._stop_housekeeping.wait(self.tick_seconds):
             try:
+                self._judge_local_fault()  # before the usage scan, which a broken spool may fail
                 self._refresh()
             except Exception:  # the thread must outlive any surprise
                 log.exception("audit housekeeping failed; retrying")
@@ -349,6 +403,7 @@ class AuditLog:
                 if failing:
                     log.info("audit spool heartbeat works again")
                 failing = False
+                self._beat_failure = None
             except FolderTaken as exc:
                 log.warning(
                     "this worker's spool folder was adopted by another worker: refusing until it works "
@@ -362,5 +417,6 @@ class AuditLog:
                 if not failing:
                     log.error("audit spool heartbeat failed; retrying", extra={"reason": str(exc)})
                 failing = True
+                self._beat_failure = f"the spool heartbeat fails: {exc}"
             finally:
                 self._beat_started = None

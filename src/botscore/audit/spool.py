@@ -48,6 +48,10 @@ seal and shipper threads. A heartbeat that hangs lets the lease run out, so the 
 (503) from then on, and /readyz says so; what is on the loop is the append's write() to the page
 cache and opening a new segment, which a hung NFS server blocks only once the client's dirty-page
 limit is reached or a lookup must go to the server.
+
+The same lock mtimes tell a worker whose spool fails whether other workers are still writing it
+(`peer_heartbeats`, `PeerWatch`): if they are, the fault is its own mount's or process's, and
+/healthz asks for the task to be replaced (log.py); if nobody is, it is everyone's, and it does not.
 """
 
 from __future__ import annotations
@@ -508,6 +512,25 @@ class SpoolDirectory:
                 claimed += 1
         return claimed
 
+    def peer_heartbeats(self) -> dict[str, int]:
+        """The mtimes (ns) of the other workers' lock files, by folder name; OSError if the spool
+        cannot be listed. Each lock is opened anew, so an NFS client asks the server (close-to-open),
+        not its attribute cache. Called from the housekeeping thread, never from the event loop."""
+        found: dict[str, int] = {}
+        mine = self._home.root.name
+        for other in sorted(self._workers.iterdir()) if self._workers.is_dir() else []:
+            if other.name == mine or other.name.startswith((".new-", GONE_PREFIX)):
+                continue
+            try:
+                fd = os.open(other / "lock", os.O_RDONLY)
+            except OSError:
+                continue  # adopted and removed meanwhile, or a stray file
+            try:
+                found[other.name] = os.fstat(fd).st_mtime_ns
+            finally:
+                os.close(fd)
+        return found
+
     def usage_bytes(self) -> int:
         """Bytes of every segment in the spool, all workers' together."""
         total = 0
@@ -517,3 +540,35 @@ class SpoolDirectory:
                     with contextlib.suppress(FileNotFoundError):  # shipped meanwhile
                         total += os.stat(os.path.join(dirpath, filename)).st_size
         return total
+
+
+class PeerWatch:
+    """Whether another worker is writing to the spool, judged from this worker's scans alone.
+
+    Every heartbeat touches its worker's lock file (`SpoolDirectory.heartbeat`); on NFS the mtime is
+    the file server's clock, which may be minutes off this host's. So an mtime is never compared with
+    this host's time, only with the same file's mtime at the previous scan: one that changed between
+    two scans proves a live writer in between (whatever either clock says). When that was seen is
+    kept on this host's monotonic clock.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self.advanced_at: float | None = None  # monotonic time of the last scan that saw a lock change
+
+    def observe(self, mtimes: dict[str, int], now: float) -> bool:
+        """Record a scan (`peer_heartbeats`) made at `now`; True if a lock changed since the last scan.
+        A folder seen for the first time proves nothing yet: it may be a dead worker's leftover."""
+        advanced = any(name in self._last and mtime != self._last[name] for name, mtime in mtimes.items())
+        self._last = dict(mtimes)
+        if advanced:
+            self.advanced_at = now
+        return advanced
+
+    def forget(self) -> None:
+        """Drop the last scan (it can no longer be compared with); what was seen advancing is kept."""
+        self._last = {}
+
+    def seen_within(self, seconds: float, now: float) -> bool:
+        """True if a scan within the last `seconds` saw another worker's lock change."""
+        return self.advanced_at is not None and now - self.advanced_at <= seconds

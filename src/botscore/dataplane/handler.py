@@ -186,6 +186,10 @@ class Handler:
         """None when calls can be answered and recorded with room to spare, else the reason."""
         return self.audit.readiness()
 
+    def local_fault(self) -> str | None:
+        """Why this task should be replaced (a spool fault of its own), else None: a flag, no storage call."""
+        return self.audit.local_fault
+
 
 def _as_sent(document: Any) -> record.Sent:
     """x1 and x2 of a body that was not scored: numbers as numbers, anything else as JSON text."""

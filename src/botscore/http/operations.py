@@ -55,8 +55,22 @@ def operations_app(model: ModelSlot, handler: Handler, metrics: Metrics, lifespa
         redoc_url=None,
     )
 
-    @app.get(LIVENESS_PATH, response_model=Health, summary="Liveness: the process answers.", tags=["operations"])
-    async def healthz() -> dict[str, str]:
+    @app.get(
+        LIVENESS_PATH,
+        response_model=Health,
+        summary="Liveness: the process answers, and has no spool fault of its own.",
+        tags=["operations"],
+        responses={
+            503: {
+                "model": ErrorResponse,
+                "description": "This task cannot use the audit spool while other workers write to it: replace it.",
+            }
+        },
+    )
+    async def healthz() -> Any:
+        fault = handler.local_fault()  # a flag the housekeeping thread sets: no storage call here
+        if fault is not None:
+            return JSONResponse(error_body("local_fault", fault), status_code=503)
         return {"status": "ok"}
 
     @app.get(
