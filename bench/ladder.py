@@ -78,11 +78,12 @@ if os.environ.get("LADDER_STEP") is not None:
         if STEP >= 4:
             x1, x2, t1, t2 = validation.parse_with_tokens(body)
             p_bot = _SCORER.p_bot(x1, x2)
-            response = b'{"p_bot":%r}' % p_bot
+            p_bot_token = b"%r" % p_bot
+            response = b'{"p_bot":%s}' % p_bot_token
         rid = new_request_id() if STEP >= 1 else b""
         if STEP >= 5:
             call = Call("/bot-score", "POST", rid, _SCORER, now, started)
-            line = record.scored(call, 0, t1, t2, p_bot)
+            line = record.scored(call, 0, t1, t2, p_bot_token)
         if STEP >= 6:
             os.write(_FD, line)
         if STEP >= 7:

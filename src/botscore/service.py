@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botscore.audit.log import AuditLog
 from botscore.audit.spool import SpoolDirectory
@@ -28,15 +28,15 @@ from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
 from botscore.http.protocol import SWEEP_SECONDS, BotscoreProtocol, sweep
 from botscore.model import artifact, reload
-from botscore.model.follow import Follower
-from botscore.model.registry import Registry
 from botscore.model.scorer import ModelSlot, Scorer
-from botscore.ops.emf import EmfWriter, worker_properties
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
 from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
 from botscore.ops.schedule import Schedule
 from botscore.settings import Settings, SettingsError, env_name, load_settings
+
+if TYPE_CHECKING:  # imported where a setting turns them on: about 1 MiB of every worker's RSS otherwise
+    from botscore.ops.emf import EmfWriter
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
 # move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
@@ -73,6 +73,9 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     metrics = Metrics(shadow_threshold=settings.shadow_threshold)
     follower = None
     if settings.model_registry:
+        from botscore.model.follow import Follower  # only with a registry (RSS, see above)
+        from botscore.model.registry import Registry
+
         follower = Follower(Registry(settings.model_registry), on_refused=metrics.note_refused)
         model = ModelSlot(follower.first(lambda: artifact.load(settings.model_path)))
     else:
@@ -192,6 +195,8 @@ def _emf_writer(settings: Settings, metrics: Metrics, model: ModelSlot) -> EmfWr
     """The worker's CloudWatch EMF lines, read from the registry /metrics is rendered from; None when off."""
     if not settings.emf:
         return None
+    from botscore.ops.emf import EmfWriter, worker_properties  # only when on (RSS, see above)
+
     return EmfWriter(
         metrics.registry,
         namespace=settings.emf_namespace,

@@ -23,7 +23,7 @@ RAW_LIMIT = 256  # bytes of a refused body kept in `raw` unless BOTSCORE_AUDIT_R
 
 _SCORED = (
     b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","item":%d,"ts":"%s","method":"POST","path":"%s",'
-    b'"status":200,"x1":%s,"x2":%s,"p_bot":%r,"model_version":%s,"latency_ms":%.3f%s%s}\n'
+    b'"status":200,"x1":%s,"x2":%s,"p_bot":%s,"model_version":%s,"latency_ms":%.3f%s%s}\n'
 )
 # 12 significant digits, not repr's 17: the shortest round-trip repr of a float costs ~8,000 CPU
 # instructions, most of what a shadow adds to a request, and no comparison of two models needs more.
@@ -50,9 +50,10 @@ def timestamp(now: float) -> bytes:
     return b"%s.%03dZ" % (_second_text, int((now - whole) * 1000))
 
 
-def scored(call: Call, item: int, x1: bytes, x2: bytes, p_bot: float, shadow_p_bot: float | None = None) -> bytes:
-    """The row of one score: the call's id (checked for safe characters), the features as JSON number
-    tokens (the client's own on the usual path), the score, and the shadow model's score if one was set."""
+def scored(call: Call, item: int, x1: bytes, x2: bytes, p_bot: bytes, shadow_p_bot: float | None = None) -> bytes:
+    """The row of one score: the call's id (checked for safe characters), the features and the score as
+    JSON number tokens (the client's own features on the usual path; the score as its answer has it),
+    and the shadow model's score if one was set."""
     shadow = call.scorer.shadow
     return _SCORED % (
         call.id,

@@ -63,14 +63,16 @@ class Handler:
         except Exception:
             return self._internal_error(call, BotscoreError.body_bytes)
         self._note_score(x1, x2, p_bot)
+        p_bot_token = b"%r" % p_bot  # once for the row and the answer: a float's repr costs as much as a score
         shadow = call.scorer.shadow
         if shadow is None:
-            row = record.scored(call, 0, x1_token, x2_token, p_bot)
+            row = record.scored(call, 0, x1_token, x2_token, p_bot_token)
         else:
-            row = record.scored(call, 0, x1_token, x2_token, p_bot, self._shadow(shadow, call, x1, x2, p_bot))
+            shadow_p_bot = self._shadow(shadow, call, x1, x2, p_bot)
+            row = record.scored(call, 0, x1_token, x2_token, p_bot_token, shadow_p_bot)
         refusal = self._keep(call, row)
         if refusal is None:
-            return Answer(200, b'{"p_bot":%r}' % p_bot)
+            return Answer(200, b'{"p_bot":%s}' % p_bot_token)
         return self._refused(refusal, BotscoreError.body_bytes)
 
     def score_batch(self, call: Call) -> Answer:
@@ -129,7 +131,9 @@ class Handler:
             self._note_score(x1, x2, p_bot)
             shadow = call.scorer.shadow
             shadow_p_bot = None if shadow is None else self._shadow(shadow, call, x1, x2, p_bot)
-            rows.append(record.scored(call, item, repr(x1).encode(), repr(x2).encode(), p_bot, shadow_p_bot))
+            rows.append(
+                record.scored(call, item, repr(x1).encode(), repr(x2).encode(), repr(p_bot).encode(), shadow_p_bot)
+            )
         refusal = self._keep(call, b"".join(rows))
         return answer if refusal is None else self._refused(refusal, render)
 

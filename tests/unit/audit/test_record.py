@@ -31,8 +31,8 @@ def _call(received_at: float, route: str = "/bot-score", body: bytes | None = No
 def _rows_of_every_kind(now: float) -> dict[str, bytes]:
     invalid = RequestError("x1 must be a number, got a string", field="x1", code="invalid_type")
     return {
-        "scored": record.scored(_call(now), 0, b"0.1", b"2E3", 0.5),
-        "batch item": record.scored(_call(now, route="/bot-score/batch"), 7, b"0.1", b"-0.0", 1.0),
+        "scored": record.scored(_call(now), 0, b"0.1", b"2E3", b"0.5"),
+        "batch item": record.scored(_call(now, route="/bot-score/batch"), 7, b"0.1", b"-0.0", b"1.0"),
         "invalid": record.failed(_call(now, body=b'{"x1":"a","x2":1}'), invalid, record.Sent(x1_text='"a"', x2=1.0)),
         "unparsed": record.failed(
             _call(now, body=b"\xff{"),
@@ -82,7 +82,7 @@ def test_a_score_row_is_json_with_the_parsed_values(x1: float, x2: float, expone
         v1, v2, t1, t2 = validation.parse_with_tokens(body)
     except RequestError:
         return  # an exponent that overflows: refused, nothing to record
-    line = record.scored(_call(1.5e9), 0, t1, t2, 0.25)
+    line = record.scored(_call(1.5e9), 0, t1, t2, b"0.25")
     parsed = json.loads(line)
     assert (parsed["x1"], parsed["x2"], parsed["p_bot"]) == (v1, v2, 0.25)
     assert parsed["ts"] == "2017-07-14T02:40:00.000Z"
