@@ -4,7 +4,9 @@ This host is shared, so throughput moves with the neighbours; instructions do no
 under `valgrind --tool=callgrind`; after a warm-up its counters are zeroed, N keep-alive POSTs of
 the usual body are sent one after the other, and the counters are dumped: instructions / N.
 Everything the process runs meanwhile counts (the event loop, the audit spool, its threads), as
-it would under load.
+it would under load, but only in user space: the kernel's share of a request (sockets, epoll, the
+write into the page cache) is not counted, so a cost in instructions is a larger share of the count
+than of the CPU time a request takes (`make bench`'s throughput and CPU per request include both).
 
     python bench/instructions.py [ceiling | registry | shadow | CHECKOUT ...]   # CHECKOUT: a folder with its own .venv
 
@@ -70,7 +72,10 @@ def measure(target: str, **settings: str) -> float:
     port = _free_port()
     tmp = Path(tempfile.mkdtemp(prefix="botscore-callgrind-"))
     out = tmp / "callgrind.out"
-    env = {**os.environ, "BOTSCORE_AUDIT_SPOOL_DIR": str(tmp / "spool"), "PYTHONMALLOC": "malloc", **settings}
+    # Python's own allocator, as in production: under PYTHONMALLOC=malloc every float and tuple went through
+    # glibc malloc, which counted a shadow score's allocations about 40 % dearer than they are.
+    env = {**os.environ, "BOTSCORE_AUDIT_DIR": str(tmp / "audit"), **settings}
+    env.pop("PYTHONMALLOC", None)
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", *_argv(target, port)]
     server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
