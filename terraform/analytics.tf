@@ -258,16 +258,12 @@ resource "aws_athena_workgroup" "this" {
   }
 }
 
-################################################################################
-# The reader's rule as a view (docs/audit-log.md): a call refused with 503
-# audit_unavailable after its row was written (its 200, or the 4xx it would have
-# answered, then the 503 with the same id and ts) keeps only the 503 row.
-# Terraform has no resource for an Athena view, so this saved query creates it:
-# run it once after `terraform apply`, and again after the table's columns
-# change (Athena fixes a view's columns when it creates it). The SQL lives in
+# The reader's rule as a view (docs/audit-log.md): a call refused with 503 audit_unavailable
+# after its row was written (its 200, or the 4xx it would have answered, then the 503 with the
+# same id and ts) keeps only the 503 row. The provider has no resource for an Athena view, so
+# this saved query creates it: run it once after `terraform apply`, and again after an apply
+# that changes the Glue table (Athena calls a view stale once its table changed). The SQL is in
 # audit_answers.sql alone: docs/audit-log.md quotes it, the tests run it.
-################################################################################
-
 resource "aws_athena_named_query" "audit_answers_view" {
   name        = "${var.name}-create-audit-answers-view"
   description = "Run once after terraform apply: creates the audit_answers view (the reader's rule) the other queries read"
