@@ -3,6 +3,9 @@
 # crawler) and an Athena workgroup with encrypted results and a scan limit.
 # The columns are botscore.audit.schema.COLUMNS (tests/infra/test_terraform.py
 # fails when they differ); the example queries run in tests on real records.
+# The view audit_answers (audit_answers.sql, created by running a named query
+# once) is docs/audit-log.md's reader's rule over the table: the rows of each
+# call as its client got it. The example queries count answers from it.
 #
 # Object keys (botscore.audit.spool.object_key):
 #   {audit_prefix}dt=YYYY-MM-DD/hour=HH/{host}-{worker}-{seq:06d}.jsonl.gz   (UTC)
@@ -11,6 +14,7 @@
 locals {
   glue_database = replace(var.name, "-", "_")
   glue_table    = "audit_records"
+  answers_view  = "audit_answers" # audit_answers.sql creates it over glue_table
 }
 
 resource "aws_glue_catalog_database" "this" {
@@ -254,8 +258,27 @@ resource "aws_athena_workgroup" "this" {
   }
 }
 
+# The reader's rule as a view (docs/audit-log.md): a call refused with 503 audit_unavailable
+# after its row was written (its 200, or the 4xx it would have answered, then the 503 with the
+# same id and ts) keeps only the 503 row. The provider has no resource for an Athena view, so
+# this saved query creates it: run it once after `terraform apply`, and again after an apply
+# that changes the Glue table (Athena calls a view stale once its table changed). The SQL is in
+# audit_answers.sql alone: docs/audit-log.md quotes it, the tests run it.
+resource "aws_athena_named_query" "audit_answers_view" {
+  name        = "${var.name}-create-audit-answers-view"
+  description = "Run once after terraform apply: creates the audit_answers view (the reader's rule) the other queries read"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = file("${path.module}/audit_answers.sql")
+}
+
 ################################################################################
-# Example queries (also in docs/deploy.md)
+# Example queries (also in docs/deploy.md). Each counts answers, so each reads
+# the view: on the raw table a refused call would also count as what its client
+# never got, a score (p_bot_per_hour and the shadow queries) or a 4xx
+# (error_rate_per_hour, errors_by_code), and as a call in a second hour when its
+# 503 row landed in another one (error_rate_per_hour). No saved query needs
+# every recorded row; a look at all the rows of one id reads the table.
 ################################################################################
 
 resource "aws_athena_named_query" "p_bot_per_hour" {
@@ -269,7 +292,7 @@ resource "aws_athena_named_query" "p_bot_per_hour" {
            avg(p_bot)             AS mean_p_bot,
            max(p_bot)             AS max_p_bot,
            count_if(p_bot >= 0.5) AS likely_bots
-    FROM ${local.glue_table}
+    FROM ${local.answers_view}
     WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
       AND status = 200
     GROUP BY dt, hour
@@ -288,7 +311,7 @@ resource "aws_athena_named_query" "error_rate_per_hour" {
            count_if(status >= 400)                                         AS errors,
            round(100.0 * count_if(status >= 400) / count(DISTINCT id), 2) AS error_pct,
            count_if(status >= 500)                                         AS server_errors
-    FROM ${local.glue_table}
+    FROM ${local.answers_view}
     WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
     GROUP BY dt, hour
     ORDER BY dt, hour
@@ -302,7 +325,7 @@ resource "aws_athena_named_query" "errors_by_code" {
   database    = aws_glue_catalog_database.this.name
   query       = <<-SQL
     SELECT dt, hour, status, error_code, count(*) AS answers
-    FROM ${local.glue_table}
+    FROM ${local.answers_view}
     WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
       AND status >= 400
     GROUP BY dt, hour, status, error_code
@@ -325,12 +348,12 @@ resource "aws_athena_named_query" "shadow_score_distribution" {
     SELECT side, version, tenth, count(*) AS scores
     FROM (
       SELECT 'production' AS side, model_version AS version, least(CAST(floor(p_bot * 10) AS integer), 9) AS tenth
-      FROM ${local.glue_table}
+      FROM ${local.answers_view}
       WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
         AND status = 200 AND shadow_p_bot IS NOT NULL
       UNION ALL
       SELECT 'shadow', shadow_version, least(CAST(floor(shadow_p_bot * 10) AS integer), 9)
-      FROM ${local.glue_table}
+      FROM ${local.answers_view}
       WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
         AND status = 200 AND shadow_p_bot IS NOT NULL
     ) AS scored
@@ -351,7 +374,7 @@ resource "aws_athena_named_query" "shadow_disagreement" {
            max(abs(shadow_p_bot - p_bot))                      AS max_abs_difference,
            count_if((p_bot >= 0.5) <> (shadow_p_bot >= 0.5))   AS disagreements,
            round(100.0 * count_if((p_bot >= 0.5) <> (shadow_p_bot >= 0.5)) / count(*), 2) AS disagreement_pct
-    FROM ${local.glue_table}
+    FROM ${local.answers_view}
     WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
       AND status = 200 AND shadow_p_bot IS NOT NULL
     GROUP BY dt, model_version, shadow_version
@@ -367,7 +390,7 @@ resource "aws_athena_named_query" "shadow_roc_auc" {
   query       = <<-SQL
     WITH labelled AS (
       SELECT a.model_version, a.shadow_version, a.p_bot, a.shadow_p_bot, l.is_bot
-      FROM ${local.glue_table} a
+      FROM ${local.answers_view} a
       JOIN outcome_labels l ON l.id = a.id
       WHERE a.dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
         AND a.status = 200 AND a.shadow_p_bot IS NOT NULL
@@ -403,7 +426,7 @@ resource "aws_athena_named_query" "shadow_calibration" {
   query       = <<-SQL
     WITH labelled AS (
       SELECT a.model_version, a.shadow_version, a.p_bot, a.shadow_p_bot, l.is_bot
-      FROM ${local.glue_table} a
+      FROM ${local.answers_view} a
       JOIN outcome_labels l ON l.id = a.id
       WHERE a.dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
         AND a.status = 200 AND a.shadow_p_bot IS NOT NULL

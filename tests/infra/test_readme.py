@@ -16,7 +16,7 @@ from botscore.audit import schema
 from botscore.audit.shipper import Shipper
 from botscore.audit.spool import FENCE_MARGIN_SECONDS, lease_seconds
 from botscore.settings import SHIPPED_MODEL, Settings, env_name
-from tests.support.athena import example_queries
+from tests.support.athena import example_queries, view_definition, view_file
 from tests.support.servers import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -284,6 +284,17 @@ def test_the_deploy_guide_shows_the_example_queries_that_terraform_creates() -> 
     guide = (DOCS / "deploy.md").read_text()
     for name, sql in example_queries().items():
         assert sql in guide, name
+
+
+def test_the_deploy_guide_creates_the_view_from_the_file_the_saved_query_reads() -> None:
+    guide = (DOCS / "deploy.md").read_text()
+    assert f"--query-string file://{view_file().relative_to(ROOT)}\n" in guide
+    assert "the named query `botscore-create-audit-answers-view`" in " ".join(guide.split())
+
+
+def test_the_audit_log_quotes_the_readers_rule_from_its_one_file() -> None:
+    rule = section((DOCS / "audit-log.md").read_text(), "## The reader's rule")
+    assert re.findall(r"```sql\n(.*?)```", rule, re.DOTALL) == [view_definition()]
 
 
 # --- the client guide and the architecture diagram ------------------------------------------------

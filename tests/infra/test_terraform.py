@@ -661,6 +661,29 @@ def test_glue_table_projection_and_schema(config: Config) -> None:
     assert storage["location"] == f"s3://{AUDIT_BUCKET}/{config.value(config.variables['audit_prefix']['default'])}"
 
 
+def test_a_saved_query_creates_the_audit_answers_view_from_the_one_file_of_its_sql(config: Config) -> None:
+    view = config.value(config.resource("aws_athena_named_query.audit_answers_view"))
+    assert view["query"] == '${file("${path.module}/audit_answers.sql")}'
+    assert view["workgroup"] == ref("aws_athena_workgroup", "this", "id")
+    assert view["database"] == ref("aws_glue_catalog_database", "this", "name")
+    sql = (TERRAFORM_DIR / "audit_answers.sql").read_text()
+    table, answers = config.value(config.locals["glue_table"]), config.value(config.locals["answers_view"])
+    assert sql.startswith(f"CREATE OR REPLACE VIEW {answers} AS\n")
+    assert set(re.findall(r"\bFROM (\w+)", sql)) == {table}
+    assert ";" not in sql  # Athena runs one statement per query
+
+
+def test_the_other_saved_queries_count_answers_from_the_view_never_from_the_table(config: Config) -> None:
+    table, answers = config.value(config.locals["glue_table"]), config.value(config.locals["answers_view"])
+    queries = config.resources_of_type("aws_athena_named_query")
+    del queries["audit_answers_view"]
+    assert len(queries) == 7
+    for name, body in queries.items():
+        query = config.value(body)["query"]
+        assert re.search(rf"\bFROM {answers}\b", query), name
+        assert table not in query, name
+
+
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_task_role_may_put_and_check_objects_under_the_prefix_only(prefix: str | None) -> None:
     config = _with_prefix(prefix)

@@ -153,7 +153,7 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
         == rows_expected
     )
 
-    queries = example_queries(ANSWERS)
+    queries = example_queries()
     p_bot = db.execute(queries["p_bot_per_hour"]).fetchall()
     assert sum(row[2] for row in p_bot) == len(scores)
     assert sum(row[5] for row in p_bot) == sum(1 for score in scores if score >= 0.5)
@@ -168,7 +168,9 @@ def test_every_kind_of_answer_is_read_back_by_sql_with_the_glue_types(tmp_path: 
     assert codes == Counter((status, code) for status, code in answered.values() if status >= 400)
 
 
-def test_a_call_refused_after_its_row_was_written_is_counted_once_as_the_503_its_client_got(tmp_path: Path) -> None:
+def test_the_saved_queries_count_a_call_refused_after_its_row_was_written_once_as_the_503_its_client_got(
+    tmp_path: Path,
+) -> None:
     failing = threading.Event()
 
     def fsync(fd: int) -> None:  # EIO while `failing`, as a disk or a file server gives it
@@ -191,16 +193,19 @@ def test_a_call_refused_after_its_row_was_written_is_counted_once_as_the_503_its
     )
     metrics.audit_counters = audit.counters
     audit.start()
-    model = ModelSlot(Scorer(artifact.load(SHIPPED_MODEL)))
+    shadow = Scorer(artifact.parse(NEW_DOCUMENT))  # so the shadow queries have rows to count
+    model = ModelSlot(Scorer(artifact.load(SHIPPED_MODEL), shadow=shadow))
     app = create_app(Handler(audit, metrics), model, metrics, max_body_bytes=1024)
+    # Six scores, the fourth refused after its 200 row was written; then a 422 refused the same way.
+    calls = [({"x1": i, "x2": 0.5}, i == 3) for i in range(6)] + [({"x1": "a", "x2": 0.5}, True)]
 
     async def answers() -> dict[str, int]:
         answered = {}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://botscore") as client:
-            for i in range(6):
-                if i == 3:
+            for body, fail in calls:
+                if fail:
                     failing.set()
-                response = await client.post("/bot-score", json={"x1": i, "x2": 0.5})
+                response = await client.post("/bot-score", json=body)
                 failing.clear()
                 answered[response.headers["x-request-id"]] = response.status_code
         return answered
@@ -209,18 +214,45 @@ def test_a_call_refused_after_its_row_was_written_is_counted_once_as_the_503_its
         answered = asyncio.run(answers())
     finally:
         audit.close()  # ships every segment
-    assert sorted(answered.values()) == [200] * 5 + [503]
-    (refused,) = [rid for rid, status in answered.items() if status == 503]
+    assert list(answered.values()) == [200, 200, 200, 503, 200, 200, 503]
+    score_refused, error_refused = [rid for rid, status in answered.items() if status == 503]
     db = open_table(tmp_path / "s3")
-    rows = db.execute(f"SELECT status, error_code, ts FROM {TABLE} WHERE id = ? ORDER BY status", [refused]).fetchall()
-    assert [row[:2] for row in rows] == [(200, None), (503, "audit_unavailable")]
-    assert rows[0][2] == rows[1][2]  # the same call: same id, same ts
+    for rid, written in ((score_refused, (200, None)), (error_refused, (422, "invalid_type"))):
+        rows = db.execute(f"SELECT status, error_code, ts FROM {TABLE} WHERE id = ? ORDER BY status", [rid]).fetchall()
+        assert [row[:2] for row in rows] == [written, (503, "audit_unavailable")]
+        assert rows[0][2] == rows[1][2]  # the same call: same id, same ts
     assert sorted(db.execute(f"SELECT id, status FROM {ANSWERS}").fetchall()) == sorted(answered.items())
-    raw, kept = example_queries(TABLE), example_queries(ANSWERS)
-    assert sum(row[2] for row in db.execute(raw["p_bot_per_hour"]).fetchall()) == 6  # the 200 row of the 503 too
-    assert sum(row[2] for row in db.execute(kept["p_bot_per_hour"]).fetchall()) == 5  # scores answered
-    rate = db.execute(kept["error_rate_per_hour"]).fetchall()
-    assert (sum(row[2] for row in rate), sum(row[5] for row in rate)) == (6, 1)  # calls, server errors
+
+    # Outcome labels for every scored call, the refused one's too, both classes among the answered.
+    scored = [rid for (rid,) in db.execute(f"SELECT id FROM {TABLE} WHERE status = 200 ORDER BY ts").fetchall()]
+    assert len(scored) == 6
+    (tmp_path / "labels.csv").write_text("id,is_bot\n" + "".join(f"{rid},{i % 2}\n" for i, rid in enumerate(scored)))
+    db.execute(
+        f"CREATE VIEW outcome_labels AS SELECT * FROM read_csv('{tmp_path / 'labels.csv'}', header = true, "
+        "columns = {'id': 'VARCHAR', 'is_bot': 'INTEGER'})"
+    )
+
+    # Each saved query as Terraform has it (on the raw table every count below would include the
+    # refused calls' other rows: 6 scores, 3 errors, a 422).
+    queries = example_queries()
+    assert sum(row[2] for row in db.execute(queries["p_bot_per_hour"]).fetchall()) == 5  # scores answered
+    rate = db.execute(queries["error_rate_per_hour"]).fetchall()
+    assert [sum(row[i] for row in rate) for i in (2, 3, 5)] == [7, 2, 2]  # calls, errors, server errors
+    codes = Counter()
+    for _, _, status, code, count in db.execute(queries["errors_by_code"]).fetchall():
+        codes[status, code] += count
+    assert codes == Counter({(503, "audit_unavailable"): 2})
+    distribution = Counter()
+    for side, _, _, count in db.execute(queries["shadow_score_distribution"]).fetchall():
+        distribution[side] += count
+    assert distribution == Counter({"production": 5, "shadow": 5})
+    assert sum(row[3] for row in db.execute(queries["shadow_disagreement"]).fetchall()) == 5
+    auc = db.execute(queries["shadow_roc_auc"]).fetchall()
+    assert [(row[0], row[2]) for row in auc] == [("production", 5), ("shadow", 5)]
+    calibration = Counter()
+    for side, _, _, count, _, _ in db.execute(queries["shadow_calibration"]).fetchall():
+        calibration[side] += count
+    assert calibration == Counter({"production": 5, "shadow": 5})
 
 
 def _auc(scored: list[tuple[float, int]]) -> float:

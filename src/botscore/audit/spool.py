@@ -37,7 +37,7 @@ last heartbeat that read its own line. It read before the adopter's write at y, 
 owner releases an answer only before x + lease, and only after the fsync that put its record in
 the file on the server. The adopter renames that file after y + fence > x + lease, so the file it
 ships holds every record the owner released. What the owner appends later is never released
-(its answer is a 503; its 200 row may still reach S3 through the adopter: the README states the
+(its answer is a 503; its 200 row may still reach S3 through the adopter: docs/audit-log.md states the
 reader's rule). Each rename is done once by the file server, so exactly one adopter gets each
 segment, and a rename whose reply was lost (NFS retries it and reports ENOENT) is recognised by
 the segment being found at the adopter's target. Under `interval` and `none` the records of the
