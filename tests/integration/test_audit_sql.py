@@ -22,6 +22,7 @@ import json
 import os
 import threading
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -363,3 +364,33 @@ def test_the_shadow_comparison_queries_run_on_shipped_rows_carrying_both_scores(
         assert mean_score == pytest.approx(sum(item[column] for item in bucket_rows) / count)
         assert bot_rate == pytest.approx(sum(item[2] for item in bucket_rows) / count)
     assert sum(row[3] for row in calibration) == 2 * len(rows)
+
+
+def test_the_answers_view_holds_the_last_8_days_and_applies_the_rule_across_a_midnight(tmp_path: Path) -> None:
+    """The view filters `dt` itself (so Athena reads 8 days of objects, not the bucket's history), and a
+    refusal whose 503 row landed in the next day's segment still drops its 200 row."""
+    today = datetime.now(UTC).date()
+
+    def segment(day: date, hour: int, *rows: dict[str, object]) -> None:
+        folder = tmp_path / f"bot-score/dt={day:%Y-%m-%d}/hour={hour:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = "".join(
+            json.dumps({"schema": schema.VERSION, "method": "POST", "path": "/bot-score", **row}) + "\n" for row in rows
+        )
+        (folder / f"h-w-{len(list(folder.iterdir())):06d}.jsonl.gz").write_bytes(gzip.compress(lines.encode()))
+
+    def score(request_id: str, ts: str) -> dict[str, object]:
+        return {"id": request_id, "ts": ts, "status": 200, "x1": 0.1, "x2": 0.2, "p_bot": 0.5, "item": 0}
+
+    refusal = {"status": 503, "error_code": "audit_unavailable", "error_message": "fsync failed"}
+    yesterday, old = today - timedelta(days=1), today - timedelta(days=9)
+    # A call refused at midnight: its 200 row in yesterday's last segment, its 503 row in today's first.
+    segment(yesterday, 23, score("a", f"{yesterday}T23:59:59.999Z"), score("b", f"{yesterday}T23:59:58.000Z"))
+    segment(today, 0, {"id": "a", "ts": f"{yesterday}T23:59:59.999Z", **refusal})
+    # Nine days ago: past the view's 8 days, still in the table.
+    segment(old, 12, score("c", f"{old}T12:00:00.000Z"))
+    connection = open_table(tmp_path)
+
+    answers = connection.execute(f"SELECT id, status FROM {ANSWERS} ORDER BY id, status").fetchall()
+    assert answers == [("a", 503), ("b", 200)]
+    assert connection.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (4,)
