@@ -48,7 +48,7 @@ class Handler:
         self.audit = audit
         self.raw_limit = raw_limit  # BOTSCORE_AUDIT_RAW_MAX_BYTES
         self._note_score = metrics.note_score
-        self._note_shadow = metrics.note_shadow
+        self._note_shadowed = metrics.note_shadowed
         self._keep = audit.keep
 
     def score(self, call: Call) -> Answer:
@@ -62,10 +62,10 @@ class Handler:
             return self.fail(call, exc)
         except Exception:
             return self._internal_error(call, BotscoreError.body_bytes)
-        self._note_score(x1, x2, p_bot)
         p_bot_token = b"%r" % p_bot  # once for the row and the answer: a float's repr costs as much as a score
         shadow = call.scorer.shadow
         if shadow is None:
+            self._note_score(x1, x2, p_bot)
             row = record.scored(call, 0, x1_token, x2_token, p_bot_token)
         else:
             shadow_p_bot = self._shadow(shadow, call, x1, x2, p_bot)
@@ -127,10 +127,13 @@ class Handler:
     ) -> Answer:
         """One row per score, appended in one write; `answer` if they were kept."""
         rows = []
+        shadow = call.scorer.shadow
         for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
-            self._note_score(x1, x2, p_bot)
-            shadow = call.scorer.shadow
-            shadow_p_bot = None if shadow is None else self._shadow(shadow, call, x1, x2, p_bot)
+            shadow_p_bot = None
+            if shadow is None:
+                self._note_score(x1, x2, p_bot)
+            else:
+                shadow_p_bot = self._shadow(shadow, call, x1, x2, p_bot)
             rows.append(
                 record.scored(call, item, repr(x1).encode(), repr(x2).encode(), repr(p_bot).encode(), shadow_p_bot)
             )
@@ -138,14 +141,15 @@ class Handler:
         return answer if refusal is None else self._refused(refusal, render)
 
     def _shadow(self, shadow: Scorer, call: Call, x1: float, x2: float, p_bot: float) -> float | None:
-        """The shadow model's score for the record and the metrics; it never changes the answer. Scored
-        inline: the model family is fixed (two products and an exp), so it adds a constant ~1 µs."""
+        """The shadow model's score for the record, both counted in the metrics; it never changes the
+        answer. Scored inline: the model family is fixed (two products and an exp), so it adds a constant ~1 µs."""
         try:
             shadow_p_bot = shadow.p_bot(x1, x2)
         except Exception:  # a bug in the challenger must not fail the call: its row just has no shadow score
             log.exception("shadow scoring failed", extra={"request_id": call.id.decode()})
+            self._note_score(x1, x2, p_bot)
             return None
-        self._note_shadow(p_bot, shadow_p_bot)
+        self._note_shadowed(x1, x2, p_bot, shadow_p_bot)
         return shadow_p_bot
 
     def fail(self, call: Call, error: BotscoreError, render: Render = BotscoreError.body_bytes) -> Answer:

@@ -13,10 +13,11 @@ histograms when exposed: the only hand-written part, in public API terms (`Count
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import Counter as _Counts
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from itertools import compress
 from pathlib import Path
 from typing import TypeVar
 
@@ -73,20 +74,24 @@ class _Histogram:
         self._sum = Gauge(name + _TALLY_SUM, documentation, list(labels), multiprocess_mode="sum", registry=registry)
         self._pending: dict[tuple[str, ...], list[float]] = defaultdict(list)
 
-    def observe(self, value: float, *labels: str) -> None:
-        self._pending[labels].append(value)
-
-    def observe_all(self, values: list[float]) -> None:
-        """Many observations of the unlabelled histogram at once."""
-        self._pending[()].extend(values)
+    def observe_all(self, values: Iterable[float], *labels: str) -> None:
+        """Observations of one label set, counted at the next flush."""
+        self._pending[labels].extend(values)
 
     def flush(self) -> None:
         for labels, values in self._pending.items():
             if not values:
                 continue
-            counts = _Counts(bisect_left(self.bounds, value) for value in values)  # `le`: inclusive
-            for index, count in counts.items():
-                self._buckets.labels(*labels, self._edges[index]).inc(count)
+            # Sorted, then one bisect per bucket, not one per value: this runs for every request, and
+            # list.sort compares floats without Python's generic comparison (~5x cheaper a value).
+            values.sort()
+            below = 0
+            for edge, upto in zip(
+                self._edges, [*(bisect_right(values, b) for b in self.bounds), len(values)], strict=True
+            ):
+                if upto > below:  # `le` is inclusive: values <= the bound
+                    self._buckets.labels(*labels, edge).inc(upto - below)
+                below = upto
             (self._sum.labels(*labels) if labels else self._sum).inc(sum(values))
             values.clear()
 
@@ -216,7 +221,7 @@ class Metrics:
         self._pending_requests: list[tuple[str, int, float, str | None]] = []  # route, status, seconds, key id
         self._pending_scores: list[tuple[float, float, float]] = []  # x1, x2, p_bot
         self._pending_fsyncs: list[float] = []
-        self._pending_shadows: list[tuple[float, float]] = []  # production's p_bot, shadow's
+        self._pending_shadowed: list[tuple[float, float, float, float]] = []  # x1, x2, p_bot, shadow's p_bot
 
     def note_request(self, route: str, status: int, seconds: float, key_id: str | None = None) -> None:
         """An answer: its route, status, latency and the id of the API key it carried."""
@@ -226,9 +231,10 @@ class Metrics:
         """A score and the features it was computed from."""
         self._pending_scores.append((x1, x2, p_bot))
 
-    def note_shadow(self, production: float, shadow: float) -> None:
-        """A request scored by the shadow model too: both scores."""
-        self._pending_shadows.append((production, shadow))
+    def note_shadowed(self, x1: float, x2: float, p_bot: float, shadow_p_bot: float) -> None:
+        """A score (as `note_score`) that the shadow model scored too: one call, not two, for it is on
+        every request while a shadow is set."""
+        self._pending_shadowed.append((x1, x2, p_bot, shadow_p_bot))
 
     def note_fsync(self, seconds: float) -> None:
         """One fsync of the audit spool (called from the fsync thread: a list append is atomic)."""
@@ -239,16 +245,7 @@ class Metrics:
         self.model_refusals.labels(role).inc()
 
     def _flush_models(self) -> None:
-        """The serving versions as gauges (1 now, 0 for the one replaced), and the shadow's disagreement."""
-        threshold = self.shadow_threshold
-        pairs = _take(self._pending_shadows)
-        if pairs:  # in bulk: this runs for every scored request while a shadow is set
-            self._difference.observe_all([shadow - production for production, shadow in pairs])
-            disagreements = len(
-                [1 for production, shadow in pairs if (production >= threshold) != (shadow >= threshold)]
-            )
-            if disagreements:
-                self.disagreements.inc(disagreements)
+        """The serving versions as gauges: 1 now, 0 for the one replaced."""
         if self.serving is None:
             return
         for role, version in zip(("production", "shadow"), self.serving(), strict=True):
@@ -259,22 +256,46 @@ class Metrics:
                     self.model_serving.labels(role, version).set(1)
                 self._served[role] = version
 
+    def _flush_scores(self) -> None:
+        """Features and scores into their histograms, and how far the shadow's scores are from them.
+        Column by column (zip(*rows) transposes in C): this is per scored request."""
+        features = (self._x1, self._x2, self._p_bot)
+        for histogram, column in zip(features, zip(*_take(self._pending_scores), strict=True), strict=False):
+            histogram.observe_all(column)
+        shadowed = _take(self._pending_shadowed)
+        if not shadowed:
+            return
+        x1s, x2s, productions, shadows = zip(*shadowed, strict=True)
+        for histogram, column in zip(features, (x1s, x2s, productions), strict=True):
+            histogram.observe_all(column)
+        self._difference.observe_all(
+            [shadow - production for production, shadow in zip(productions, shadows, strict=True)]
+        )
+        threshold = self.shadow_threshold
+        disagreements = len(
+            [
+                1
+                for production, shadow in zip(productions, shadows, strict=True)
+                if (production >= threshold) is not (shadow >= threshold)
+            ]
+        )
+        if disagreements:
+            self.disagreements.inc(disagreements)
+
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
         requests = _take(self._pending_requests)
-        for (route, status), count in _Counts((route, status) for route, status, _, _ in requests).items():
-            self.requests.labels(route, str(status)).inc(count)
-        for (kid, status), count in _Counts((kid, status) for _, status, _, kid in requests if kid).items():
-            self.requests_by_key.labels(kid, str(status)).inc(count)
-        for route, _, seconds, _ in requests:
-            self._latency.observe(seconds, route)
-        scores = _take(self._pending_scores)
-        for x1, x2, p_bot in scores:
-            self._x1.observe(x1)
-            self._x2.observe(x2)
-            self._p_bot.observe(p_bot)
-        for seconds in _take(self._pending_fsyncs):
-            self._fsync.observe(seconds)
+        if requests:
+            routes, statuses, seconds, key_ids = zip(*requests, strict=True)
+            for (route, status), count in _Counts(zip(routes, statuses, strict=True)).items():
+                self.requests.labels(route, str(status)).inc(count)
+            for (kid, status), count in _Counts(zip(key_ids, statuses, strict=True)).items():
+                if kid:
+                    self.requests_by_key.labels(kid, str(status)).inc(count)
+            for route in set(routes):  # a few routes: one pass each, in C
+                self._latency.observe_all(compress(seconds, map(route.__eq__, routes)), route)
+        self._flush_scores()
+        self._fsync.observe_all(_take(self._pending_fsyncs))
         self._flush_models()
         for histogram in self._histograms.values():
             histogram.flush()

@@ -94,11 +94,14 @@ def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> 
     metrics = Metrics(shadow_threshold=0.7)
     metrics.serving = lambda: ("lr-a", "lr-b")
     for production, shadow in [(0.69, 0.71), (0.8, 0.75), (0.2, 0.9), (0.71, 0.69), (0.1, 0.1)]:
-        metrics.note_shadow(production, shadow)
+        metrics.note_shadowed(1.0, 1.0, production, shadow)
     exposed = _samples(metrics.exposition().decode())
     assert exposed["botscore_shadow_disagreements_total", ()] == 3
     assert exposed["botscore_shadow_p_bot_difference_count", ()] == 5
     assert exposed["botscore_shadow_p_bot_difference_bucket", (("le", "0.0"),)] == 3  # -0.02, -0.05, 0
+    # Each is a score too: counted with the features and the scores, once.
+    assert exposed["botscore_p_bot_count", ()] == exposed["botscore_feature_x1_count", ()] == 5
+    assert exposed["botscore_p_bot_bucket", (("le", "0.7"),)] == 3  # 0.69, 0.2, 0.1
     assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-a"))] == 1
     assert exposed["botscore_model_serving", (("role", "shadow"), ("version", "lr-b"))] == 1
     metrics.serving = lambda: ("lr-b", None)  # promoted, shadow cleared
@@ -106,3 +109,18 @@ def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> 
     assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-a"))] == 0
     assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-b"))] == 1
     assert exposed["botscore_model_serving", (("role", "shadow"), ("version", "lr-b"))] == 0
+
+
+def test_latencies_of_several_routes_counted_in_bulk_land_in_their_own_route_and_bucket() -> None:
+    metrics = Metrics()
+    for route, seconds in [("/bot-score", 0.001), ("/bot-score/batch", 0.02), ("/bot-score", 0.0005), ("/x", 3.0)]:
+        metrics.note_request(route, 200, seconds)
+    exposed = _samples(metrics.exposition().decode())
+    bucket = "botscore_request_duration_seconds_bucket"
+    assert exposed[bucket, (("le", "0.0005"), ("route", "/bot-score"))] == 1  # `le` is inclusive
+    assert exposed[bucket, (("le", "0.001"), ("route", "/bot-score"))] == 2
+    assert exposed[bucket, (("le", "0.01"), ("route", "/bot-score/batch"))] == 0
+    assert exposed[bucket, (("le", "0.025"), ("route", "/bot-score/batch"))] == 1
+    assert exposed[bucket, (("le", "2.5"), ("route", "/x"))] == 0
+    assert exposed[bucket, (("le", "+Inf"), ("route", "/x"))] == 1
+    assert exposed["botscore_request_duration_seconds_count", (("route", "/bot-score"),)] == 2
