@@ -113,3 +113,20 @@ def test_without_a_shadow_the_row_has_no_shadow_columns(audit: AuditLog, tmp_pat
     Handler(audit, Metrics()).score(_call(b'{"x1": 0.1, "x2": 0.2}'))
     kept = _records(tmp_path)["call-1"]
     assert "shadow_version" not in kept and "shadow_p_bot" not in kept
+
+
+def test_a_bug_in_the_shadow_model_leaves_the_answer_and_its_score_counted_once(
+    audit: AuditLog, tmp_path: Path
+) -> None:
+    class Broken(Scorer):
+        def p_bot(self, x1: float, x2: float) -> float:
+            raise ZeroDivisionError("a bug in the challenger")
+
+    pair = Scorer(SCORER.artifact, Broken(SCORER.artifact))
+    call = Call("/bot-score", "POST", b"call-1", pair, time.time(), time.perf_counter(), body=b'{"x1":0.1,"x2":0.2}')
+    metrics = Metrics()
+    answer = Handler(audit, metrics).score(call)
+    assert (answer.status, json.loads(answer.body)) == (200, {"p_bot": SCORER.p_bot(0.1, 0.2)})
+    row = _records(tmp_path)["call-1"]
+    assert (row["p_bot"], "shadow_version" in row, "shadow_p_bot" in row) == (SCORER.p_bot(0.1, 0.2), False, False)
+    assert "botscore_p_bot_count 1.0" in metrics.exposition().decode()
