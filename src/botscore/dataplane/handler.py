@@ -64,13 +64,12 @@ class Handler:
             return self._internal_error(call, BotscoreError.body_bytes)
         p_bot_token = b"%r" % p_bot  # once for the row and the answer: a float's repr costs as much as a score
         shadow = call.scorer.shadow
+        shadow_p_bot = None
         if shadow is None:
             self._note_score(x1, x2, p_bot)
-            row = record.scored(call, 0, x1_token, x2_token, p_bot_token)
         else:
             shadow_p_bot = self._shadow(shadow, call, x1, x2, p_bot)
-            row = record.scored(call, 0, x1_token, x2_token, p_bot_token, shadow_p_bot)
-        refusal = self._keep(call, row)
+        refusal = self._keep(call, record.scored(call, 0, x1_token, x2_token, p_bot_token, shadow_p_bot))
         if refusal is None:
             return Answer(200, b'{"p_bot":%s}' % p_bot_token)
         return self._refused(refusal, BotscoreError.body_bytes)
