@@ -29,7 +29,6 @@ import httpx
 import pytest
 
 from botscore.audit import schema
-from botscore.audit.log import AuditLog
 from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
 from botscore.dataplane.handler import Handler
@@ -40,6 +39,7 @@ from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.metrics import Metrics
 from botscore.settings import SHIPPED_MODEL
 from tests.support.athena import ANSWERS, TABLE, example_queries, open_table
+from tests.support.audit import audit_log
 from tests.support.models import NEW, NEW_DOCUMENT, OLD, shadow_as_recorded
 from tests.support.servers import Service, Weed, wait_for
 
@@ -180,14 +180,10 @@ def test_the_saved_queries_count_a_call_refused_after_its_row_was_written_once_a
         os.fsync(fd)
 
     metrics = Metrics()
-    audit = AuditLog(
+    audit = audit_log(
         SpoolDirectory(tmp_path / "spool", host="h"),
         LocalUploader(tmp_path / "s3"),  # the objects under their S3 keys
         prefix="bot-score/",
-        segment_max_bytes=1 << 20,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
         shutdown_seconds=5,
         sync="always",
         fsync=fsync,

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from botscore.audit.log import AuditLog
 from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
 from botscore.call import Call
@@ -19,6 +18,7 @@ from botscore.model import artifact
 from botscore.model.scorer import Scorer
 from botscore.service import Service
 from botscore.settings import SHIPPED_MODEL
+from tests.support.audit import audit_log
 from tests.support.records import spooled_records
 
 SCORE = {"x1": 0.1, "x2": 0.2}
@@ -133,17 +133,8 @@ def test_unwritable_spool_directory_never_crashes_the_server(
 
 
 def test_an_append_that_fails_after_start_up_is_refused_not_answered(small_disk: Path, tmp_path: Path) -> None:
-    audit = AuditLog(
-        SpoolDirectory(small_disk),
-        _nowhere(tmp_path),
-        prefix="p/",
-        segment_max_bytes=1 << 20,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
-        shutdown_seconds=0,
-        tick=3600,  # no housekeeping after start-up: the disk fills behind the audit log's back
-    )
+    # tick: no housekeeping after start-up, the disk fills behind the audit log's back
+    audit = audit_log(SpoolDirectory(small_disk), _nowhere(tmp_path), tick=3600)
     audit.start()
     try:
         first = audit.keep(_call(), b'{"id":"first"}\n')

@@ -16,6 +16,7 @@ import pytest
 from botscore.audit.log import AuditLog, is_local_fault
 from botscore.audit.spool import PeerWatch, SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
+from tests.support.audit import audit_log
 from tests.support.servers import wait_for
 
 GRACE = 10.0
@@ -105,18 +106,7 @@ def _broken_audit_log(tmp_path: Path) -> AuditLog:
     spool = SpoolDirectory(tmp_path / "spool", host="host-a", worker="w-a")
     (tmp_path / "spool" / "workers").mkdir(parents=True, exist_ok=True)
     (tmp_path / "spool" / "workers" / ".new-w-a").write_text("in the way")
-    return AuditLog(
-        spool,
-        LocalUploader(tmp_path / "shipped"),
-        prefix="p/",
-        segment_max_bytes=1 << 20,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
-        shutdown_seconds=0,
-        tick=0.05,
-        local_fault_grace=0.5,
-    )
+    return audit_log(spool, LocalUploader(tmp_path / "shipped"), tick=0.05, local_fault_grace=0.5)
 
 
 def test_a_worker_that_cannot_use_the_spool_while_another_beats_in_it_reports_a_local_fault_naming_the_spool(

@@ -25,6 +25,7 @@ from botscore.model import artifact
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.metrics import Metrics
 from botscore.settings import SHIPPED_MODEL
+from tests.support.audit import audit_log
 from tests.support.records import spooled_records
 
 SCORE = {"x1": 0.1, "x2": 0.2}
@@ -34,15 +35,10 @@ def _app(
     tmp_path: Path, sync: SyncMode, fsync: Callable[[int], None], segment_max_bytes: int = 1 << 20
 ) -> tuple[BotscoreApp, AuditLog]:
     metrics = Metrics()
-    audit = AuditLog(
+    audit = audit_log(
         SpoolDirectory(tmp_path / "audit", host="h"),
         LocalUploader(tmp_path / "shipped"),
-        prefix="p/",
         segment_max_bytes=segment_max_bytes,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
-        shutdown_seconds=0,
         sync=sync,
         sync_interval=0.05,
         fsync=fsync,

@@ -10,20 +10,12 @@ import pytest
 from botscore.audit.log import AuditLog
 from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
+from tests.support.audit import audit_log
 
 
 @pytest.fixture
 def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(
-        SpoolDirectory(tmp_path / "audit"),
-        LocalUploader(tmp_path / "shipped"),
-        prefix="p/",
-        segment_max_bytes=1 << 20,
-        segment_max_age=3600,
-        spool_max_bytes=1 << 30,
-        when_full="reject",
-        shutdown_seconds=0,
-    )
+    log = audit_log(SpoolDirectory(tmp_path / "audit"), LocalUploader(tmp_path / "shipped"))
     log.start()
     yield log
     log.shipper.stop(0)
