@@ -87,8 +87,8 @@ if os.environ.get("LADDER_STEP") is not None:
         if STEP >= 6:
             os.write(_FD, line)
         if STEP >= 7:
-            _METRICS.note_score(x1, x2, p_bot)
-            _METRICS.note_request("/bot-score", 200, _time.perf_counter() - started)
+            _METRICS.note_score((x1, x2, p_bot))
+            _METRICS.note_request(("/bot-score", 200, _time.perf_counter() - started, None))
             _NOTED[0] += 1
             if _NOTED[0] % 5000 == 0:
                 _METRICS.flush()

@@ -53,8 +53,8 @@ def _emitted() -> dict[str, set[str]]:
     """What the app's EMF lines hold: metric name -> the dimension names it is published with."""
     metrics, stream = Metrics(lambda: dict.fromkeys(_AUDIT, 1.0)), io.StringIO()
     writer = EmfWriter(metrics.registry, namespace="n", service="s", interval=60, spool_max_bytes=1, stream=stream)
-    metrics.note_request("/bot-score", 200, 0.01, None)
-    metrics.note_score(0.1, 0.2, 0.5)
+    metrics.note_request(("/bot-score", 200, 0.01, None))
+    metrics.note_score((0.1, 0.2, 0.5))
     metrics.note_fsync(0.003)
     metrics.note_refused("production")
     metrics.flush()

@@ -66,7 +66,7 @@ class Handler:
         shadow = call.scorer.shadow
         shadow_p_bot = None
         if shadow is None:
-            self._note_score(x1, x2, p_bot)
+            self._note_score((x1, x2, p_bot))
         else:
             shadow_p_bot = self._shadow(shadow, call, x1, x2, p_bot)
         refusal = self._keep(call, record.scored(call, 0, x1_token, x2_token, p_bot_token, shadow_p_bot))
@@ -130,7 +130,7 @@ class Handler:
         for item, ((x1, x2), p_bot) in enumerate(zip(pairs, scores, strict=True)):
             shadow_p_bot = None
             if shadow is None:
-                self._note_score(x1, x2, p_bot)
+                self._note_score((x1, x2, p_bot))
             else:
                 shadow_p_bot = self._shadow(shadow, call, x1, x2, p_bot)
             rows.append(
@@ -146,9 +146,9 @@ class Handler:
             shadow_p_bot = shadow.p_bot(x1, x2)
         except Exception:  # a bug in the challenger must not fail the call: its row just has no shadow score
             log.exception("shadow scoring failed", extra={"request_id": call.id.decode()})
-            self._note_score(x1, x2, p_bot)
+            self._note_score((x1, x2, p_bot))
             return None
-        self._note_shadowed(x1, x2, p_bot, shadow_p_bot)
+        self._note_shadowed((x1, x2, p_bot, shadow_p_bot))
         return shadow_p_bot
 
     def fail(self, call: Call, error: BotscoreError, render: Render = BotscoreError.body_bytes) -> Answer:

@@ -78,7 +78,7 @@ class BotscoreApp:
 
     def refused(self, status: int) -> None:
         """Count a request the connection refused before it had a route (400, 431, 408 on an unfinished head)."""
-        self.metrics.note_request("incomplete", status, 0.0)
+        self.metrics.note_request(("incomplete", status, 0.0, None))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,7 +97,7 @@ class BotscoreApp:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), (b"x-request-id", rid), (b"x-model-version", version)]
                 message = {**message, "headers": headers}
-                self.metrics.note_request(name, message["status"], time.perf_counter() - started)
+                self.metrics.note_request((name, message["status"], time.perf_counter() - started, None))
             await send(message)
 
         await self.docs(scope, receive, send_with_ids)

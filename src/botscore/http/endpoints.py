@@ -188,7 +188,7 @@ class ScoringRoute:
 
     def noted(self, call: Call, answer: Answer) -> None:
         """Count the answer (route, status, latency, key id) and log it at DEBUG."""
-        self._note_request(self.path, answer.status, time.perf_counter() - call.started, call.key_id)
+        self._note_request((self.path, answer.status, time.perf_counter() - call.started, call.key_id))
         if self._debug:
             log.debug(
                 "answered",

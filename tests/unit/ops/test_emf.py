@@ -47,13 +47,13 @@ def _writer(metrics: Metrics, stream: io.StringIO, clock: _Clock) -> EmfWriter:
 
 def _noted(metrics: Metrics) -> None:
     for seconds in (0.0004, 0.003, 0.003, 0.04, 3.0):  # 3 s: past the last bucket
-        metrics.note_request("/bot-score", 200, seconds, None)
-        metrics.note_score(0.1, 0.2, 0.5)
-    metrics.note_request("/bot-score", 422, 0.001, None)
-    metrics.note_request("/bot-score", 503, 0.001, None)  # the refused one
-    metrics.note_request("/bot-score", 503, 0.001, None)  # shed
-    metrics.note_request("/healthz", 200, 0.0001, None)
-    metrics.note_request("/readyz", 503, 0.0001, None)  # not ready: no client refused
+        metrics.note_request(("/bot-score", 200, seconds, None))
+        metrics.note_score((0.1, 0.2, 0.5))
+    metrics.note_request(("/bot-score", 422, 0.001, None))
+    metrics.note_request(("/bot-score", 503, 0.001, None))  # the refused one
+    metrics.note_request(("/bot-score", 503, 0.001, None))  # shed
+    metrics.note_request(("/healthz", 200, 0.0001, None))
+    metrics.note_request(("/readyz", 503, 0.0001, None))  # not ready: no client refused
     metrics.note_fsync(0.004)
     metrics.flush()
 
@@ -103,7 +103,7 @@ def test_the_next_set_holds_only_what_was_counted_since_and_none_before_the_inte
     writer = _writer(metrics, stream, clock)
     _noted(metrics)
     writer.flush()
-    metrics.note_request("/bot-score", 200, 0.002, None)
+    metrics.note_request(("/bot-score", 200, 0.002, None))
     metrics.flush()
     clock.now += 59
     before = stream.getvalue()
@@ -132,7 +132,7 @@ def test_a_plain_prometheus_histogram_gives_the_same_values_and_counts_as_the_bu
     )
     for value in seconds:
         plain.labels("/bot-score").observe(value)
-        metrics.note_request("/bot-score", 200, value, None)
+        metrics.note_request(("/bot-score", 200, value, None))
     metrics.flush()
     bulk.flush()
     plain_writer.flush()

@@ -25,9 +25,9 @@ def test_histograms_counted_in_bulk_expose_what_observe_would() -> None:
     metrics = Metrics()
     for value in values:
         observed.observe(value)
-        metrics.note_score(1.0, 1.0, value)
+        metrics.note_score((1.0, 1.0, value))
     metrics.flush()
-    metrics.note_score(1.0, 1.0, 0.42)  # counted after the flush: the exposition flushes again
+    metrics.note_score((1.0, 1.0, 0.42))  # counted after the flush: the exposition flushes again
     observed.observe(0.42)
     expected = _samples(generate_latest(direct).decode())
     exposed = _samples(metrics.exposition().decode())
@@ -94,7 +94,7 @@ def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> 
     metrics = Metrics(shadow_threshold=0.7)
     metrics.serving = lambda: ("lr-a", "lr-b")
     for production, shadow in [(0.69, 0.71), (0.8, 0.75), (0.2, 0.9), (0.71, 0.69), (0.1, 0.1)]:
-        metrics.note_shadowed(1.0, 1.0, production, shadow)
+        metrics.note_shadowed((1.0, 1.0, production, shadow))
     exposed = _samples(metrics.exposition().decode())
     assert exposed["botscore_shadow_disagreements_total", ()] == 3
     assert exposed["botscore_shadow_p_bot_difference_count", ()] == 5
@@ -114,7 +114,7 @@ def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> 
 def test_latencies_of_several_routes_counted_in_bulk_land_in_their_own_route_and_bucket() -> None:
     metrics = Metrics()
     for route, seconds in [("/bot-score", 0.001), ("/bot-score/batch", 0.02), ("/bot-score", 0.0005), ("/x", 3.0)]:
-        metrics.note_request(route, 200, seconds)
+        metrics.note_request((route, 200, seconds, None))
     exposed = _samples(metrics.exposition().decode())
     bucket = "botscore_request_duration_seconds_bucket"
     assert exposed[bucket, (("le", "0.0005"), ("route", "/bot-score"))] == 1  # `le` is inclusive
