@@ -187,23 +187,23 @@ class AuditLog:
 
     # -- the request path ---------------------------------------------------------------
 
-    def keep(self, call: Call, line: bytes) -> AuditUnavailable | None:
-        """Spool the call's record line, or apply the when-full policy: under `reject` the refusal
-        is returned (the caller answers it; its own row is kept while the reserve lasts), under
-        `drop` the record is counted as lost and None returned, as when it was kept."""
+    def keep(self, call: Call, line: bytes, records: int = 1) -> AuditUnavailable | None:
+        """Spool the call's record line (or its `records` lines), or apply the when-full policy: under
+        `reject` the refusal is returned (the caller answers it; its own row is kept while the reserve
+        lasts), under `drop` the record is counted as lost and None returned, as when it was kept."""
         problem = self._unavailable
         if problem is None and self.writer.bytes_appended >= self._append_limit:  # usage_bytes >= the capacity
             problem = self._full_reason
         if problem is None:
             try:
-                self.writer.append(line)
+                self.writer.append(line, records)
                 return None
             except SpoolUnavailable as exc:
                 problem = str(exc)
                 self._unavailable = problem
                 log.error("audit spool unavailable", extra={"reason": problem})
         if self.when_full == "drop":
-            self.records_dropped += 1
+            self.records_dropped += records
             return None
         if not self._refusing:
             self._refusing = True

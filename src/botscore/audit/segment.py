@@ -69,9 +69,10 @@ class SegmentWriter:
         self._sealer: threading.Thread | None = None
         self._stopped = False
 
-    def append(self, line: bytes) -> None:
-        """Append one record line with one write; SpoolUnavailable if the disk refuses it or this worker
-        cannot prove it still owns its folder (FolderTaken once it knows another worker adopted it)."""
+    def append(self, line: bytes, records: int = 1) -> None:
+        """Append `records` record lines (one, or a batch's) with one write; SpoolUnavailable if the disk
+        refuses it or this worker cannot prove it still owns its folder (FolderTaken once it knows another
+        worker adopted it)."""
         problem = self.spool.ownership_problem()
         if problem is not None:
             raise problem
@@ -97,7 +98,7 @@ class SegmentWriter:
             raise SpoolUnavailable(f"cannot write {name}: short write, disk full")
         self._bytes += written
         self.bytes_appended += written
-        self.records_written += line.count(b"\n")
+        self.records_written += records  # told, not counted: line.count() was ~1,300 instructions a row
         if self._bytes >= self.max_bytes:
             self._detach()
 

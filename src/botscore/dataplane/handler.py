@@ -136,7 +136,7 @@ class Handler:
             rows.append(
                 record.scored(call, item, repr(x1).encode(), repr(x2).encode(), repr(p_bot).encode(), shadow_p_bot)
             )
-        refusal = self._keep(call, b"".join(rows))
+        refusal = self._keep(call, b"".join(rows), len(rows))
         return answer if refusal is None else self._refused(refusal, render)
 
     def _shadow(self, shadow: Scorer, call: Call, x1: float, x2: float, p_bot: float) -> float | None:

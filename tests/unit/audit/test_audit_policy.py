@@ -115,6 +115,19 @@ def test_drop_policy_serves_and_counts_what_it_could_not_record(make_service: Ma
     assert service.audit.records_dropped == 400 - written
 
 
+def test_a_batch_counts_each_of_its_rows_written_and_each_dropped(make_service: MakeService, tmp_path: Path) -> None:
+    service = make_service(
+        uploader=_nowhere(tmp_path), audit_spool_max_bytes=65536, audit_when_full="drop", audit_shutdown_seconds=0.5
+    )
+    batch = {"instances": [SCORE] * 10}
+    with TestClient(service.app) as client:
+        statuses = {client.post("/bot-score/batch", json=batch).status_code for _ in range(60)}
+    assert statuses == {200}
+    written, dropped = service.audit.writer.records_written, service.audit.records_dropped
+    assert written % 10 == 0 and 0 < written < 600  # whole batches, until the spool was full
+    assert dropped == 600 - written  # each row of a batch that could not be kept, not one per batch
+
+
 @pytest.mark.parametrize(("policy", "status"), [("reject", 503), ("drop", 200)])
 def test_unwritable_spool_directory_never_crashes_the_server(
     make_service: MakeService, tmp_path: Path, policy: str, status: int
@@ -139,7 +152,7 @@ def test_an_append_that_fails_after_start_up_is_refused_not_answered(small_disk:
     try:
         first = audit.keep(_call(), b'{"id":"first"}\n')
         _fill(small_disk / "filler")
-        filled = audit.keep(_call(), b'{"id":"filled"}\n' * 4096)
+        filled = audit.keep(_call(), b'{"id":"filled"}\n' * 4096, 4096)
     finally:
         audit.shipper.stop(0)
     assert first is None  # kept
