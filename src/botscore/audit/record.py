@@ -23,11 +23,12 @@ RAW_LIMIT = 256  # bytes of a refused body kept in `raw` unless BOTSCORE_AUDIT_R
 
 _SCORED = (
     b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","item":%d,"ts":"%s","method":"POST","path":"%s",'
-    b'"status":200,"x1":%s,"x2":%s,"p_bot":%s,"model_version":%s,"latency_ms":%.3f%s%s}\n'
+    b'"status":200,"x1":%s,"x2":%s,"p_bot":%s,"model_version":%s,"latency_ms":%.3f%s}\n'
 )
-# 12 significant digits, not repr's 17: the shortest round-trip repr of a float costs about three
-# times as much (~450 ns against ~155 ns here), and no comparison of two models needs more digits.
-_SHADOW = b',"shadow_version":%s,"shadow_p_bot":%.12g'
+# The same row with the shadow model's version and score, formatted in the same pass. 12 significant
+# digits, not repr's 17: the shortest round-trip repr of a float costs about three times as much
+# (~450 ns against ~155 ns here), and no comparison of two models needs more digits.
+_SCORED_SHADOWED = _SCORED[:-2] + b',"shadow_version":%s,"shadow_p_bot":%.12g}\n'
 _second = -1
 _second_text = b""
 
@@ -54,20 +55,16 @@ def scored(call: Call, item: int, x1: bytes, x2: bytes, p_bot: bytes, shadow_p_b
     """The row of one score: the call's id (checked for safe characters), the features and the score as
     JSON number tokens (the client's own features on the usual path; the score as its answer has it),
     and the shadow model's score if one was set."""
-    shadow = call.scorer.shadow
-    return _SCORED % (
-        call.id,
-        item,
-        timestamp(call.received_at),
-        call.route.encode(),
-        x1,
-        x2,
-        p_bot,
-        call.scorer.version_json,
-        (time.perf_counter() - call.started) * 1000,
-        b"" if call.key_id is None else b',"key_id":"%s"' % call.key_id.encode(),
-        b"" if shadow is None or shadow_p_bot is None else _SHADOW % (shadow.version_json, shadow_p_bot),
-    )
+    scorer = call.scorer
+    ts = timestamp(call.received_at)
+    latency_ms = (time.perf_counter() - call.started) * 1000
+    key = b"" if call.key_id is None else b',"key_id":"%s"' % call.key_id.encode()
+    path, version = call.route.encode(), scorer.version_json
+    # Two literal tuples, not one extended: one tuple of every field costs ~140 ns less a row.
+    if shadow_p_bot is None or scorer.shadow is None:
+        return _SCORED % (call.id, item, ts, path, x1, x2, p_bot, version, latency_ms, key)
+    shadow = scorer.shadow.version_json
+    return _SCORED_SHADOWED % (call.id, item, ts, path, x1, x2, p_bot, version, latency_ms, key, shadow, shadow_p_bot)
 
 
 _REFUSED = (
