@@ -12,7 +12,6 @@ import gzip
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -29,7 +28,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import shadow  # noqa: E402
+from bench import load, shadow  # noqa: E402
+from bench.load import BODY, LOAD_CORE, SERVER_CORE  # noqa: E402
 from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -40,11 +40,10 @@ INSTRUCTIONS = os.environ.get("BENCH_INSTRUCTIONS") == "1"
 # BOTSCORE_AUDIT_SYNC modes to measure too, each in every round (e.g. "interval,always").
 SYNC_MODES = [mode for mode in os.environ.get("BENCH_SYNC_MODES", "").split(",") if mode]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-# BENCH_SHADOW=1: also measure botscore with a shadow model scored beside production (bench/shadow.py), each round.
+# BENCH_SHADOW=1: also what a shadow model scored beside production costs, in a paired phase after the rounds
+# (bench/shadow.py; BENCH_SHADOW_CYCLES, BENCH_SHADOW_SECONDS).
 SHADOW = os.environ.get("BENCH_SHADOW") == "1"
 RATE = 1000  # requests/s for the latency figures
-SERVER_CORE, LOAD_CORE = "0", "1"
-BODY = '{"x1": 0.1, "x2": 0.2}'
 INFER_PATH = "/v2/models/bot-score/infer"
 
 
@@ -92,126 +91,14 @@ class Figures:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def _tree(pid: int) -> list[int]:
-    """pid and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def _cpu_seconds(pid: int) -> float:
-    total = 0
-    for member in _tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mib(pid: int) -> float:
-    total = 0
-    for member in _tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
-
-
-def _start(argv: list[str], env: dict[str, str], url: str, log: Path) -> tuple[Process, float]:
-    started = time.monotonic()
-    process = Process(["taskset", "-c", SERVER_CORE, *argv], env=env, log=log)
-    with httpx.Client(timeout=1) as client:
-        while time.monotonic() - started < 30:
-            try:
-                if client.post(url, content=BODY, headers={"content-type": "application/json"}).status_code == 200:
-                    return process, time.monotonic() - started
-            except httpx.HTTPError:
-                time.sleep(0.005)
-    raise RuntimeError(f"{argv} did not answer 200 within 30 s; see {log}")
-
-
-def _wrk(url: str, script: Path = ROOT / "bench" / "post.lua") -> float:
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            LOAD_CORE,
-            "wrk",
-            "-t1",
-            "-c32",
-            f"-d{SECONDS}s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} non-2xx responses:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-
-def _hey(url: str) -> tuple[float, float, int]:
-    workers = 10
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            LOAD_CORE,
-            "hey",
-            "-z",
-            f"{SECONDS}s",
-            "-c",
-            str(workers),
-            "-q",
-            str(RATE // workers),
-            "-m",
-            "POST",
-            "-T",
-            "application/json",
-            "-d",
-            BODY,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    p50 = float(re.search(r"50%+ in ([\d.]+) secs", out).group(1)) * 1000
-    p99 = float(re.search(r"99%+ in ([\d.]+) secs", out).group(1)) * 1000
-    statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
-    if set(statuses) != {"200"}:
-        raise RuntimeError(f"hey saw statuses {statuses}:\n{out}")
-    return p50, p99, int(statuses["200"])
-
-
 def measure(argv: list[str], env: dict[str, str], url: str, log: Path) -> tuple[Figures, Process]:
-    process, first_200 = _start(argv, env, url, log)
+    process, first_200 = load.start(argv, env, url, log)
     figures = Figures(first_200_s=first_200)
-    figures.throughput = _wrk(url)
-    cpu_before = _cpu_seconds(process.pid)
-    figures.p50_ms, figures.p99_ms, answered = _hey(url)
-    figures.cpu_us = (_cpu_seconds(process.pid) - cpu_before) / answered * 1e6
-    figures.rss_mib = _rss_mib(process.pid)
+    figures.throughput, _ = load.wrk(url, SECONDS)
+    cpu_before = load.cpu_seconds(process.pid)
+    figures.p50_ms, figures.p99_ms, answered = load.hey(url, SECONDS, RATE)
+    figures.cpu_us = (load.cpu_seconds(process.pid) - cpu_before) / answered * 1e6
+    figures.rss_mib = load.rss_mib(process.pid)
     return figures, process
 
 
@@ -241,31 +128,21 @@ def main() -> None:
     rounds: list[tuple[Figures, Figures]] = []
     against: dict[Path, list[Figures]] = {path: [] for path in AGAINST}
     modes: dict[str, list[Figures]] = {}
-    shadowed: list[Figures] = []
-    registry = shadow.registry(weed.client()) if SHADOW else ""
+    cost: shadow.Cost | None = None
     try:
         for n in range(1, ROUNDS + 1):
             port = free_port()
-            ceiling_argv = [
-                str(BIN / "python"),
-                "-c",
-                "import uvicorn; from bench.ceiling import OPTIONS; "
-                f"uvicorn.run('bench.ceiling:app', host='{LOOPBACK}', port={port}, **OPTIONS)",
-            ]
             ceiling, process = measure(
-                ceiling_argv, dict(os.environ), f"http://{LOOPBACK}:{port}/bot-score", tmp / f"ceiling-{n}.log"
+                load.ceiling_argv(BIN / "python", LOOPBACK, port),
+                dict(os.environ),
+                f"http://{LOOPBACK}:{port}/bot-score",
+                tmp / f"ceiling-{n}.log",
             )
             process.stop(signal.SIGTERM)
 
             if n % 2 == 1:  # alternate which goes first
                 _measure_against(against, weed, tmp, n)
-            # The shadow run right beside the plain one, before it in odd rounds and after it in even ones,
-            # so neither gains from the order or from a quieter minute: their ratio is shadow scoring's cost.
-            if SHADOW and n % 2 == 1:
-                shadowed.append(_botscore(BIN / "botscore", weed, tmp, f"shadow-{n}", BOTSCORE_MODEL_REGISTRY=registry))
             project = _botscore(BIN / "botscore", weed, tmp, f"botscore-{n}", routes=True)
-            if SHADOW and n % 2 == 0:
-                shadowed.append(_botscore(BIN / "botscore", weed, tmp, f"shadow-{n}", BOTSCORE_MODEL_REGISTRY=registry))
             for mode in SYNC_MODES:
                 modes.setdefault(mode, []).append(
                     _botscore(BIN / "botscore", weed, tmp, f"sync-{mode}-{n}", BOTSCORE_AUDIT_SYNC=mode)
@@ -276,17 +153,18 @@ def main() -> None:
             print(
                 f"round {n}: ceiling {ceiling.throughput:,.0f} req/s p99 {ceiling.p99_ms:.2f} ms | "
                 f"botscore {project.throughput:,.0f} req/s p99 {project.p99_ms:.2f} ms"
-                + "".join(f" | {path.name} {figures[-1].throughput:,.0f} req/s" for path, figures in against.items())
-                + (f" | shadow {shadowed[-1].throughput:,.0f} req/s" if shadowed else ""),
+                + "".join(f" | {path.name} {figures[-1].throughput:,.0f} req/s" for path, figures in against.items()),
                 flush=True,
             )
+        if SHADOW:
+            cost = shadow.measure_cost(weed, tmp, BUCKET)
     finally:
         weed.stop()
     report = render(rounds)
     if SYNC_MODES:
         report += "\n" + sync_table(rounds, modes)
-    if SHADOW:
-        report += "\n" + shadow_table(rounds, shadowed)
+    if cost is not None:
+        report += "\n" + cost.table()
     for path, figures in against.items():
         report += "\n" + compare(rounds, path, figures)
     if INSTRUCTIONS:
@@ -312,7 +190,7 @@ def _botscore(command: Path, weed: Weed, tmp: Path, name: str, *, routes: bool =
         script.write_text(
             f'wrk.method = "POST"\nwrk.body = {_lua_string(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
         )
-        figures.extra[_route_key(path, instances)] = _wrk(f"http://{LOOPBACK}:{port}{path}", script)
+        figures.extra[_route_key(path, instances)], _ = load.wrk(f"http://{LOOPBACK}:{port}{path}", SECONDS, script)
     process.stop(signal.SIGTERM)  # seals and ships the rest of the spool
     figures.objects_per_million, objects, records = _objects_per_million(weed)
     figures.extra.update(objects=objects, records=records)
@@ -430,36 +308,6 @@ def instructions_table() -> str:
                 lines.append(f"| {name} | `{mode}` | {count:,.0f} | {count / ceiling:.2f}x |")
         finally:
             del os.environ["BOTSCORE_AUDIT_SYNC"]
-    return "\n".join(lines) + "\n"
-
-
-def shadow_table(rounds: list[tuple[Figures, Figures]], shadowed: list[Figures]) -> str:
-    """Shadow scoring's cost: /bot-score with a shadow model set, against the ceiling and botscore of its round."""
-    paired = list(zip(rounds, shadowed, strict=True))
-    ratio = statistics.median(s.throughput / c.throughput for (c, _), s in paired)
-    plain = statistics.median(p.throughput / c.throughput for c, p in rounds)
-    cost = statistics.median(1 - s.throughput / p.throughput for (_, p), s in paired)
-    cpu = statistics.median(s.cpu_us / p.cpu_us - 1 for (_, p), s in paired)
-    lines = [
-        "## Shadow scoring\n",
-        "/bot-score with a shadow model set (`BENCH_SHADOW=1`, bench/shadow.py), measured in every round right "
-        "beside botscore without one (before it in odd rounds, after it in even ones); medians over the rounds.\n",
-        "| figure | without shadow | with shadow |\n| --- | --- | --- |",
-        f"| throughput (req/s) | {statistics.median(p.throughput for _, p in rounds):,.0f} | "
-        f"{statistics.median(s.throughput for s in shadowed):,.0f} |",
-        f"| ratio to the ceiling | {plain:.3f}x | {ratio:.3f}x |",
-        f"| CPU per request at 1,000 req/s (µs) | {statistics.median(p.cpu_us for _, p in rounds):.0f} | "
-        f"{statistics.median(s.cpu_us for s in shadowed):.0f} |\n",
-        "| round | ceiling req/s | without shadow | with shadow | throughput lost |\n| --- | --- | --- | --- | --- |",
-        *(
-            f"| {n} | {c.throughput:,.0f} | {p.throughput:,.0f} | {s.throughput:,.0f} | "
-            f"{100 * (1 - s.throughput / p.throughput):.1f} % |"
-            for n, ((c, p), s) in enumerate(paired, 1)
-        ),
-        "",
-        f"Throughput lost to shadow scoring (median per round): {100 * cost:.1f} % (target: at most 5 %): "
-        f"{'met' if cost <= 0.05 else '**missed**'}. CPU per request at 1,000 req/s: {100 * cpu:+.1f} % (median per round).",
-    ]
     return "\n".join(lines) + "\n"
 
 
