@@ -63,8 +63,17 @@ test: lint
 check-terraform: install-dev
 	bash scripts/check-terraform.sh
 
+# make bench serves botscore from a venv with the runtime requirements only, as the image has them: in
+# the dev venv urllib3 and botocore also import brotli and certifi, which the image does not hold.
+RUNTIME := .venv-runtime
+$(RUNTIME)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(RUNTIME)
+	$(RUNTIME)/bin/python -m pip --disable-pip-version-check --quiet install -r requirements.txt
+	$(RUNTIME)/bin/python -m pip --disable-pip-version-check --quiet install --no-deps -e .
+	@touch $@
+
 ## bench: botscore against the stack's ceiling (not part of make test); writes docs/performance.md
-bench: install-dev
+bench: install-dev $(RUNTIME)/.installed
 	@command -v wrk >/dev/null && command -v hey >/dev/null || \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey)
 	$(BIN)/python bench/run.py
@@ -87,4 +96,4 @@ openapi: install-dev
 	$(BIN)/python scripts/write-openapi.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis var test-artifacts *.egg-info
+	rm -rf $(VENV) $(RUNTIME) .pytest_cache .hypothesis var test-artifacts *.egg-info

@@ -18,7 +18,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.servers import Process  # noqa: E402
+from tests.support.servers import BIN, Process  # noqa: E402
+
+# `botscore serve` as the image runs it: from the runtime-only venv `make bench` builds, when there is one.
+SERVE = ROOT / ".venv-runtime" / "bin" / "botscore"
+if not SERVE.exists():
+    SERVE = BIN / "botscore"
 
 SERVER_CORE, LOAD_CORE = "0", "1"
 BODY = '{"x1": 0.1, "x2": 0.2}'

@@ -142,10 +142,10 @@ def main() -> None:
 
             if n % 2 == 1:  # alternate which goes first
                 _measure_against(against, weed, tmp, n)
-            project = _botscore(BIN / "botscore", weed, tmp, f"botscore-{n}", routes=True)
+            project = _botscore(load.SERVE, weed, tmp, f"botscore-{n}", routes=True)
             for mode in SYNC_MODES:
                 modes.setdefault(mode, []).append(
-                    _botscore(BIN / "botscore", weed, tmp, f"sync-{mode}-{n}", BOTSCORE_AUDIT_SYNC=mode)
+                    _botscore(load.SERVE, weed, tmp, f"sync-{mode}-{n}", BOTSCORE_AUDIT_SYNC=mode)
                 )
             if n % 2 == 0:
                 _measure_against(against, weed, tmp, n)
@@ -375,8 +375,8 @@ def render(rounds: list[tuple[Figures, Figures]]) -> str:
         "",
         f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
         f"({cpu_model}), Linux {platform.release()}, Python {platform.python_version()}.",
-        f"Server pinned to core {SERVER_CORE} (`botscore serve --workers 1`, shipping its audit log to a local "
-        f"SeaweedFS S3); wrk, hey and SeaweedFS pinned to core {LOAD_CORE}. {ROUNDS} rounds, each measuring the "
+        f"Server pinned to core {SERVER_CORE} (`botscore serve --workers 1` from `{load.SERVE.parent.parent.name}`, "
+        f"shipping its audit log to a local SeaweedFS S3); wrk, hey and SeaweedFS pinned to core {LOAD_CORE}. {ROUNDS} rounds, each measuring the "
         "ceiling (a bare ASGI app, `bench/ceiling.py`, run by plain uvicorn with httptools and the other options "
         "of `botscore serve`, `bench.ceiling.OPTIONS`: none of the project's code, its protocol class neither) "
         "and then botscore; "

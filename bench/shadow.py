@@ -156,7 +156,7 @@ def measure_cost(weed: Weed, tmp: Path, audit_bucket: str) -> Cost:
             if name == "ceiling":
                 argv, env = load.ceiling_argv(BIN / "python", LOOPBACK, port), dict(os.environ)
             else:
-                argv = [str(BIN / "botscore"), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
+                argv = [str(load.SERVE), "serve", "--host", LOOPBACK, "--port", str(port), "--workers", "1"]
                 env = service_env(
                     spools[name],
                     BOTSCORE_AUDIT_BUCKET=audit_bucket,
