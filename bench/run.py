@@ -28,20 +28,21 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import load, shadow  # noqa: E402
+from bench import load, paired, shadow  # noqa: E402
 from bench.load import BODY, LOAD_CORE, SERVER_CORE  # noqa: E402
 from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-# Other checkouts (each with its own .venv, comma-separated) measured in the same rounds, e.g. the last release.
+# Other checkouts (each with its own .venv, comma-separated) measured in the same rounds, e.g. the last release,
+# and side by side with this one after the rounds (bench/paired.py).
 AGAINST = [Path(path) for path in os.environ.get("BENCH_AGAINST", "").split(",") if path]
 # BENCH_INSTRUCTIONS=1: also instructions per request under callgrind (bench/instructions.py), every checkout.
 INSTRUCTIONS = os.environ.get("BENCH_INSTRUCTIONS") == "1"
 # BOTSCORE_AUDIT_SYNC modes to measure too, each in every round (e.g. "interval,always").
 SYNC_MODES = [mode for mode in os.environ.get("BENCH_SYNC_MODES", "").split(",") if mode]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-# BENCH_SHADOW=1: also what a shadow model scored beside production costs, in a paired phase after the rounds
-# (bench/shadow.py; BENCH_SHADOW_CYCLES, BENCH_SHADOW_SECONDS).
+# BENCH_SHADOW=1: also what a shadow model scored beside production costs, measured side by side after the
+# rounds (bench/shadow.py, bench/paired.py: BENCH_PAIRED_SESSIONS, BENCH_PAIRED_WINDOWS, BENCH_PAIRED_SECONDS).
 SHADOW = os.environ.get("BENCH_SHADOW") == "1"
 RATE = 1000  # requests/s for the latency figures
 INFER_PATH = "/v2/models/bot-score/infer"
@@ -75,7 +76,7 @@ ROUTES = [
     (INFER_PATH, 1, _infer_body(1)),
     (INFER_PATH, 100, _infer_body(100)),
 ]
-BUCKET = "bench-audit"
+BUCKET = paired.AUDIT_BUCKET
 TARGETS = "throughput >= 0.55x ceiling (BOTSCORE_AUDIT_SYNC=always >= 0.40x); p99 at 1,000 req/s <= 2.0x ceiling; RSS <= 80 MiB; first 200 <= 1.0 s; <= 50 S3 objects per million"
 
 
@@ -129,6 +130,7 @@ def main() -> None:
     against: dict[Path, list[Figures]] = {path: [] for path in AGAINST}
     modes: dict[str, list[Figures]] = {}
     cost: shadow.Cost | None = None
+    side_by_side = ""
     try:
         for n in range(1, ROUNDS + 1):
             port = free_port()
@@ -156,8 +158,10 @@ def main() -> None:
                 + "".join(f" | {path.name} {figures[-1].throughput:,.0f} req/s" for path, figures in against.items()),
                 flush=True,
             )
+        if AGAINST:
+            side_by_side = paired.against_table(paired.compare(AGAINST, weed, tmp), AGAINST)
         if SHADOW:
-            cost = shadow.measure_cost(weed, tmp, BUCKET)
+            cost = shadow.measure_cost(weed, tmp)
     finally:
         weed.stop()
     report = render(rounds)
@@ -167,6 +171,8 @@ def main() -> None:
         report += "\n" + cost.table()
     for path, figures in against.items():
         report += "\n" + compare(rounds, path, figures)
+    if side_by_side:
+        report += "\n" + side_by_side
     if INSTRUCTIONS:
         report += "\n" + instructions_table()
     print(report)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from bench.shadow import Cost, median_interval
+from bench.paired import median_interval
+from bench.shadow import Cost
 
 
 def test_the_median_interval_is_the_order_statistics_the_binomial_allows() -> None:
