@@ -96,6 +96,7 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         retry_max_seconds=settings.audit_retry_max_seconds,
         sync=settings.audit_sync,
         sync_interval=settings.audit_sync_interval_ms / 1000,
+        commit_window=settings.audit_commit_window_ms / 1000,
         adopt_after=settings.audit_adopt_after_seconds,
         on_fsync=metrics.note_fsync,
         raw_limit=settings.audit_raw_max_bytes,

@@ -146,6 +146,16 @@ class Settings(BaseSettings):
     audit_sync_interval_ms: int = Field(
         default=500, ge=10, le=60_000, description="With AUDIT_SYNC=interval: the longest time between fsyncs."
     )
+    audit_commit_window_ms: int = Field(
+        default=25,
+        ge=0,
+        le=1000,
+        description=(
+            "With AUDIT_SYNC=always: rounds of fsyncs start at least this far apart, so an answer waits at most"
+            " this long for the fsync that covers it and a worker makes at most 1000 / this fsyncs a second"
+            " (EFS bills each)."
+        ),
+    )
     audit_host: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9.-]{1,63}$",

@@ -60,6 +60,28 @@ def test_sigkill_under_load_then_restart_loses_nothing(tmp_path: Path, weed: Wee
     assert '"message": "adopted segments of a worker that died"' in restarted.log.read_text()
 
 
+def test_sigkill_in_the_middle_of_commit_windows_loses_no_answered_record(
+    tmp_path: Path, weed: Weed, bucket: str
+) -> None:
+    # A 300 ms window: at any moment most of the 8 clients wait in one, so the kill lands inside one
+    # with answers pending; those get no answer, and every answer given is in S3.
+    settings = {"audit_sync": "always", "audit_commit_window_ms": 300, "audit_segment_max_age_seconds": 1}
+    service = s3_service(tmp_path, weed, bucket, **settings).start()
+    load = Load(service.url, threads=8).start()
+    load.wait_for(80)
+    service.stop(signal.SIGKILL)
+    result = load.stop()
+    answered = result.ids(200)
+    assert len(answered) >= 80
+    assert result.failures, "no request was waiting in a window when the task was killed"
+    restarted = s3_service(tmp_path, weed, bucket, **settings).start()
+    try:
+        found = wait_in_s3(weed, bucket, answered)
+        assert_exactly_once(found, answered)
+    finally:
+        restarted.stop()
+
+
 def test_frozen_then_stopped_s3_fails_no_client_request_and_everything_arrives_later(tmp_path: Path) -> None:
     weed = Weed(tmp_path / "own-s3").start()
     try:

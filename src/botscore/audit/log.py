@@ -77,6 +77,7 @@ class AuditLog:
         tick: float = 0.5,
         sync: SyncMode = "none",
         sync_interval: float = 0.5,
+        commit_window: float = 0.0,
         adopt_after: float = 30.0,
         fsync: Callable[[int], None] = os.fsync,
         on_fsync: Callable[[float], object] = lambda seconds: None,
@@ -90,7 +91,7 @@ class AuditLog:
         )
         self.sync = sync
         self.sync_interval = sync_interval
-        self.syncer = Syncer(self.writer, fsync=fsync, on_fsync=on_fsync)
+        self.syncer = Syncer(self.writer, fsync=fsync, on_fsync=on_fsync, window=commit_window)
         self.uploader = uploader
         self.spool_max_bytes = spool_max_bytes
         self.when_full = when_full

@@ -5,6 +5,14 @@
     interval  an fsync at least every AUDIT_SYNC_INTERVAL_MS: at most that window is lost.
     always    group commit: an answer is sent only after an fsync that covers its record.
 
+Commit window. Under `always` a new round of fsyncs starts at most once every COMMIT_WINDOW
+(BOTSCORE_AUDIT_COMMIT_WINDOW_MS): a request whose record no running fsync covers waits at most that
+window for the round that covers it, and every request appended meanwhile joins the same round. So
+a worker makes at most 1000 / window fsyncs a second whatever its load; on EFS, which bills every
+data operation as at least 32 KiB, that bounds the durable hop's storage operations per second, not
+per request (docs/cost.md prices it). A request that comes after a quiet spell longer than the window
+starts its round at once.
+
 Group commit. An fsync covers what was appended before it started. A request whose record no
 running fsync covers joins the next one to start, which starts at once (in the next turn of the
 event loop, so every request that appended meanwhile joins it too) beside the running ones, once
@@ -45,6 +53,7 @@ SyncMode = Literal["none", "interval", "always"]
 SYNC_THREADS = 4  # fsyncs running at once (each holds a thread, blocked in the kernel)
 ANSWER_WITHIN_SECONDS = 5.0  # an answer waits this long for its fsync, then it is a 503
 OVERLAP_AFTER_SECONDS = 0.001  # another fsync starts beside one running this long (a network file system's)
+COMMIT_WINDOW_SECONDS = 0.0  # rounds of fsyncs start at least this far apart (the setting's default is larger)
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Syncer:
         threads: int = SYNC_THREADS,
         answer_within: float = ANSWER_WITHIN_SECONDS,
         overlap_after: float = OVERLAP_AFTER_SECONDS,
+        window: float = COMMIT_WINDOW_SECONDS,
     ) -> None:
         self.writer = writer
         self.fsync = fsync
@@ -79,6 +89,9 @@ class Syncer:
         self.threads = threads
         self.answer_within = answer_within
         self.overlap_after = overlap_after
+        self.window = window
+        self.rounds = 0  # rounds of fsyncs started (each covers everything appended before it)
+        self._last_started = float("-inf")  # monotonic time the last round started
         self.synced = 0  # writer.bytes_appended durable: covered by an fsync with no failure since it started
         self.failure: str | None = None  # why the last fsync failed; None once one succeeds
         self.last_seconds = 0.0  # how long the last fsync that returned took
@@ -133,6 +146,9 @@ class Syncer:
 
     async def _run(self, job: _Fsync) -> None:
         loop = asyncio.get_running_loop()
+        opens = self._last_started + self.window - time.monotonic()
+        if opens > 0:  # the commit window: requests that append meanwhile join this round
+            await asyncio.sleep(opens)
         while self._running:
             # Every thread busy: start when one is free. A young fsync (a local disk's take well under
             # a millisecond) is waited for too, so that the next one covers more; an older one is
@@ -144,7 +160,8 @@ class Syncer:
             timeout = young if len(self._running) < self.threads else None
             await asyncio.wait(returned, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         self._next = None  # from here on, a request that appends joins the one after
-        job.started = time.monotonic()
+        job.started = self._last_started = time.monotonic()
+        self.rounds += 1
         job.failures = self._failures
         self._running.append(job)
         try:

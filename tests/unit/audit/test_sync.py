@@ -80,9 +80,11 @@ async def _post_all(app: BotscoreApp, count: int) -> list[tuple[str, float, int]
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
-def test_always_sends_each_answer_only_after_an_fsync_that_covers_its_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [0.0, 0.03])
+def test_always_sends_each_answer_only_after_an_fsync_that_covers_its_record(tmp_path: Path, window: float) -> None:
     fsync = SlowFsync(tmp_path / "audit")
     app, audit = _app(tmp_path, "always", fsync)
+    audit.syncer.window = window
     try:
         answers = asyncio.run(_post_all(app, 60))
     finally:
@@ -316,3 +318,50 @@ def test_with_fsync_slowed_to_1_s_health_answers_at_once_readiness_turns_503_and
     for request_id, answered_at, status in answers:
         if status == 200:
             assert any(request_id in covered and done <= answered_at for done, covered in fsync.done), request_id
+
+
+def test_the_commit_window_bounds_rounds_per_second_and_each_answer_waits_at_most_one_window(tmp_path: Path) -> None:
+    fsync = SlowFsync(tmp_path / "audit", delay=0.002)  # about an EFS commit
+    window = 0.05
+    _, audit = _app(tmp_path, "always", fsync)
+    audit.syncer.window = window
+    waits: list[float] = []
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(i * 0.004)  # 250 requests a second, spread over 0.4 s: each would start a round
+        audit.writer.append(b'{"id":"r-%d"}\n' % i)
+        started = time.monotonic()
+        assert await audit.syncer.commit()
+        waits.append(time.monotonic() - started)
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(100)))
+        return time.monotonic() - started
+
+    try:
+        seconds = asyncio.run(scenario())
+    finally:
+        audit.close()
+    assert len(waits) == 100
+    # The first round starts at once, then at most one every window.
+    assert audit.syncer.rounds <= 1 + seconds / window + 1e-9
+    assert len(fsync.done) == audit.syncer.rounds + 1  # one segment: one fsync a round, and the seal at close
+    assert max(waits) < window + 0.002 + 0.05  # the window, the fsync, and the scheduler's slack
+
+
+def test_without_a_window_requests_apart_in_time_each_start_a_round(tmp_path: Path) -> None:
+    fsync = SlowFsync(tmp_path / "audit", delay=0.002)
+    _, audit = _app(tmp_path, "always", fsync)
+
+    async def scenario() -> None:
+        for i in range(10):
+            audit.writer.append(b'{"id":"r-%d"}\n' % i)
+            assert await audit.syncer.commit()
+            await asyncio.sleep(0.005)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        audit.close()
+    assert audit.syncer.rounds == 10
