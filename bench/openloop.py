@@ -7,6 +7,10 @@ slow server slows the load and its queue never shows in the latencies (coordinat
 Here request i is due at start + i / rate and its latency runs from that due time: time spent
 waiting for a connection, in the server's accept queue or behind other requests all counts.
 
+With `--poisson` the gaps between due times are drawn from an exponential distribution of mean
+1 / rate (seeded, so runs repeat): independent callers, as a payment platform's are. Fixed gaps
+flatter anything that batches (group commit): a request never comes just after another.
+
 Connections are HTTP/1.1 keep-alive, one request at a time each, taken from a pool in turn
 (oldest idle first, so that every connection, and so every worker that accepted one, gets
 its share). The pool grows when every connection is busy, up to `max_connections`; a request
@@ -30,6 +34,7 @@ import argparse
 import asyncio
 import json
 import math
+import random
 import sys
 import time
 from collections import Counter, deque
@@ -44,6 +49,16 @@ _CONTENT_LENGTH = b"\r\ncontent-length:"
 def due_time(start: float, rate: float, index: int) -> float:
     """When request `index` is due: fixed intervals of 1 / rate from `start`."""
     return start + index / rate
+
+
+def poisson_offsets(rate: float, seconds: float, seed: int = 1) -> list[float]:
+    """Due times (seconds from the start, under `seconds`) of a Poisson process's arrivals at `rate` a second."""
+    draw = random.Random(seed).expovariate
+    offsets, now = [], draw(rate)
+    while now < seconds:
+        offsets.append(now)
+        now += draw(rate)
+    return offsets
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -195,6 +210,7 @@ class Generator:
         timeout: float = 10.0,
         body: bytes = BODY,
         marks: bool = False,
+        poisson: bool = False,
     ) -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -202,6 +218,7 @@ class Generator:
         self.rate, self.seconds, self.warmup = rate, seconds, warmup
         self.min_connections, self.max_connections, self.timeout = min_connections, max_connections, timeout
         self.marks = marks
+        self.poisson = poisson
         self.idle: deque[_Connection] = deque()
         self.busy: set[_Connection] = set()
         self.opened = 0  # connections open or opening
@@ -215,12 +232,17 @@ class Generator:
         start = time.perf_counter() + 0.01
         self.tally = Tally(start + self.warmup, start + self.warmup + self.seconds)
         sweeper = asyncio.ensure_future(self._sweep())
-        total = math.ceil((self.warmup + self.seconds) * self.rate)
+        length = self.warmup + self.seconds
+        if self.poisson:
+            offsets = poisson_offsets(self.rate, length)
+        else:
+            offsets = [due_time(0.0, self.rate, i) for i in range(math.ceil(length * self.rate))]
+        total = len(offsets)
         opened_window = False
         index = 0
         while index < total:
             now = time.perf_counter()
-            while index < total and (due := due_time(start, self.rate, index)) <= now:
+            while index < total and (due := start + offsets[index]) <= now:
                 self.tally.scheduled(due, now)
                 self._send(loop, due)
                 index += 1
@@ -230,7 +252,7 @@ class Generator:
             if index < total:
                 # At least 1 ms: the loop's timers have that resolution, and a shorter sleep would spin
                 # the core (and lose the scheduler's wake-up priority to a busy neighbour).
-                await asyncio.sleep(max(0.001, due_time(start, self.rate, index) - time.perf_counter()))
+                await asyncio.sleep(max(0.001, start + offsets[index] - time.perf_counter()))
         if self.marks:
             print("measured", flush=True)
         while self.busy or self.opened > len(self.idle) + len(self.busy):
@@ -318,6 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-connections", type=int, default=4096, help="the pool's cap")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as timed out")
     parser.add_argument("--marks", action="store_true", help="print `measuring` and `measured` around the window")
+    parser.add_argument(
+        "--poisson", action="store_true", help="exponential gaps between requests (independent callers)"
+    )
     args = parser.parse_args(argv)
     import uvloop
 
@@ -330,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
         max_connections=args.max_connections,
         timeout=args.timeout,
         marks=args.marks,
+        poisson=args.poisson,
     )
     summary = uvloop.run(generator.run())
     print(json.dumps(summary), flush=True)

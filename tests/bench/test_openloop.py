@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from bench.openloop import Generator, Tally, due_time, encode_request, parse_response, percentile
+from bench.openloop import Generator, Tally, due_time, encode_request, parse_response, percentile, poisson_offsets
 
 
 def test_requests_are_due_at_fixed_intervals_from_the_start() -> None:
     assert [due_time(10.0, 4.0, i) for i in range(5)] == [10.0, 10.25, 10.5, 10.75, 11.0]
+
+
+def test_poisson_arrivals_have_the_rate_and_exponential_gaps_and_repeat_with_the_seed() -> None:
+    offsets = poisson_offsets(1000.0, 20.0)
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert 19_000 < len(offsets) < 21_000
+    assert offsets == sorted(offsets) and offsets[0] > 0 and offsets[-1] < 20.0
+    # Exponential: a third of the gaps are under 0.4 / rate (1 - e^-0.4 = 0.33), unlike fixed ones (none).
+    assert 0.31 < sum(gap < 0.0004 for gap in gaps) / len(gaps) < 0.35
+    assert poisson_offsets(1000.0, 20.0) == offsets
+    assert poisson_offsets(1000.0, 20.0, seed=2) != offsets
 
 
 def test_percentile_is_the_nearest_rank() -> None:
