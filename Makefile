@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8887
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint check-terraform bench capacity container-smoke model openapi clean
+.PHONY: install install-dev run test lint check-terraform bench capacity cost container-smoke model openapi clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "botscore needs Python 3.11+, found " + sys.version.split()[0]'
@@ -81,6 +81,12 @@ bench: install-dev $(RUNTIME)/.installed
 ## capacity: req/s per Fargate task size at p99 < 10 and < 200 ms, open loop, in cgroups (root; not part of make test); writes docs/capacity.md
 capacity: install-dev
 	$(BIN)/python bench/capacity.py
+
+## cost: the bill per month and per million requests at 600 and 3,000 req/s (measures one task's storage calls
+## with EFS-like fsyncs under strace, then prices them); writes docs/cost.json and docs/cost.md (not part of make test)
+cost: install-dev
+	@command -v strace >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace)
+	$(BIN)/python bench/cost.py
 
 ## container-smoke: build the image with buildah and prove it with podman (root; see README "Docker")
 container-smoke:

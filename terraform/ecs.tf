@@ -77,6 +77,7 @@ locals {
       { name = "BOTSCORE_AUDIT_SHUTDOWN_SECONDS", value = tostring(var.audit_shutdown_seconds) },
       { name = "BOTSCORE_AUDIT_WHEN_FULL", value = var.audit_when_full },
       { name = "BOTSCORE_AUDIT_SYNC", value = var.audit_sync },
+      { name = "BOTSCORE_AUDIT_COMMIT_WINDOW_MS", value = tostring(var.audit_commit_window_ms) },
       { name = "BOTSCORE_AUDIT_ADOPT_AFTER_SECONDS", value = tostring(var.audit_adopt_after_seconds) },
       { name = "BOTSCORE_AUDIT_SPOOL_MAX_BYTES", value = tostring(var.audit_spool_max_bytes) },
       { name = "BOTSCORE_AUDIT_RAW_MAX_BYTES", value = tostring(var.audit_raw_max_bytes) },

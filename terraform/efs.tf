@@ -33,9 +33,13 @@ resource "aws_efs_file_system" "spool" {
   encrypted        = true
   kms_key_id       = aws_kms_key.this.arn
   performance_mode = "generalPurpose"
-  # Pay per byte moved: the spool stays small, so bursting's size-based baseline
-  # would be a trickle, and provisioned throughput would be paid while idle.
-  throughput_mode = "elastic"
+  # From the cost model (docs/cost.md, `make cost`): under audit_sync = always each
+  # task makes at most 1000 / audit_commit_window_ms fsync rounds a second, and
+  # Elastic bills each round's write as at least 32 KiB ($0.06/GB), about $300 a
+  # task a month. Provisioned throughput carries the same bound for $6 a MiB/s-month;
+  # bursting's size-based baseline would be a trickle for a spool this small.
+  throughput_mode                 = var.audit_spool_throughput_mode
+  provisioned_throughput_in_mibps = var.audit_spool_throughput_mode == "provisioned" ? var.audit_spool_provisioned_mibps : null
 
   # No lifecycle_policy: files live for minutes, and Infrequent Access would only
   # add per-read charges when a segment is shipped.
@@ -152,4 +156,56 @@ resource "aws_efs_file_system_policy" "spool" {
 
   file_system_id = aws_efs_file_system.spool[0].id
   policy         = data.aws_iam_policy_document.spool_file_system[0].json
+}
+
+################################################################################
+# Throughput alarm: before provisioned throughput throttles the spool's fsyncs
+################################################################################
+
+# MeteredIOBytes (reads at a third, as EFS counts them against the limit) over
+# PermittedThroughput, each minute. At 80 % for 5 minutes the fleet is near the
+# point where EFS delays writes and every answer under `always` waits longer.
+resource "aws_cloudwatch_metric_alarm" "efs_throughput" {
+  count = local.audit_spool_on_efs ? 1 : 0
+
+  alarm_name          = "${var.name}-efs-throughput"
+  alarm_description   = "The audit spool's metered EFS throughput is over ${var.alarm_efs_throughput_percent} % of what it may use, 5 minutes in a row: more tasks than audit_spool_provisioned_mibps was sized for (docs/cost.md). Runbook: docs/operations.md#efs-throughput"
+  evaluation_periods  = 5
+  datapoints_to_alarm = 5
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarm_efs_throughput_percent
+  treat_missing_data  = "notBreaching" # No I/O, no data: nothing to throttle.
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "used"
+    expression  = "100 * (metered / 60) / permitted"
+    label       = "Metered throughput, % of permitted"
+    return_data = true
+  }
+
+  metric_query {
+    id = "metered"
+
+    metric {
+      namespace   = "AWS/EFS"
+      metric_name = "MeteredIOBytes"
+      dimensions  = { FileSystemId = aws_efs_file_system.spool[0].id }
+      period      = 60
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "permitted"
+
+    metric {
+      namespace   = "AWS/EFS"
+      metric_name = "PermittedThroughput"
+      dimensions  = { FileSystemId = aws_efs_file_system.spool[0].id }
+      period      = 60
+      stat        = "Average"
+    }
+  }
 }

@@ -50,6 +50,16 @@ resource "aws_kms_key" "this" {
         }
       },
       {
+        Sid       = "BudgetsPublishToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "budgets.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*" # This key (AWS requires "*" in key policies).
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
+      },
+      {
         Sid       = "EventBridgePublishesToEncryptedTopic"
         Effect    = "Allow"
         Principal = { Service = "events.amazonaws.com" }

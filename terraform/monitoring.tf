@@ -37,6 +37,14 @@ resource "aws_sns_topic_policy" "alarms" {
         Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
       },
       {
+        Sid       = "BudgetsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "budgets.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+      {
         Sid       = "DeploymentFailuresPublish"
         Effect    = "Allow"
         Principal = { Service = "events.amazonaws.com" }
@@ -390,7 +398,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         height = 3
         properties = {
           title = "Alarms"
-          alarms = [
+          alarms = concat([
             aws_cloudwatch_metric_alarm.p99_latency.arn,
             aws_cloudwatch_metric_alarm.app_p99_latency.arn,
             aws_cloudwatch_metric_alarm.target_5xx.arn,
@@ -404,7 +412,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             aws_cloudwatch_metric_alarm.tasks_below_desired.arn,
             aws_cloudwatch_metric_alarm.unhealthy_hosts.arn,
             aws_cloudwatch_metric_alarm.no_healthy_hosts.arn,
-          ]
+          ], aws_cloudwatch_metric_alarm.efs_throughput[*].arn)
         }
       },
       {

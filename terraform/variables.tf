@@ -701,3 +701,59 @@ variable "model_registry_prefix" {
     error_message = "model_registry_prefix must end with '/', must not start with '/', and may hold only S3-safe characters."
   }
 }
+
+variable "audit_commit_window_ms" {
+  description = "With audit_sync = always: rounds of fsyncs start at least this far apart (BOTSCORE_AUDIT_COMMIT_WINDOW_MS), so an answer waits at most this long for the fsync that covers it and a task makes at most 1000 / this fsyncs a second, each billed by EFS as at least 32 KiB. 25 ms: an answer's wait, the window and an EFS commit (about 5 ms at its tail) stay within the 50 ms p99 budget, and what docs/cost.md prices."
+  type        = number
+  default     = 25
+
+  validation {
+    condition     = var.audit_commit_window_ms >= 0 && var.audit_commit_window_ms <= 1000 && floor(var.audit_commit_window_ms) == var.audit_commit_window_ms
+    error_message = "audit_commit_window_ms must be a whole number of milliseconds from 0 to 1000."
+  }
+}
+
+variable "audit_spool_throughput_mode" {
+  description = "EFS throughput mode of the audit spool: provisioned (default: derived by `make cost`, the cheaper at the sized load, docs/cost.md) or elastic (billed per operation, each at least 32 KiB)."
+  type        = string
+  default     = "provisioned"
+
+  validation {
+    condition     = contains(["provisioned", "elastic"], var.audit_spool_throughput_mode)
+    error_message = "audit_spool_throughput_mode must be provisioned or elastic."
+  }
+}
+
+variable "audit_spool_provisioned_mibps" {
+  description = "With audit_spool_throughput_mode = provisioned: the spool's throughput in MiB/s ($6.00 a MiB/s-month in us-east-1). Derived by `make cost` from the commit window's bound per task, for the tasks docs/cost.md names, with 25 % headroom; the efs-throughput alarm fires at 80 % of it."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.audit_spool_provisioned_mibps >= 1 && var.audit_spool_provisioned_mibps <= 3414
+    error_message = "audit_spool_provisioned_mibps must be from 1 to 3414 (EFS's bounds)."
+  }
+}
+
+variable "monthly_budget_usd" {
+  description = "AWS Budgets alarm on the account's actual monthly cost, in USD, notified at 80 % and 100 % (and forecast 100 %) to the alarm topic. Default: docs/cost.md's figure for the max fleet plus 20 %, from `make cost`. null: no budget."
+  type        = number
+  default     = 690
+  nullable    = true
+
+  validation {
+    condition     = var.monthly_budget_usd == null || try(var.monthly_budget_usd > 0, false)
+    error_message = "monthly_budget_usd must be a positive number of US dollars, or null."
+  }
+}
+
+variable "alarm_efs_throughput_percent" {
+  description = "The efs-throughput alarm fires when the audit spool's metered EFS throughput is over this share of its permitted throughput for 5 minutes (provisioned throughput throttles at 100 %)."
+  type        = number
+  default     = 80
+
+  validation {
+    condition     = var.alarm_efs_throughput_percent > 0 && var.alarm_efs_throughput_percent < 100
+    error_message = "alarm_efs_throughput_percent must be between 0 and 100."
+  }
+}

@@ -184,8 +184,8 @@ def test_the_dashboard_shows_the_audit_pipeline_next_to_traffic_and_latency(conf
     assert {"OldestUnshippedAge", "SpoolFill", "UploadFailures", "RecordsShipped", "Latency", "Shed"} <= shown
     [alarms] = [w for w in body["widgets"] if w["type"] == "alarm"]
     every = [
-        ref("aws_cloudwatch_metric_alarm", name, "arn")
-        for name in config.resources_of_type("aws_cloudwatch_metric_alarm")
+        ref("aws_cloudwatch_metric_alarm", f"{name}[0]" if "count" in body else name, "arn")
+        for name, body in config.resources_of_type("aws_cloudwatch_metric_alarm").items()
     ]
     assert sorted(alarms["properties"]["alarms"]) == sorted(every)
 
@@ -355,7 +355,7 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears_and_nam
     config: Config,
 ) -> None:
     alarms = config.resources_of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 13
+    assert len(alarms) == 14
     for name in alarms:
         found = _alarm(config, name)
         assert found["treat_missing_data"] in ("notBreaching", "breaching"), name
