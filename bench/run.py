@@ -263,8 +263,12 @@ def sync_table(rounds: list[tuple[Figures, Figures]], modes: dict[str, list[Figu
         "request from the service's `botscore_audit_fsync_seconds_count` over all requests of the run",
         "(wrk's at full speed and hey's at 1,000 req/s).",
         "",
-        "| mode | req/s | ratio to the ceiling | p99 at 1,000 req/s (ms) | p99 ratio | fsyncs per request |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "CPU per request and fsyncs per request side by side: under `always` on EFS each fsync round is billed as",
+        "at least 32 KiB (docs/cost.md prices it), so a change that adds fsyncs shows here as money.",
+        "",
+        "| mode | req/s | ratio to the ceiling | p99 at 1,000 req/s (ms) | p99 ratio | CPU µs per request "
+        "| fsyncs per request |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     verdicts: list[str] = []
     for mode, figures in {"none": [p for _, p in rounds], **modes}.items():
@@ -276,6 +280,7 @@ def sync_table(rounds: list[tuple[Figures, Figures]], modes: dict[str, list[Figu
         lines.append(
             f"| `{mode}` | {statistics.median(f.throughput for f in figures):,.0f} | {ratio:.3f}x | "
             f"{statistics.median(f.p99_ms for f in figures):.2f} | {p99_ratio:.2f}x | "
+            f"{statistics.median(f.cpu_us for f in figures):.0f} | "
             f"{statistics.median(f.extra.get('fsyncs_per_request', 0.0) for f in figures):.4f} |"
         )
     return "\n".join([*lines, "", *verdicts]) + "\n"

@@ -147,13 +147,14 @@ class Settings(BaseSettings):
         default=500, ge=10, le=60_000, description="With AUDIT_SYNC=interval: the longest time between fsyncs."
     )
     audit_commit_window_ms: int = Field(
-        default=25,
+        default=0,
         ge=0,
         le=1000,
         description=(
             "With AUDIT_SYNC=always: rounds of fsyncs start at least this far apart, so an answer waits at most"
-            " this long for the fsync that covers it and a worker makes at most 1000 / this fsyncs a second"
-            " (EFS bills each)."
+            " this long for the fsync that covers it and a worker makes at most 1000 / this fsyncs a second."
+            " 0: a round starts as soon as one is needed (a local disk's fsyncs cost nothing); on EFS, which"
+            " bills each as at least 32 KiB, the Terraform default is 25 (docs/cost.md)."
         ),
     )
     audit_host: str | None = Field(
