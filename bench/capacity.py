@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -87,6 +88,7 @@ TERRAFORM_KEYS = (
     "max_capacity",
     "max_in_flight",
     "audit_sync",
+    "audit_commit_window_ms",
     "audit_spool_max_bytes",
     "waf_rate_limit",
 )
@@ -110,6 +112,7 @@ class Step:
     rss_mib: float
     listen_overflows: int = 0  # host-wide, over the window: connections that found the accept queue full
     tries: int = 1
+    fsyncs_per_request: float = 0.0  # storage operations: what EFS bills (docs/cost.md), beside the CPU
 
     @property
     def clean(self) -> bool:
@@ -202,17 +205,20 @@ class Target:
         if PRIORITY:
             argv = ["chrt", "-f", "1", *argv]
         before, after, started, ended = CpuUsage(0, 0, 0), CpuUsage(0, 0, 0), 0.0, 0.0
+        fsyncs = 0.0
         load: dict[str, Any] = {}
         overflows = 0
         with subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) as generator:
             assert generator.stdout is not None
             for line in generator.stdout:
                 if line.strip() == "measuring":
+                    fsyncs = self._fsyncs()
                     self.cgroup.reset_peak()
                     overflows = listen_overflows()
                     before, started = self.cgroup.cpu(), time.perf_counter()
                 elif line.strip() == "measured":
                     after, ended = self.cgroup.cpu(), time.perf_counter()
+                    fsyncs = self._fsyncs() - fsyncs
                     peak, rss = self.cgroup.memory()
                     overflows = listen_overflows() - overflows
                 elif line.startswith("{"):
@@ -220,6 +226,7 @@ class Target:
         if generator.returncode != 0 or not load or not ended:
             raise RuntimeError(f"the load generator failed at {rate} req/s (exit {generator.returncode})")
         used = after.since(before)
+        answered = sum(int(n) for status, n in load["statuses"].items() if status == "200")
         return Step(
             rate=rate,
             load=load,
@@ -229,7 +236,14 @@ class Target:
             rss_mib=round(rss / 2**20, 1),
             listen_overflows=overflows,
             tries=tries,
+            fsyncs_per_request=round(fsyncs / answered, 4) if answered else 0.0,
         )
+
+    def _fsyncs(self) -> float:
+        """The service's own count of spool fsyncs so far (its workers flush counts every 0.25 s)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        found = re.search(r"^botscore_audit_fsync_seconds_count (\S+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
 
     def _settle(self, timeout: float = 60) -> None:
         """Wait until the task answers its health check at once: the queue of an overload is drained."""
@@ -419,6 +433,7 @@ def main() -> None:
         sys.exit("capacity: cgroups need root")
     defaults = terraform_defaults()
     os.environ.setdefault("BOTSCORE_AUDIT_SYNC", str(defaults["audit_sync"]))
+    os.environ.setdefault("BOTSCORE_AUDIT_COMMIT_WINDOW_MS", str(defaults["audit_commit_window_ms"]))
     started = datetime.now(UTC)
     tmp = Path(tempfile.mkdtemp(prefix="botscore-capacity-"))
     weed = Weed(tmp).start()
@@ -452,6 +467,7 @@ def main() -> None:
             "limits_ms": LIMITS_MS,
             "priority": PRIORITY,
             "audit_sync": os.environ["BOTSCORE_AUDIT_SYNC"],
+            "audit_commit_window_ms": int(os.environ["BOTSCORE_AUDIT_COMMIT_WINDOW_MS"]),
             "runs": RUNS,
             "sizes": [f"{vcpu:g}x{workers}" for vcpu, workers in SIZES],
             "fsync_floor_ms": efs.model()[0],

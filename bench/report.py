@@ -45,6 +45,30 @@ def capacity_table(results: list[dict[str, Any]], tight: float, loose: float) ->
     return lines
 
 
+def storage_table(results: list[dict[str, Any]], tight: float) -> list[str]:
+    """CPU and storage operations per request at each size's p99 < `tight` rate: what each costs on AWS."""
+    lines = [
+        f"| vCPU | workers | rate, p99 < {tight:g} ms (req/s) | CPU per request (µs) | fsyncs per request |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        at = r["at_fast"]
+        if at is None or "fsyncs_per_request" not in at:
+            continue
+        cells = [f"{r['vcpu']:g}", str(r["workers"]), _rate(at["rate"])]
+        cells += [f"{at['vcpu_used'] / at['rate'] * 1e6:.0f}", f"{at['fsyncs_per_request']:.3f}"]
+        lines.append(_row(cells))
+    if len(lines) == 2:  # measured before make capacity counted fsyncs
+        return []
+    return [
+        "Storage operations beside CPU: under `always` each fsync round is an EFS write billed as at least 32 KiB "
+        "(docs/cost.md prices them).",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def ceiling_table(results: list[dict[str, Any]]) -> list[str]:
     """botscore against the bare ASGI app in the same cgroup at the same rate: CPU per request (medians)."""
     lines = [
@@ -238,6 +262,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         *capacity_table(results, tight, loose),
         "",
+        *storage_table(results, tight),
         f"When this ran, the Terraform default scaled out at `requests_per_target = {defaults['requests_per_target']}`,"
         " "
         f"{old:,.0f} req/s per task.",
