@@ -599,6 +599,20 @@ def test_the_deploy_guide_creates_the_view_from_the_file_the_saved_query_reads()
     assert "the named query `botscore-create-audit-answers-view`" in " ".join(guide.split())
 
 
+def test_the_deploy_guide_runs_a_saved_query_that_terraform_saves_and_fetches_its_result() -> None:
+    guide = (DOCS / "deploy.md").read_text()
+    recipe = guide.split("#### Run a saved query and fetch its result from the CLI\n", 1)[1].split("\n```\n", 1)[0]
+    config = Config(TERRAFORM_DIR)
+    saved = {config.value(query)["name"] for query in config.resources_of_type("aws_athena_named_query").values()}
+    [name] = re.findall(r"^NAME=(\S+)$", recipe, re.MULTILINE)
+    assert name in saved
+    workgroup = config.value(config.resource("aws_athena_workgroup.this"))["name"]
+    assert re.findall(r"--work-group (\S+)", recipe) == [workgroup, workgroup]
+    for step in ("list-named-queries", "batch-get-named-query", "start-query-execution", "get-query-execution"):
+        assert f"aws athena {step} " in recipe, step
+    assert "aws athena get-query-results --query-execution-id" in recipe
+
+
 def test_the_audit_log_quotes_the_readers_rule_from_its_one_file() -> None:
     rule = section((DOCS / "audit-log.md").read_text(), "## The reader's rule")
     assert re.findall(r"```sql\n(.*?)```", rule, re.DOTALL) == [view_definition()]
