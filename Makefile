@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8887
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint check-terraform bench capacity cost container-smoke model openapi clean
+.PHONY: install install-train install-dev settings-doc run test lint check-terraform bench capacity cost container-smoke model openapi clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "botscore needs Python 3.11+, found " + sys.version.split()[0]'
@@ -20,9 +20,14 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $(VENV)/.runtime | /usr/bin/chromium /usr/bin/javac /usr/bin/bindfs
-	$(PIP) install -r requirements-dev.txt
+# The training tools need no root: the apt installs below serve the tests only.
+$(VENV)/.train: requirements-train.txt train/pyproject.toml $(VENV)/.runtime
+	$(PIP) install -r requirements-train.txt
 	$(PIP) install --no-deps -e ./train
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.train | /usr/bin/chromium /usr/bin/javac /usr/bin/bindfs
+	$(PIP) install -r requirements-dev.txt
 	@touch $@
 
 # The client examples' test runs docs/clients/BotScore.java with the JDK's single-file launcher.
@@ -40,6 +45,9 @@ $(VENV)/.dev: requirements-dev.txt requirements-train.txt train/pyproject.toml $
 
 ## install: create .venv with the runtime dependencies and the `botscore` command
 install: $(VENV)/.runtime
+
+## install-train: add botscore-train (train/): `botscore train`, `import-model`, `make-data`; no root, no apt
+install-train: $(VENV)/.train
 
 ## install-dev: add botscore-train (train/), the test and the checking tools
 install-dev: $(VENV)/.dev
@@ -93,13 +101,17 @@ container-smoke:
 	bash scripts/container-smoke.sh
 
 ## model: regenerate the dataset and retrain the shipped model and its card (deterministic)
-model: install-dev
+model: install-train
 	$(BIN)/botscore make-data --replace-shipped
 	$(BIN)/botscore train --output src/botscore/model/bot-score.json --replace-shipped
 
 ## openapi: write docs/openapi.json, the document the service serves at /openapi.json (for client generators)
 openapi: install-dev
 	$(BIN)/python scripts/write-openapi.py
+
+## settings-doc: write docs/settings.md from the settings' descriptions in src/botscore/settings.py
+settings-doc: install
+	$(BIN)/python scripts/write-settings-doc.py
 
 clean:
 	rm -rf $(VENV) $(RUNTIME) .pytest_cache .hypothesis var test-artifacts *.egg-info

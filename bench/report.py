@@ -332,9 +332,10 @@ def render(report: dict[str, Any]) -> str:
         "and a modelled commit costs the task no CPU, where an NFS commit costs its client some. On a local disk the "
         "same `always` costs far more CPU (the ext4 journal commit is charged to the task), which is why earlier "
         "local-disk runs of this tool found about a third of these rates.",
-        "- A seal (every 60 s, or at 8 MiB) fsyncs on the event loop (src/botscore/audit/segment.py `_seal`): on EFS "
-        "that is two commits, 5-30 ms, during which the worker answers nothing; in a 4 s step it shows as an "
-        "outlier in the p99 only when a seal falls in the window.",
+        "- A seal (every 60 s, or at 8 MiB) runs in the segment writer's own seal thread "
+        "(src/botscore/audit/segment.py `SegmentWriter`), off the event loop: its fsyncs (two commits on EFS, "
+        "5-30 ms) never block the event loop, and the worker appends to a new segment meanwhile; a 4 s step "
+        "rarely holds a seal at all.",
         "- This host's CPU is not a Fargate vCPU (a Fargate vCPU is a hyperthread of a server CPU of its "
         "generation); the CFS quota reproduces the limit, not the speed.",
         "- One request shape (one score per request); batches cost more per request, which the CPU policy covers.",

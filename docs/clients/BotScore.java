@@ -2,7 +2,8 @@
 //
 //     BOTSCORE_API_KEY=... java BotScore.java http://127.0.0.1:8887 pay_123 0.1 0.2
 //
-// A timeout set against the service's p99, one retry, and a decision of your own without a score.
+// A timeout set against the service's p99, the retry table of docs/clients.md, and a decision of your own
+// without a score, whatever answers (botscore, or a load balancer's HTML 502): it never throws.
 
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -44,25 +45,30 @@ public class BotScore {
             } catch (HttpTimeoutException e) {
                 reason = "timeout";
                 continue;
-            } catch (IOException e) {
-                reason = e.getClass().getSimpleName();
+            } catch (IOException e) { // refused, reset, closed mid-answer: the path to the service failed
+                reason = "connection error";
                 continue;
             }
-            if (response.statusCode() == 200) {
+            int status = response.statusCode();
+            if (status == 200) {
                 Matcher m = P_BOT.matcher(response.body());
                 if (m.find()) {
                     return new Score(m.group(1), response.headers().firstValue("X-Model-Version").orElse("?"));
                 }
-                return new Score(null, "200 without p_bot");
+                return new Score(null, "200 not JSON"); // not botscore's answer (a proxy's page): report it, no retry
             }
             Matcher code = CODE.matcher(response.body());
-            String errorCode = code.find() ? code.group(1) : "?";
-            if (response.statusCode() == 503) {
-                // Shed or cannot record: retry at once (another task may have room), never sleep in a checkout.
-                reason = "503 " + errorCode + ", Retry-After " + response.headers().firstValue("Retry-After").orElse("?");
+            String errorCode = code.find() ? code.group(1) : "not JSON"; // e.g. a load balancer's HTML 502
+            if (status >= 500) {
+                // 503: shed or cannot record; any other 5xx, JSON or HTML: a fault. Retry once, at once (another
+                // task may answer), never sleep on Retry-After in a checkout; then decide without a score.
+                reason = status + " " + errorCode;
+                if (status == 503) {
+                    reason += ", Retry-After " + response.headers().firstValue("Retry-After").orElse("null");
+                }
                 continue;
             }
-            return new Score(null, response.statusCode() + " " + errorCode); // a bug in the request: no retry
+            return new Score(null, status + " " + errorCode); // a 4xx: a bug in the request or a key; no retry
         }
         return new Score(null, reason);
     }

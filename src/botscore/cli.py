@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     publish = actions.add_parser("publish", help="validate an artifact and store it under its version")
     publish.add_argument("path", type=Path, help="the artifact (JSON) to publish")
     promote = actions.add_parser("promote", help="serve VERSION in production (rollback: promote the old one)")
-    promote.add_argument("version")
+    promote.add_argument(
+        "version", help="a published version, or `shipped`: the model this installation ships (published if missing)"
+    )
     shadow = actions.add_parser("shadow", help="score VERSION in shadow beside production, or `none`")
     shadow.add_argument("version")
     status = actions.add_parser("status", help="what the pointers name, and what a running service serves")

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
         le=4100,  # the ALB idle timeout (at most 4,000 s) plus a margin
         description=(
             "An idle connection is closed after this long; keep it above the load balancer's idle timeout "
-            "(60 s on an ALB), or the ALB may reuse a connection as it closes and answer 502."
+            "(`alb_idle_timeout`, 30 s in the Terraform; an ALB's own default is 60 s), or the ALB may reuse a "
+            "connection as it closes and answer 502."
         ),
     )
     max_in_flight: int = Field(
@@ -180,9 +181,11 @@ class Settings(BaseSettings):
         ge=0,
         le=1_048_576,
         description=(
-            "Bytes of a refused request's body kept in the audit record's `raw` column (for the bucket's whole "
-            "retention); 0 keeps none. The default shows the shape of any malformed score (a valid one is about "
-            "25 bytes) and cuts a batch or payload sent by mistake to 256 bytes."
+            "Bounds `raw`, `x1_text` and `x2_text`: the bytes of a refused request's body (`raw`) and of an x1 or "
+            "x2 that was not a finite number, as sent, that the audit record keeps for the bucket's whole retention; "
+            "0 keeps none of them. The default shows the shape of any malformed score (a valid one is about 25 "
+            "bytes) and cuts a batch or payload sent by mistake, where card or personal data would sit, to 256 "
+            "bytes; set 0 where clients may send such data."
         ),
     )
     emf: bool = Field(

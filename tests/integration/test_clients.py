@@ -1,18 +1,24 @@
 """The client guide's examples (docs/clients/) run against a real `botscore serve`, and the committed
 OpenAPI document is the one it serves.
 
-Each example scores with the payment's id as X-Request-ID, and the audit row is found by that id;
-each fails open, quickly, when the service does not answer within its timeout.
+Each example scores with the payment's id as X-Request-ID, and the audit row is found by that id.
+Against a stub HTTP server on 127.0.0.1 that answers what a load balancer and a struggling fleet do
+(an HTML 502, a 503 with Retry-After, no answer, a reset connection), each follows the retry table of
+docs/clients.md to the attempt and fails open, with the reason it prints.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
+import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, suppress
+from types import ModuleType
 
 import httpx
 import pytest
@@ -37,8 +43,12 @@ def run(argv: list[str], *, timeout_ms: int = 5000, key: str = KEY) -> subproces
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False, cwd=CLIENTS)
 
 
+SINGLE_SCORE_EXAMPLES = ["score_httpx.py", "BotScore.java", "score_fetch.mjs"]
+LAUNCHERS = {".java": ["java"], ".mjs": ["node"], ".py": [str(BIN / "python")]}
+
+
 def example(name: str, *args: str, timeout_ms: int = 5000, key: str = KEY) -> subprocess.CompletedProcess[str]:
-    launcher = ["java"] if name.endswith(".java") else [str(BIN / "python")]
+    launcher = LAUNCHERS[name[name.rindex(".") :]]
     return run([*launcher, str(CLIENTS / name), *args], timeout_ms=timeout_ms, key=key)
 
 
@@ -61,7 +71,7 @@ def test_the_expected_score_is_the_services(service: Service) -> None:
     assert answer.json() == {"p_bot": EXPECTED}
 
 
-@pytest.mark.parametrize("name", ["score_httpx.py", "BotScore.java"])
+@pytest.mark.parametrize("name", SINGLE_SCORE_EXAMPLES)
 def test_a_single_score_example_finds_its_payment_in_the_audit_log(service: Service, name: str) -> None:
     payment = f"pay_{name.split('.', maxsplit=1)[0].lower()}_20261202_0001"
     result = example(name, service.url, payment, "0.1", "0.2")
@@ -72,15 +82,16 @@ def test_a_single_score_example_finds_its_payment_in_the_audit_log(service: Serv
     assert (row["status"], row["p_bot"], row["x1"], row["x2"]) == (200, EXPECTED, 0.1, 0.2)
 
 
-@pytest.mark.parametrize("name", ["score_httpx.py", "BotScore.java"])
+@pytest.mark.parametrize("name", SINGLE_SCORE_EXAMPLES)
 def test_a_single_score_example_reports_a_refusal_without_retrying_it(service: Service, name: str) -> None:
-    result = example(name, service.url, f"pay_refused_{name[:5]}", "0.1", "0.2", key="not-the-key")
+    payment = f"pay_refused_{name.split('.', maxsplit=1)[0].lower()}"
+    result = example(name, service.url, payment, "0.1", "0.2", key="not-the-key")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"pay_refused_{name[:5]} no score (401 unauthorized")
-    assert len(rows_with_id(service, f"pay_refused_{name[:5]}")) == 1  # a 401 is not retried
+    assert result.stdout.startswith(f"{payment} no score (401 unauthorized")
+    assert len(rows_with_id(service, payment)) == 1  # a 401 is not retried
 
 
-@pytest.mark.parametrize("name", ["score_httpx.py", "BotScore.java"])
+@pytest.mark.parametrize("name", SINGLE_SCORE_EXAMPLES)
 def test_a_single_score_example_fails_open_on_a_timeout(name: str) -> None:
     # A listening socket that never answers: the connection is made (the kernel's backlog), the answer never comes.
     with closing(socket.socket()) as silent:
@@ -92,6 +103,139 @@ def test_a_single_score_example_fails_open_on_a_timeout(name: str) -> None:
         took = time.monotonic() - started
     assert result.stdout == "pay_timeout no score (timeout): failing open\n", result.stderr
     assert took < 10  # two attempts of 0.3 s, plus the interpreter's start-up
+
+
+# --- against a stub: what a load balancer and a struggling fleet answer ----------------------------------
+
+HTML_502 = (
+    b"HTTP/1.1 502 Bad Gateway\r\nServer: awselb/2.0\r\nContent-Type: text/html\r\nContent-Length: 122\r\n\r\n"
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_SHED = b'{"error": {"code": "overloaded", "message": "too many requests in flight; retry", "field": null}}'
+JSON_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 30\r\n"
+    + f"Content-Length: {len(_SHED)}\r\n\r\n".encode()
+    + _SHED
+)
+_SCORE = b'{"p_bot": 0.25}'
+OK_200 = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Model-Version: lr-stub\r\n"
+    + f"Content-Length: {len(_SCORE)}\r\n\r\n".encode()
+    + _SCORE
+)
+SILENCE = b""  # read the request, answer nothing
+RESET = b"reset"  # read the request, then close with an RST (SO_LINGER 0)
+
+
+class Stub:
+    """An HTTP/1.1 server on 127.0.0.1 that answers its n-th request with `answers[n]` (the last one
+    for any after) and counts the requests it read, keep-alive or not."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = answers
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._listener = socket.socket()
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(16)
+        self.url = f"http://{LOOPBACK}:{self._listener.getsockname()[1]}"
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self._open.append(connection)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                chunk = self._recv(connection)
+                if not chunk:
+                    return
+                buffer += chunk
+            head, buffer = buffer.split(b"\r\n\r\n", 1)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            while len(buffer) < length:
+                chunk = self._recv(connection)
+                if not chunk:
+                    return
+                buffer += chunk
+            buffer = buffer[length:]
+            with self._lock:
+                answer = self.answers[min(self.requests, len(self.answers) - 1)]
+                self.requests += 1
+            if answer == RESET:
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.close()
+                return
+            if answer != SILENCE:
+                connection.sendall(answer)
+
+    @staticmethod
+    def _recv(connection: socket.socket) -> bytes:
+        try:
+            return connection.recv(65536)
+        except OSError:
+            return b""
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._open:
+            with suppress(OSError):
+                connection.close()
+
+
+@pytest.fixture
+def stub(request: pytest.FixtureRequest) -> Iterator[Stub]:
+    server = Stub(request.param)
+    yield server
+    server.close()
+
+
+# Per attempt. Generous for a loopback stub: on a busy machine a first attempt must not time out while
+# the runtime warms up (Node loads its fetch on first use), or the stub would see one request, not two.
+STUB_TIMEOUT_MS = 1500
+
+FAILING_OPEN = {
+    "an HTML 502 from the load balancer": ([HTML_502], "502 not JSON"),
+    "a 503 with Retry-After": ([JSON_503], "503 overloaded, Retry-After 30"),
+    "no answer within the timeout": ([SILENCE], "timeout"),
+    "a connection reset": ([RESET], "connection error"),
+}
+
+
+@pytest.mark.parametrize("name", SINGLE_SCORE_EXAMPLES)
+@pytest.mark.parametrize(("stub", "reason"), list(FAILING_OPEN.values()), ids=list(FAILING_OPEN), indirect=["stub"])
+def test_a_single_score_example_retries_once_then_fails_open(stub: Stub, reason: str, name: str) -> None:
+    started = time.monotonic()
+    result = example(name, stub.url, "pay_stub", "0.1", "0.2", timeout_ms=STUB_TIMEOUT_MS)
+    took = time.monotonic() - started
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"pay_stub no score ({reason}): failing open\n"
+    assert stub.requests == 2  # the retry table: one retry, at once, then decide without a score
+    assert took < 20  # never sleeps on Retry-After (30 s); two attempts of 1.5 s at most, plus start-up
+
+
+@pytest.mark.parametrize("name", SINGLE_SCORE_EXAMPLES)
+@pytest.mark.parametrize("stub", [[HTML_502, OK_200], [RESET, OK_200], [SILENCE, OK_200]], indirect=True)
+def test_a_single_score_example_scores_on_its_retry(stub: Stub, name: str) -> None:
+    result = example(name, stub.url, "pay_stub", "0.1", "0.2", timeout_ms=STUB_TIMEOUT_MS)
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "pay_stub p_bot=0.25 model=lr-stub\n")
+    assert stub.requests == 2
 
 
 def test_the_tritonclient_example_scores_a_batch_under_one_id(service: Service) -> None:
@@ -107,7 +251,15 @@ def test_the_tritonclient_example_scores_a_batch_under_one_id(service: Service) 
     ]
 
 
-def test_the_committed_openapi_document_is_the_one_served(service: Service) -> None:
+def _openapi_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("write_openapi", ROOT / "scripts" / "write-openapi.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_openapi_document_is_the_one_served_completed(service: Service) -> None:
     served = httpx.get(service.url + "/openapi.json").json()
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
-    assert served == committed, "docs/openapi.json is stale: run `make openapi`"
+    assert _openapi_script().complete(served) == committed, "docs/openapi.json is stale: run `make openapi`"

@@ -15,21 +15,36 @@ from botscore.model.artifact import ArtifactError
 from botscore.model.registry import ROLES, Registry
 
 
-def publish(registry: Registry, path: Path) -> str:
-    """Validate the artifact at `path` and store it under its version (never replacing one)."""
+def _read(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"model artifact {path}: cannot read: {exc.strerror or exc}") from None
-    model, stored = registry.publish(raw, str(path))
+
+
+def publish(registry: Registry, path: Path) -> str:
+    """Validate the artifact at `path` and store it under its version (never replacing one)."""
+    model, stored = registry.publish(_read(path), str(path))
     where = registry.url + f"versions/{model.version}.json"
     return f"published {model.version} at {where}" if stored else f"{model.version} was already published at {where}"
 
 
-def promote(registry: Registry, version: str) -> str:
-    """Point production at `version` (a stored, valid version): every worker serves it within a poll."""
-    registry.point("production", version)
-    return f"production -> {version}"
+SHIPPED = "shipped"  # `promote shipped`: the artifact this installation ships, which an image serves by default
+SHIPPED_ARTIFACT = Path(__file__).resolve().parent / "bot-score.json"  # settings.SHIPPED_MODEL, the default MODEL_PATH
+
+
+def promote(registry: Registry, version: str, shipped: Path = SHIPPED_ARTIFACT) -> str:
+    """Point production at `version` (a stored, valid version): every worker serves it within a poll.
+
+    `version` may be `shipped` (`shipped`: the path of the artifact this installation ships): that
+    artifact is published first when the registry lacks it, so rolling back to an image's own model,
+    which was never published, is one command."""
+    if version != SHIPPED:
+        registry.point("production", version)
+        return f"production -> {version}"
+    model, _ = registry.publish(_read(shipped), str(shipped))
+    registry.point("production", model.version)
+    return f"production -> {model.version} (the shipped model, {shipped.name})"
 
 
 def shadow(registry: Registry, version: str | None) -> str:
