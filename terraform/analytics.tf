@@ -445,3 +445,14 @@ resource "aws_athena_named_query" "shadow_calibration" {
     ORDER BY side, version, tenth
   SQL
 }
+
+# Drift of each feature and of the score, per day, against the image's model's training baseline
+# (the population stability index the service also emits each minute as DriftX1, DriftX2 and
+# DriftScore). The SQL is written by scripts/write-drift-sql.py from the shipped artifact.
+resource "aws_athena_named_query" "feature_drift_per_day" {
+  name        = "${var.name}-feature-drift-per-day"
+  description = "PSI per day of x1, x2 and p_bot against the image's model's training rows (over 0.2: act, docs/model-card.md)"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = templatefile("${path.module}/feature_drift.sql", { answers_view = local.answers_view })
+}

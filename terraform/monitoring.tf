@@ -257,6 +257,43 @@ resource "aws_cloudwatch_metric_alarm" "shed_rate" {
   }
 }
 
+# Drift: the largest of the three PSI figures the workers emit (each the average over the workers),
+# over 5-minute periods. Missing data (no scores, or under 200 in an interval) is not a breach.
+resource "aws_cloudwatch_metric_alarm" "drift" {
+  alarm_name          = "${var.name}-drift"
+  alarm_description   = "A feature or the score has drifted from the serving model's training data (PSI over ${var.alarm_drift_psi}) for 10 minutes: the model scores traffic unlike what it learned from. Runbook: docs/operations.md#drift"
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarm_drift_psi
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "worst"
+    expression  = "MAX(METRICS())"
+    label       = "Largest drift (PSI) of x1, x2 and the score"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = { x1 = "DriftX1", x2 = "DriftX2", score = "DriftScore" }
+
+    content {
+      id = metric_query.key
+
+      metric {
+        namespace   = local.metrics_namespace
+        metric_name = metric_query.value
+        dimensions  = local.app_dimensions
+        period      = 300
+        stat        = "Average"
+      }
+    }
+  }
+}
+
 resource "aws_cloudwatch_metric_alarm" "oldest_unshipped" {
   alarm_name          = "${var.name}-oldest-unshipped"
   alarm_description   = "The oldest audit record not yet in S3 is older than ${var.alarm_oldest_unshipped_seconds} s, 2 minutes in a row: answered requests are not reaching the bucket. Runbook: docs/operations.md#oldest-unshipped"
@@ -406,6 +443,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             aws_cloudwatch_metric_alarm.app_5xx_rate.arn,
             aws_cloudwatch_metric_alarm.shed_rate.arn,
             aws_cloudwatch_metric_alarm.oldest_unshipped.arn,
+            aws_cloudwatch_metric_alarm.drift.arn,
             aws_cloudwatch_metric_alarm.upload_failures.arn,
             aws_cloudwatch_metric_alarm.model_refusals.arn,
             aws_cloudwatch_metric_alarm.spool_fill.arn,

@@ -757,3 +757,14 @@ variable "alarm_efs_throughput_percent" {
     error_message = "alarm_efs_throughput_percent must be between 0 and 100."
   }
 }
+
+variable "alarm_drift_psi" {
+  description = "The drift alarm fires when the population stability index of x1, x2 or the score against the serving model's training data (DriftX1, DriftX2, DriftScore) is over this for 10 minutes. 0.2 is the usual line for a shift to act on (docs/model-card.md)."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.alarm_drift_psi > 0
+    error_message = "alarm_drift_psi must be positive."
+  }
+}

@@ -27,7 +27,7 @@ from botscore.http.app import BotscoreApp, create_app
 from botscore.http.auth import ApiKeys, KeysFileError
 from botscore.http.limits import Limits
 from botscore.http.protocol import SWEEP_SECONDS, BotscoreProtocol, sweep
-from botscore.model import artifact, reload
+from botscore.model import artifact, baseline, reload
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
@@ -205,6 +205,7 @@ def _emf_writer(settings: Settings, metrics: Metrics, model: ModelSlot) -> EmfWr
         interval=settings.emf_interval_seconds,
         spool_max_bytes=settings.audit_spool_max_bytes,
         properties=worker_properties(lambda: model.scorer.version, settings.audit_host),
+        drift=lambda name, bounds, counts: baseline.psi_of(model.scorer.artifact.baseline, name, bounds, counts),
     )
 
 

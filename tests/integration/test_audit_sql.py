@@ -390,3 +390,62 @@ def test_the_answers_view_holds_the_last_8_days_and_applies_the_rule_across_a_mi
     answers = connection.execute(f"SELECT id, status FROM {ANSWERS} ORDER BY id, status").fetchall()
     assert answers == [("a", 503), ("b", 200)]
     assert connection.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (4,)
+
+
+def _write_rows(folder: Path, day: str, rows: list[dict[str, object]]) -> None:
+    path = folder / "bot-score" / f"dt={day}" / "hour=00" / "h-1-1.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(b"".join(json.dumps(row).encode() + b"\n" for row in rows)))
+
+
+def test_the_drift_query_gives_per_day_the_psi_the_service_emits(tmp_path: Path) -> None:
+    import csv
+    import random
+
+    from botscore.model import baseline
+    from botscore.ops.metrics import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
+    from tests.support.servers import ROOT
+
+    model = artifact.load(SHIPPED_MODEL)
+    assert model.baseline is not None
+    scorer = Scorer(model)
+    with (ROOT / "data" / "transactions.csv").open() as handle:
+        rows = [(float(r["x1"]), float(r["x2"])) for r in csv.DictReader(handle)]
+    draw = random.Random(5)
+    today = date.today()
+    days = {(today - timedelta(days=2)).isoformat(): 0.0, (today - timedelta(days=1)).isoformat(): 0.6}
+    expected: dict[tuple[str, str], float] = {}
+    for day, shift in days.items():
+        sample = [(x1 + shift, x2) for x1, x2 in draw.sample(rows, 2000)]
+        scored = [(x1, x2, scorer.p_bot(x1, x2)) for x1, x2 in sample]
+        base = {"schema": 4, "item": 0, "ts": f"{day}T00:00:00.000Z", "method": "POST", "path": "/bot-score"}
+        records = [
+            {**base, "id": f"{day}-{i}", "status": 200, "x1": x1, "x2": x2, "p_bot": p, "model_version": model.version}
+            for i, (x1, x2, p) in enumerate(scored)
+        ]
+        _write_rows(tmp_path / "s3", day, records)
+        for k, (name, bounds) in enumerate((("x1", X1_BUCKETS), ("x2", X2_BUCKETS), ("p_bot", P_BOT_BUCKETS))):
+            shares = baseline.distribution(bounds, [row[k] for row in scored]).shares
+            psi = model.baseline[name].psi([share * len(scored) for share in shares])
+            assert psi is not None
+            expected[(day, name)] = psi
+    connection = open_table(tmp_path / "s3")
+    found = {
+        (day, feature): psi
+        for day, feature, psi, _ in connection.execute(example_queries()["feature_drift_per_day"]).fetchall()
+    }
+    assert found == pytest.approx(expected, abs=2e-3)
+    shifted = max(days, key=days.__getitem__)
+    assert found[(shifted, "x1")] > baseline.PSI_ACT > max(psi for (day, _), psi in found.items() if day != shifted)
+
+
+def test_the_drift_query_is_written_from_the_shipped_models_baseline() -> None:
+    import importlib.util
+
+    from tests.support.servers import ROOT
+
+    spec = importlib.util.spec_from_file_location("write_drift_sql", ROOT / "scripts" / "write-drift-sql.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "terraform" / "feature_drift.sql").read_text() == module.render(), "run scripts/write-drift-sql.py"

@@ -21,6 +21,8 @@ VIEW_QUERY = "audit_answers_view"  # the named query that creates ANSWERS
 DUCKDB_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE"}
 _LOCAL = re.compile(r"\$\{local\.([a-z_]+)\}")
 _FILE = re.compile(r'^\$\{file\("\$\{path\.module\}/([^"]+)"\)\}$')
+_TEMPLATE = re.compile(r'^\$\{templatefile\("\$\{path\.module\}/([^"]+)", \{([^}]*)\}\)\}$')
+_TEMPLATE_VAR = re.compile(r"\$\{([a-z_]+)\}")
 
 
 def _unquote(text: str) -> str:
@@ -65,6 +67,16 @@ def view_definition() -> str:
     return view_file().read_text()
 
 
+def template_files() -> dict[str, Path]:
+    """The saved queries whose SQL comes from a file through templatefile (generated SQL), by name."""
+    found = {}
+    for name, query in _named_queries().items():
+        template = _TEMPLATE.match(query)
+        if template:
+            found[name] = TERRAFORM / template.group(1)
+    return found
+
+
 def example_queries() -> dict[str, str]:
     """Every other `aws_athena_named_query` of terraform/analytics.tf: its SQL as Athena gets it,
     `${local.*}` replaced by the local's value (so each reads the table or view Terraform says)."""
@@ -72,6 +84,11 @@ def example_queries() -> dict[str, str]:
     queries = {}
     for name, query in _named_queries().items():
         if name == VIEW_QUERY:
+            continue
+        template = _TEMPLATE.match(query)
+        if template:  # templatefile("FILE", { answers_view = local.answers_view }): the locals by their names
+            sql = _TEMPLATE_VAR.sub(lambda match: names[match.group(1)], (TERRAFORM / template.group(1)).read_text())
+            queries[name] = sql.strip()
             continue
         heredoc = _unquote(query)
         sql = heredoc.split("\n", 1)[1].rsplit("\n", 1)[0]  # between <<-SQL and SQL

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botscore.model import baseline as _baseline
+from botscore.model.baseline import Distribution
+
 FORMAT = "botscore.logistic-regression/v1"
 FEATURES = ("x1", "x2")
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
@@ -42,6 +45,9 @@ class Artifact:
     metrics: dict[str, Any]
     training: dict[str, Any]
     checksum: str
+    # The training rows' shares per histogram bucket of x1, x2 and p_bot (model/baseline.py); None in
+    # artifacts made before it existed, for which no drift is computed.
+    baseline: dict[str, Distribution] | None = None
 
 
 def canonical_json(document: dict[str, Any]) -> bytes:
@@ -109,6 +115,7 @@ def parse(document: Any) -> Artifact:
         raise ValueError(
             f"version must be 1-64 of A-Z a-z 0-9 . _ : + - (it is sent as a header), got {document['version']!r}"
         )
+    found = _baseline.parse(document["baseline"]) if "baseline" in document else None
     return Artifact(
         version=document["version"],
         coefficients=coefficients,
@@ -118,6 +125,7 @@ def parse(document: Any) -> Artifact:
         metrics=dict(document["metrics"]),
         training=dict(document["training"]),
         checksum=document["checksum"],
+        baseline=found,
     )
 
 

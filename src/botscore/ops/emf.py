@@ -39,12 +39,16 @@ from typing import Any, TextIO
 
 from prometheus_client.registry import Collector
 
-from botscore.ops.metrics import FSYNC_BUCKETS, LATENCY_BUCKETS, P_BOT_BUCKETS
+from botscore.ops.metrics import FSYNC_BUCKETS, LATENCY_BUCKETS, P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
 
 # From /metrics families to EMF metric names. A counter family is named without `_total`.
 REQUESTS = "botscore_requests"
 LATENCY = "botscore_request_duration_seconds"
 SCORES = "botscore_p_bot"
+FEATURE_X1, FEATURE_X2 = "botscore_feature_x1", "botscore_feature_x2"
+# Drift of each feature and of the score from the serving model's training baseline (model/baseline.py),
+# per interval: the population stability index of the interval's histogram.
+DRIFT = {"x1": "DriftX1", "x2": "DriftX2", "p_bot": "DriftScore"}
 FSYNC = "botscore_audit_fsync_seconds"
 AUDIT_COUNTERS = {
     "botscore_audit_records_written": "RecordsWritten",
@@ -85,6 +89,10 @@ class _Histogram:
             below = self.cumulative[bound]
         self.cumulative.clear()
 
+    def counts(self) -> list[float]:
+        """The count in each bucket, in the order of `bounds`, the open-ended one last."""
+        return [self.buckets.get(bound, 0.0) for bound in (*self.bounds, math.inf)]
+
     def _lower(self, bound: float) -> float:
         return max((b for b in self.bounds if b < bound), default=0.0)
 
@@ -123,6 +131,8 @@ class Snapshot:
     requests: dict[tuple[str, str], float] = field(default_factory=dict)  # (route, status) -> count
     latency: dict[str, _Histogram] = field(default_factory=lambda: defaultdict(lambda: _Histogram(LATENCY_BUCKETS)))
     scores: _Histogram = field(default_factory=lambda: _Histogram(P_BOT_BUCKETS))
+    x1: _Histogram = field(default_factory=lambda: _Histogram(X1_BUCKETS))
+    x2: _Histogram = field(default_factory=lambda: _Histogram(X2_BUCKETS))
     fsync: _Histogram = field(default_factory=lambda: _Histogram(FSYNC_BUCKETS))
     audit: dict[str, float] = field(default_factory=dict)  # EMF name -> count
     gauges: dict[str, float] = field(default_factory=dict)
@@ -134,7 +144,7 @@ class Snapshot:
         for family in registry.collect():
             for sample in family.samples:
                 snapshot._add(family.name, sample.name, sample.labels, sample.value)
-        for histogram in [*snapshot.latency.values(), snapshot.scores, snapshot.fsync]:
+        for histogram in [*snapshot.latency.values(), snapshot.scores, snapshot.x1, snapshot.x2, snapshot.fsync]:
             histogram.settle()
         return snapshot
 
@@ -165,7 +175,8 @@ class Snapshot:
     def _histogram(self, base: str, labels: dict[str, str]) -> _Histogram | None:
         if base == LATENCY:
             return self.latency[labels["route"]]
-        return {SCORES: self.scores, FSYNC: self.fsync}.get(base)
+        found = {SCORES: self.scores, FSYNC: self.fsync, FEATURE_X1: self.x1, FEATURE_X2: self.x2}
+        return found.get(base)
 
     def since(self, before: Snapshot) -> Snapshot:
         """The increase of every counter and histogram since `before`; gauges as they are now."""
@@ -175,6 +186,8 @@ class Snapshot:
         for route, histogram in self.latency.items():
             delta.latency[route] = _histogram_minus(histogram, before.latency[route])
         delta.scores = _histogram_minus(self.scores, before.scores)
+        delta.x1 = _histogram_minus(self.x1, before.x1)
+        delta.x2 = _histogram_minus(self.x2, before.x2)
         delta.fsync = _histogram_minus(self.fsync, before.fsync)
         return delta
 
@@ -207,6 +220,7 @@ class EmfWriter:
         interval: float,
         spool_max_bytes: int,
         properties: Callable[[], dict[str, Any]] = dict,
+        drift: Callable[[str, tuple[float, ...], list[float]], float | None] = lambda name, bounds, counts: None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -216,6 +230,7 @@ class EmfWriter:
         self.interval = interval
         self.spool_max_bytes = spool_max_bytes
         self.properties = properties  # added to every line: model version, host, worker
+        self.drift = drift  # (x1 | x2 | p_bot, bucket bounds, count per bucket) -> PSI against the serving model's
         self.stream = stream
         self.clock = clock
         self._last = Snapshot.collect(registry)
@@ -255,6 +270,10 @@ class EmfWriter:
         totals["SpoolBytes"] = (spool, "Bytes")
         totals["SpoolFill"] = (round(100 * spool / self.spool_max_bytes, 3), "Percent")
         totals["OldestUnshippedAge"] = (round(delta.gauges.get(OLDEST_AGE, 0.0), 3), "Seconds")
+        for name, histogram in (("x1", delta.x1), ("x2", delta.x2), ("p_bot", delta.scores)):
+            psi = self.drift(name, histogram.bounds, histogram.counts())
+            if psi is not None:
+                totals[DRIFT[name]] = (round(psi, 4), "None")
         fsync = delta.fsync.emf(1000)
         if fsync is not None:
             totals["FsyncLatency"] = (fsync, "Milliseconds")

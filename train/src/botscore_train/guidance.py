@@ -136,6 +136,13 @@ def sections(
         f"- `botscore_feature_x1`, `botscore_feature_x2` (histograms): against the data's medians here, x1 "
         f"{x1s[len(x1s) // 2]:.2f} and x2 {x2s[len(x2s) // 2]:.2f}. A shifted median means the model is scoring "
         "traffic it was not trained on.",
+        "- Drift (`DriftX1`, `DriftX2`, `DriftScore` in CloudWatch, each EMF interval; the Athena query",
+        "  `feature-drift-per-day` per day): the population stability index of live traffic against this",
+        "  model's training rows, over the same histogram buckets (the artifact's `baseline`). Under 0.1:",
+        "  stable. 0.1 to 0.2: look at what changed (a new client, a campaign). Over 0.2 for a feature: the",
+        "  model scores traffic unlike what it learned from; check recall and false positives on labelled",
+        "  outcomes and retrain on recent data; the `drift` alarm fires there. A shift of one standard",
+        "  deviation of a feature scores about 1.",
         "- Outcomes: send the payment's id as `X-Request-ID` (docs/clients.md), so each audit row joins the",
         "  payment's fate (challenge passed or failed, chargeback) in Athena; recompute the false-positive",
         "  rate and recall on those labels each month, and retrain or move the threshold when they move.",

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botscore.model import artifact
+from botscore.model import artifact, baseline
+from botscore.ops.metrics import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
 from botscore_train import modelcard
 from botscore_train.dataset import DATA_FILE, SEED, SYNTHETIC_DESCRIPTION, TEST_SIZE, read_dataset, split
 from botscore_train.evaluation import held_out_metrics
@@ -30,7 +31,22 @@ def fit(features: list[list[float]], labels: list[int]) -> tuple[Any, dict[str, 
     return estimator, metrics
 
 
-def document_from_estimator(estimator: Any, metrics: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
+def training_baseline(estimator: Any, features: list[list[float]]) -> dict[str, Any]:
+    """The artifact's `baseline`: the shares of the rows trained on, and of their scores, in each bucket of the
+    service's histograms, which drift is measured against (model/baseline.py)."""
+    p_bot = [float(p) for p in estimator.predict_proba(features)[:, 1]]
+    return baseline.as_document(
+        {
+            "x1": baseline.distribution(X1_BUCKETS, (row[0] for row in features)),
+            "x2": baseline.distribution(X2_BUCKETS, (row[1] for row in features)),
+            "p_bot": baseline.distribution(P_BOT_BUCKETS, p_bot),
+        }
+    )
+
+
+def document_from_estimator(
+    estimator: Any, metrics: dict[str, Any], training: dict[str, Any], drift_baseline: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Artifact document for a fitted LogisticRegression, or a Pipeline(StandardScaler, LogisticRegression)."""
     import sklearn
     from sklearn.linear_model import LogisticRegression
@@ -62,6 +78,7 @@ def document_from_estimator(estimator: Any, metrics: dict[str, Any], training: d
             "intercept": float(model.intercept_[0]),
             "metrics": metrics,
             "training": {**training, "sklearn_version": sklearn.__version__},
+            **({"baseline": drift_baseline} if drift_baseline is not None else {}),
         }
     )
 
@@ -89,6 +106,7 @@ def train(
             "estimator": "LogisticRegression(C=1.0, solver='lbfgs')",
             "split": {"test_size": TEST_SIZE, "stratify": True, "random_state": SEED},
         },
+        training_baseline(estimator, split(features, labels)[0]),
     )
     progress(f"writing {output}")
     artifact.write(document, output)
