@@ -260,8 +260,8 @@ resource "aws_cloudwatch_metric_alarm" "shed_rate" {
 # Drift: the largest of the three PSI figures the workers emit (each the average over the workers),
 # over 5-minute periods. Missing data (no scores, or under 200 in an interval) is not a breach.
 resource "aws_cloudwatch_metric_alarm" "drift" {
-  alarm_name          = "${var.name}-drift"
-  alarm_description   = "A feature or the score has drifted from the serving model's training data (PSI over ${var.alarm_drift_psi}) for 10 minutes: the model scores traffic unlike what it learned from. Runbook: docs/operations.md#drift"
+  alarm_name          = "${var.name}-feature-drift"
+  alarm_description   = "A feature or the score has drifted from the serving model's training data (PSI over ${var.alarm_drift_psi}) for 10 minutes: the model scores traffic unlike what it learned from. Runbook: docs/operations.md#feature-drift"
   evaluation_periods  = 2
   datapoints_to_alarm = 2
   comparison_operator = "GreaterThanThreshold"

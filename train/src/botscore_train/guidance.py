@@ -141,7 +141,7 @@ def sections(
         "  model's training rows, over the same histogram buckets (the artifact's `baseline`). Under 0.1:",
         "  stable. 0.1 to 0.2: look at what changed (a new client, a campaign). Over 0.2 for a feature: the",
         "  model scores traffic unlike what it learned from; check recall and false positives on labelled",
-        "  outcomes and retrain on recent data; the `drift` alarm fires there. A shift of one standard",
+        "  outcomes and retrain on recent data; the `feature-drift` alarm fires there. A shift of one standard",
         "  deviation of a feature scores about 1.",
         "- Outcomes: send the payment's id as `X-Request-ID` (docs/clients.md), so each audit row joins the",
         "  payment's fate (challenge passed or failed, chargeback) in Athena; recompute the false-positive",
