@@ -56,10 +56,12 @@ AUDIT_COUNTERS = {
     "botscore_audit_objects_shipped": "ObjectsShipped",
     "botscore_audit_adoptions": "Adoptions",
 }
-# Counters with labels, summed over them: the model registry's refused pointers (both roles), and
-# the scored instances the shadow model puts on the other side of the threshold.
+# Counters with labels, summed over them: the model registry's refused pointers (both roles), its
+# reads that S3 did not answer, and the scored instances the shadow model puts on the other side of
+# the threshold.
 MODEL_COUNTERS = {
     "botscore_model_refusals": "ModelRefusals",
+    "botscore_model_registry_unreachable": "RegistryUnreachable",
     "botscore_shadow_disagreements": "ShadowDisagreements",
 }
 SPOOL_BYTES = "botscore_audit_spool_bytes"

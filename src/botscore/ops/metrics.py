@@ -201,6 +201,12 @@ class Metrics:
             ["role"],
             registry=r,
         )
+        self.registry_unreachable = Counter(
+            "botscore_model_registry_unreachable",
+            "Reads of the model registry S3 did not answer or refused, at start-up and at each poll; the worker "
+            "kept serving (BOTSCORE_MODEL_PATH if it started during the outage).",
+            registry=r,
+        )
         self._served: dict[str, str | None] = {"production": None, "shadow": None}
         self._audit_totals = {
             name: Counter(f"botscore_audit_{name}", help_text, registry=r) for name, help_text in AUDIT_COUNTERS.items()
@@ -242,6 +248,10 @@ class Metrics:
     def note_refused(self, role: str) -> None:
         """A worker refused what a registry pointer names (from the follower's thread)."""
         self.model_refusals.labels(role).inc()
+
+    def note_unreachable(self) -> None:
+        """A read of the model registry that S3 did not answer (from the follower's thread, or at start-up)."""
+        self.registry_unreachable.inc()
 
     def _flush_models(self) -> None:
         """The serving versions as gauges: 1 now, 0 for the one replaced."""
