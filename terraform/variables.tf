@@ -187,13 +187,13 @@ variable "log_level" {
 }
 
 variable "stop_timeout" {
-  description = "Seconds ECS waits after SIGTERM before SIGKILL (Fargate: at most 120). Must exceed audit_shutdown_seconds so the spool is shipped."
+  description = "Seconds ECS waits after SIGTERM before SIGKILL (Fargate: at most 120). null (the default): the app's drain (5 s of in-flight requests + audit_shutdown_seconds + 11 s of thread joins) plus 5 s, 41 s with the defaults; a value set must cover that drain."
   type        = number
-  default     = 30
+  default     = null
 
   validation {
-    condition     = var.stop_timeout >= 2 && var.stop_timeout <= 120 && floor(var.stop_timeout) == var.stop_timeout
-    error_message = "stop_timeout must be a whole number of seconds from 2 to 120 (the Fargate maximum)."
+    condition     = var.stop_timeout == null ? true : var.stop_timeout >= 2 && var.stop_timeout <= 120 && floor(var.stop_timeout) == var.stop_timeout
+    error_message = "stop_timeout must be null (derived from the app's drain) or a whole number of seconds from 2 to 120 (the Fargate maximum)."
   }
 }
 
@@ -582,9 +582,11 @@ variable "p99_latency_threshold_seconds" {
   type        = number
   default     = 0.2
 
+  # The app's latency bucket bounds (botscore.ops.metrics.LATENCY_BUCKETS): the EMF p99 is computed from
+  # one value per bucket, so only a bound makes the app's alarm fire exactly past the threshold.
   validation {
-    condition     = var.p99_latency_threshold_seconds > 0
-    error_message = "p99_latency_threshold_seconds must be positive."
+    condition     = contains([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2.5], var.p99_latency_threshold_seconds)
+    error_message = "p99_latency_threshold_seconds must be one of the app's latency bucket bounds: 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1 or 2.5."
   }
 }
 

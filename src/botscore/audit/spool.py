@@ -533,13 +533,23 @@ class SpoolDirectory:
 
     def usage_bytes(self) -> int:
         """Bytes of every segment in the spool, all workers' together."""
-        total = 0
+        return self.usage()[0]
+
+    def usage(self) -> tuple[int, float | None]:
+        """Bytes of every segment in the spool, all workers' together, and the oldest last write (mtime)
+        among them, or None: a lower bound of the oldest unshipped record's time in the whole spool (a
+        segment's first record is at most its maximum age older than its last)."""
+        total, oldest = 0, None
         for dirpath, _, filenames in os.walk(self._workers):
             for filename in filenames:
                 if filename.endswith(SEGMENT_SUFFIX):
-                    with contextlib.suppress(FileNotFoundError):  # shipped meanwhile
-                        total += os.stat(os.path.join(dirpath, filename)).st_size
-        return total
+                    try:
+                        stat = os.stat(os.path.join(dirpath, filename))
+                    except FileNotFoundError:  # shipped meanwhile
+                        continue
+                    total += stat.st_size
+                    oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
+        return total, oldest
 
 
 class PeerWatch:
