@@ -438,6 +438,13 @@ variable "alb_idle_timeout" {
   }
 }
 
+variable "waf_enabled" {
+  description = "Put a WAF web ACL (AWS managed rules, the per-IP rate limit, its logs) in front of the ALB. null (the default): on when internet_facing, off for the internal ALB, whose callers are the platform's own backends. The WAF bills $0.60 per million requests inspected, plus $5 a month per web ACL and $1 a month per rule (us-east-1 prices)."
+  type        = bool
+  default     = null
+  nullable    = true
+}
+
 variable "waf_rate_limit" {
   description = "Requests from one IP address per 5 minutes above which the WAF blocks it. From docs/capacity.md: the load the scaling settings carry (max_capacity tasks at the requests_per_target rate) over the 5 minutes, so one address (callers behind one NAT) may use the whole fleet, never more."
   type        = number

@@ -339,10 +339,59 @@ def test_waf_logs_keep_blocked_and_counted_requests_only_with_the_key_headers_re
     assert log_filter["default_behavior"] == "DROP"
     [kept] = log_filter["filter"]
     assert kept["behavior"] == "KEEP" and kept["requirement"] == "MEETS_ANY"
-    assert sorted(c["action_condition"][0]["action"] for c in kept["condition"]) == ["BLOCK", "COUNT"]
+    # A managed group's rule overridden to count logs EXCLUDED_AS_COUNT, not COUNT.
+    assert sorted(c["action_condition"][0]["action"] for c in kept["condition"]) == [
+        "BLOCK",
+        "COUNT",
+        "EXCLUDED_AS_COUNT",
+    ]
     group = config.value(config.resource("aws_cloudwatch_log_group.waf"))
     assert group["retention_in_days"] == _default(config, "waf_log_retention_days") == 30
     assert group["retention_in_days"] < _default(config, "log_retention_days")
+
+
+def test_no_waf_sample_keeps_a_request_because_redaction_never_reaches_samples(config: Config) -> None:
+    """Sampled requests (the console's view) hold every header as received, Authorization included, and
+    the logging configuration's redacted_fields do not apply to them: sampling is off everywhere."""
+    acl = _acl(_with(internet_facing=True, api_keys_secret_arn=SECRET_ARN))
+    configs = [acl["visibility_config"][0], *(rule["visibility_config"][0] for rule in acl["rule"])]
+    assert len(configs) == 5
+    assert [c["sampled_requests_enabled"] for c in configs] == [False] * 5
+    assert all(c["cloudwatch_metrics_enabled"] is True for c in configs)  # counts stay, without requests
+
+
+WAF_RESOURCES = (
+    "aws_wafv2_web_acl.this",
+    "aws_wafv2_web_acl_association.this",
+    "aws_cloudwatch_log_group.waf",
+    "aws_wafv2_web_acl_logging_configuration.this",
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "on"),
+    [
+        ({}, False),  # the internal ALB by default: the platform's own backends call it
+        ({"internet_facing": True, "api_keys_secret_arn": SECRET_ARN}, True),
+        ({"waf_enabled": True}, True),
+        ({"waf_enabled": False, "internet_facing": True, "api_keys_secret_arn": SECRET_ARN}, False),
+    ],
+)
+def test_waf_enabled_null_means_on_for_an_internet_facing_alb_only(overrides: dict[str, Any], on: bool) -> None:
+    config = _with(**overrides)
+    assert [config.count(address) for address in WAF_RESOURCES] == [int(on)] * 4
+    assert config.count("aws_wafv2_ip_set.trusted") == 0
+    assert _with(**overrides, waf_trusted_cidrs=["10.9.0.0/16"]).count("aws_wafv2_ip_set.trusted") == int(on)
+
+
+def test_waf_enabled_is_a_nullable_bool_and_its_price_is_documented(config: Config) -> None:
+    """The cost model reads `waf_enabled` by this name; its description and the README state the price."""
+    variable = config.variables["waf_enabled"]
+    assert (variable["type"], variable.get("default"), variable.get("nullable", True)) == ("bool", None, True)
+    readme = (TERRAFORM_DIR / "README.md").read_text()
+    for text in (config.value(variable["description"]), readme):
+        for price in ("$0.60 per million requests", "$5 a month per web ACL", "$1 a month per rule", "us-east-1"):
+            assert price in text, price
 
 
 # -- closed by default -------------------------------------------------------------------------
