@@ -344,6 +344,40 @@ variable "audit_expiration_days" {
   }
 }
 
+variable "audit_object_lock_mode" {
+  description = "S3 Object Lock on the audit bucket: each object version (audit records, model artifacts and pointers) is kept audit_object_lock_days. GOVERNANCE (the default): only an audit_record_admin_arns role can remove a version earlier; COMPLIANCE: nobody, the root user included; null: no Object Lock (trials: terraform destroy can then empty the bucket). Once on, Object Lock stays on for the bucket."
+  type        = string
+  default     = "GOVERNANCE"
+  nullable    = true
+
+  validation {
+    condition     = var.audit_object_lock_mode == null ? true : contains(["GOVERNANCE", "COMPLIANCE"], var.audit_object_lock_mode)
+    error_message = "audit_object_lock_mode must be GOVERNANCE, COMPLIANCE or null."
+  }
+}
+
+variable "audit_object_lock_days" {
+  description = "Days each object version in the audit bucket is locked (with audit_object_lock_mode set); at most audit_expiration_days."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.audit_object_lock_days >= 1 && floor(var.audit_object_lock_days) == var.audit_object_lock_days
+    error_message = "audit_object_lock_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "audit_record_admin_arns" {
+  description = "IAM role ARNs that may delete an audit object version (and bypass a GOVERNANCE lock) to correct the trail, the only principals the bucket policy lets delete anything there (docs/operations.md, \"Correcting an audit record\"). Empty (the default): nobody."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.audit_record_admin_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
+    error_message = "audit_record_admin_arns must hold IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME)."
+  }
+}
+
 variable "force_destroy_buckets" {
   description = "Let terraform destroy delete non-empty buckets (audit, Athena results, logs). For trials only."
   type        = bool

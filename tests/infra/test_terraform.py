@@ -7,7 +7,7 @@ of the language the deployment uses for the values checked here: literals (strin
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
 `!`, comparisons, `+`, `-`, `*`, `/`, `%`, parentheses, indexing, `tostring()`, `length()`,
-`contains()`, `floor()`, `lookup()`, `range()`, `split()`, `concat()`, `distinct()`, `merge()`,
+`contains()`, `floor()`, `lookup()`, `range()`, `split()`, `startswith()`, `concat()`, `distinct()`, `merge()`,
 `toset()`, `jsonencode()` (to the value it encodes) and `can(regex())`;
 `Config.rendered` expands `dynamic` blocks. A reference to a resource attribute evaluates
 to a token such as
@@ -417,6 +417,8 @@ class Config:
             return args[0].get(args[1], args[2])
         if function == "range" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
             return list(range(*args))
+        if function == "startswith" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            return args[0].startswith(args[1])
         if function == "split" and len(args) == 2 and all(isinstance(a, str) for a in args):
             return args[1].split(args[0])
         if function == "regex" and len(args) == 2 and all(isinstance(a, str) for a in args):
@@ -753,7 +755,7 @@ def test_audit_bucket_is_locked_down(config: Config) -> None:
     )
     versioning = config.value(config.resource("aws_s3_bucket_versioning.audit"))
     assert versioning["versioning_configuration"][0]["status"] == "Enabled"
-    [tls] = [s for s in _statements(config, "aws_iam_policy_document.audit_bucket") if s.get("effect") == "Deny"]
+    [tls] = [s for s in _statements(config, "aws_iam_policy_document.audit_bucket") if s["sid"] == "DenyPlainHttp"]
     assert tls["condition"][0]["variable"] == "aws:SecureTransport"
     assert tls["condition"][0]["values"] == ["false"]
 
