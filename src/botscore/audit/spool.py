@@ -9,8 +9,8 @@ This module owns the folder layout; nothing else computes a path in it:
                                        (.nfs*, .fuse_hidden*) keep from being removed yet
 
 Invariants: a segment's name is fixed when it opens and encodes its object key, so a retried
-upload overwrites the same object; a segment file is deleted only by `remove` (after the upload
-was confirmed) or when it is empty.
+upload finds the same object (a conditional create: never a second one); a segment file is
+deleted only by `remove` (after the upload was confirmed) or when it is empty.
 
 Ownership is a lease, and the lock file holds a fencing token. A worker owns its folder while
 its lease runs. Each heartbeat (a thread, every lease / 4 at most 2 s) opens the lock file anew
