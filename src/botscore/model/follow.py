@@ -36,7 +36,8 @@ log = logging.getLogger("botscore.reload")
 
 
 class Follower:
-    """Follows `registry`'s pointers for one worker; `on_refused` counts a refusal in its metrics."""
+    """Follows `registry`'s pointers for one worker; `on_refused` counts a refusal in its metrics, and
+    `on_unreachable` a read of the registry that S3 did not answer."""
 
     def __init__(
         self,

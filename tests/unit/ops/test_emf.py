@@ -142,3 +142,13 @@ def test_a_plain_prometheus_histogram_gives_the_same_values_and_counts_as_the_bu
     [from_plain] = [d["Latency"] for d in emf.documents(plain_stream.getvalue()) if "Latency" in d]
     assert from_plain == from_bulk
     assert from_plain["Counts"] == [1, 3, 2, 1, 1]
+
+
+def test_the_probe_routes_emf_leaves_out_are_the_apps_health_routes() -> None:
+    """ops/ imports nothing of http/, so emf.py names the probes' routes itself: they must be the app's."""
+    from botscore.http.operations import LIVENESS_PATH, OIP_GET_PATHS, READINESS_PATH
+    from botscore.ops import emf as emf_module
+
+    probes = {LIVENESS_PATH, READINESS_PATH, *(p for p in OIP_GET_PATHS if "/health/" in p or p.endswith("/ready"))}
+    assert all(emf_module._probe(route) for route in probes), probes
+    assert not any(emf_module._probe(route) for route in ("/bot-score", "/bot-score/batch", "/metrics", "/v2"))
