@@ -145,10 +145,23 @@ resource "aws_lb_listener_rule" "operations_not_found" {
 ################################################################################
 # WAF in front of the ALB: AWS managed rules and a per-IP rate limit derived from
 # the measured capacity (docs/capacity.md). Its logs keep only blocked and counted
-# requests, with the headers that carry API keys redacted.
+# requests (counted ones too when a rule group's override counts them), with the
+# headers that carry API keys redacted. No sampled requests: the console's samples
+# hold every header as received (Authorization included) and logging's redaction
+# does not reach them.
+#
+# On by default only on an internet-facing ALB (var.waf_enabled = null): an internal
+# one's callers are the platform's own backends, and the WAF bills per request
+# ($0.60 per million, plus $5 a month per web ACL and $1 per rule, us-east-1).
 ################################################################################
 
+locals {
+  waf_enabled = var.waf_enabled == null ? var.internet_facing : var.waf_enabled
+}
+
 resource "aws_wafv2_web_acl" "this" {
+  count = local.waf_enabled ? 1 : 0
+
   name  = var.name
   scope = "REGIONAL"
 
@@ -183,7 +196,7 @@ resource "aws_wafv2_web_acl" "this" {
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${var.name}-aws-common"
-      sampled_requests_enabled   = true
+      sampled_requests_enabled   = false
     }
   }
 
@@ -205,7 +218,7 @@ resource "aws_wafv2_web_acl" "this" {
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${var.name}-aws-known-bad-inputs"
-      sampled_requests_enabled   = true
+      sampled_requests_enabled   = false
     }
   }
 
@@ -242,7 +255,7 @@ resource "aws_wafv2_web_acl" "this" {
       visibility_config {
         cloudwatch_metrics_enabled = true
         metric_name                = "${var.name}-aws-anonymous-ip"
-        sampled_requests_enabled   = true
+        sampled_requests_enabled   = false
       }
     }
   }
@@ -283,19 +296,19 @@ resource "aws_wafv2_web_acl" "this" {
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${var.name}-rate-limit-per-ip"
-      sampled_requests_enabled   = true
+      sampled_requests_enabled   = false
     }
   }
 
   visibility_config {
     cloudwatch_metrics_enabled = true
     metric_name                = var.name
-    sampled_requests_enabled   = true
+    sampled_requests_enabled   = false
   }
 }
 
 resource "aws_wafv2_ip_set" "trusted" {
-  count = length(var.waf_trusted_cidrs) > 0 ? 1 : 0
+  count = local.waf_enabled && length(var.waf_trusted_cidrs) > 0 ? 1 : 0
 
   name               = "${var.name}-trusted"
   scope              = "REGIONAL"
@@ -304,11 +317,15 @@ resource "aws_wafv2_ip_set" "trusted" {
 }
 
 resource "aws_wafv2_web_acl_association" "this" {
+  count = local.waf_enabled ? 1 : 0
+
   resource_arn = aws_lb.this.arn
-  web_acl_arn  = aws_wafv2_web_acl.this.arn
+  web_acl_arn  = aws_wafv2_web_acl.this[0].arn
 }
 
 resource "aws_cloudwatch_log_group" "waf" {
+  count = local.waf_enabled ? 1 : 0
+
   #checkov:skip=CKV_AWS_338:Kept var.waf_log_retention_days (30 by default): it holds only blocked and counted requests, for investigating an attack or a false positive, not an audit trail (the audit bucket is).
   name              = "aws-waf-logs-${var.name}" # WAF requires the aws-waf-logs- prefix.
   retention_in_days = var.waf_log_retention_days
@@ -316,8 +333,10 @@ resource "aws_cloudwatch_log_group" "waf" {
 }
 
 resource "aws_wafv2_web_acl_logging_configuration" "this" {
-  resource_arn            = aws_wafv2_web_acl.this.arn
-  log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+  count = local.waf_enabled ? 1 : 0
+
+  resource_arn            = aws_wafv2_web_acl.this[0].arn
+  log_destination_configs = [aws_cloudwatch_log_group.waf[0].arn]
 
   # Headers that carry API keys: the app reads Authorization (Bearer); x-api-key is the
   # other common convention, so a client that sends its key there is not logged either.
@@ -351,6 +370,14 @@ resource "aws_wafv2_web_acl_logging_configuration" "this" {
       condition {
         action_condition {
           action = "COUNT"
+        }
+      }
+
+      # A rule of a managed group overridden to count (SizeRestrictions_BODY, HostingProviderIPList)
+      # is logged with this action, not COUNT: without it, what the overrides let through goes unseen.
+      condition {
+        action_condition {
+          action = "EXCLUDED_AS_COUNT"
         }
       }
     }

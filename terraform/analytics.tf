@@ -124,19 +124,19 @@ resource "aws_glue_catalog_table" "audit" {
     columns {
       name    = "x1_text"
       type    = "string"
-      comment = "x1 as sent, in JSON, when it was not a finite number (''a'', 'true', '1e999')"
+      comment = "x1 as sent, in JSON, when it was not a finite number (''a'', 'true', '1e999'): its first BOTSCORE_AUDIT_RAW_MAX_BYTES bytes, null when that is 0"
     }
 
     columns {
       name    = "x2_text"
       type    = "string"
-      comment = "x2 as sent, in JSON, when it was not a finite number"
+      comment = "x2 as sent, in JSON, when it was not a finite number: its first BOTSCORE_AUDIT_RAW_MAX_BYTES bytes, null when that is 0"
     }
 
     columns {
       name    = "raw"
       type    = "string"
-      comment = "the body as received (its first 128 KiB), on the row of a call that was not scored"
+      comment = "the body as received: its first BOTSCORE_AUDIT_RAW_MAX_BYTES bytes (256 by default, null when 0), on the row of a call that was not scored"
     }
 
     columns {

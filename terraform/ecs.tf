@@ -40,6 +40,21 @@ resource "aws_cloudwatch_log_group" "app" {
   kms_key_id        = aws_kms_key.this.arn
 }
 
+# What the app takes to stop after SIGTERM, at worst (botscore.service, botscore.audit.log): uvicorn's
+# graceful shutdown of in-flight requests (5 s, botscore.server.UVICORN_OPTIONS), then sealing and
+# shipping the spool (audit_shutdown_seconds), then joining the shipper (0.5 s past its deadline) and
+# the audit log's two housekeeping threads (5 s each, botscore.audit.log.THREAD_JOIN_SECONDS), rounded
+# up. ECS waits stop_timeout for it, with a margin for the process to exit and flush its last EMF
+# lines: less, and SIGKILL takes a spool that was still shipping (tests/infra/test_terraform.py ties
+# these numbers to the app's).
+locals {
+  app_graceful_seconds    = 5
+  app_thread_join_seconds = 11
+  app_drain_seconds       = local.app_graceful_seconds + var.audit_shutdown_seconds + local.app_thread_join_seconds
+  stop_margin_seconds     = 5
+  stop_timeout            = var.stop_timeout == null ? local.app_drain_seconds + local.stop_margin_seconds : var.stop_timeout
+}
+
 locals {
   container_definition = {
     name      = local.container_name
@@ -49,9 +64,8 @@ locals {
 
     readonlyRootFilesystem = true
     privileged             = false
-    # ECS waits this long after SIGTERM before SIGKILL; the app needs
-    # BOTSCORE_AUDIT_SHUTDOWN_SECONDS of it to seal and ship its spool.
-    stopTimeout = var.stop_timeout
+    # ECS waits this long after SIGTERM before SIGKILL: the app's whole drain and a margin.
+    stopTimeout = local.stop_timeout
 
     portMappings = [
       {
@@ -170,8 +184,8 @@ resource "aws_ecs_task_definition" "this" {
 
   lifecycle {
     precondition {
-      condition     = var.stop_timeout > var.audit_shutdown_seconds
-      error_message = "stop_timeout must exceed audit_shutdown_seconds, or ECS kills the app while it ships its spool."
+      condition     = local.stop_timeout >= local.app_drain_seconds && local.stop_timeout <= 120
+      error_message = "The stop timeout (${local.stop_timeout} s) must cover the app's drain, ${local.app_drain_seconds} s (5 s of in-flight requests, audit_shutdown_seconds = ${var.audit_shutdown_seconds} of shipping, ${local.app_thread_join_seconds} s of thread joins), and Fargate allows at most 120 s: ECS would kill the app while it ships its spool. Leave stop_timeout unset (null) to derive it, or lower audit_shutdown_seconds."
     }
 
     # The created VPC reaches Secrets Manager only through its own endpoint, in var.region.
@@ -197,7 +211,9 @@ resource "aws_ecs_service" "this" {
   health_check_grace_period_seconds = var.health_check_grace_period_seconds
   enable_ecs_managed_tags           = true
   propagate_tags                    = "SERVICE"
-  wait_for_steady_state             = false
+  # terraform apply waits for the deployment to finish, and fails when it was rolled back: a bad image
+  # is an error for whoever applied it, not a success that the circuit breaker quietly undid.
+  wait_for_steady_state = true
 
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
@@ -205,6 +221,18 @@ resource "aws_ecs_service" "this" {
   deployment_circuit_breaker {
     enable   = true
     rollback = true
+  }
+
+  # The circuit breaker sees only tasks that fail to start or fail /healthz. A new image that answers
+  # 5xx or slowly passes both: these alarms, on the app's own answers, stop and roll back the deployment
+  # while they fire during it (and in the bake time after it).
+  alarms {
+    enable   = true
+    rollback = true
+    alarm_names = [
+      aws_cloudwatch_metric_alarm.app_5xx_rate.alarm_name,
+      aws_cloudwatch_metric_alarm.app_p99_latency.alarm_name,
+    ]
   }
 
   network_configuration {

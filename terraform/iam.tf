@@ -176,16 +176,60 @@ data "aws_iam_policy_document" "task" {
   }
 }
 
-# The task may put objects under the audit prefix: it must not reach the registry's.
-check "model_registry_apart_from_audit_records" {
-  assert {
-    condition     = var.audit_prefix != "" && !startswith(var.model_registry_prefix, var.audit_prefix) && !startswith(var.audit_prefix, var.model_registry_prefix)
-    error_message = "model_registry_prefix = ${var.model_registry_prefix} and audit_prefix = ${var.audit_prefix} overlap: the task, which writes audit objects, could then write the registry."
-  }
-}
-
 resource "aws_iam_role_policy" "task" {
   name   = "put-audit-records"
   role   = aws_iam_role.task.id
   policy = data.aws_iam_policy_document.task.json
+}
+
+################################################################################
+# Model publisher: the one role that may write the model registry (the audit
+# bucket's policy refuses everyone else there). Operators assume it to run
+# `botscore model publish | promote | shadow` (docs/model.md); the account's IAM
+# policies decide who may assume it.
+################################################################################
+
+data "aws_iam_policy_document" "model_publisher_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"] # the account: its IAM policies say who
+    }
+  }
+}
+
+resource "aws_iam_role" "model_publisher" {
+  name               = "${var.name}-model-publisher"
+  description        = "Publishes ${var.name} models and moves the registry's pointers (botscore model)"
+  assume_role_policy = data.aws_iam_policy_document.model_publisher_assume.json
+}
+
+data "aws_iam_policy_document" "model_publisher" {
+  # Reading back what it stores and where pointers point: publish checks a version already there.
+  statement {
+    sid       = "ReadModelRegistry"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+  }
+
+  # SSE-S3 only, as the bucket policy requires there: the tasks read it without a KMS right.
+  statement {
+    sid       = "WriteModelRegistry"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["AES256"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "model_publisher" {
+  name   = "write-model-registry"
+  role   = aws_iam_role.model_publisher.id
+  policy = data.aws_iam_policy_document.model_publisher.json
 }

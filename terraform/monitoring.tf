@@ -306,7 +306,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_unshipped" {
   datapoints_to_alarm = 2
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.alarm_oldest_unshipped_seconds
-  treat_missing_data  = "notBreaching"
+  treat_missing_data  = "breaching" # no data: no worker is writing EMF lines (a dead app), not an empty spool
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
@@ -357,7 +357,47 @@ resource "aws_cloudwatch_metric_alarm" "spool_fill" {
   datapoints_to_alarm = 2
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.alarm_spool_fill_percent
-  treat_missing_data  = "notBreaching"
+  treat_missing_data  = "breaching" # no data: no worker is writing EMF lines (a dead app), not an empty spool
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Every worker writes its totals line (Requests, SpoolFill, OldestUnshippedAge ...) every
+# emf_interval_seconds (60 s), with or without traffic. No line for 3 minutes: no worker is alive to
+# write one, or its lines no longer reach CloudWatch (the log driver, the EMF format); every alarm on
+# an app metric is then blind, so this one says so.
+resource "aws_cloudwatch_metric_alarm" "emf_missing" {
+  alarm_name          = "${var.name}-emf-missing"
+  alarm_description   = "No EMF metric line from any worker for 3 minutes in a row: the app is down or its metrics no longer reach CloudWatch, and the other app alarms are blind. Runbook: docs/operations.md#emf-missing"
+  namespace           = local.metrics_namespace
+  metric_name         = "Requests"
+  statistic           = "SampleCount"
+  dimensions          = local.app_dimensions
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  comparison_operator = "LessThanThreshold"
+  threshold           = 1
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Workers count each read of the registry that S3 did not answer (at start-up, and at each poll);
+# they keep serving (BOTSCORE_MODEL_PATH or the model they had) and follow once it answers again.
+resource "aws_cloudwatch_metric_alarm" "model_registry_unreachable" {
+  alarm_name          = "${var.name}-model-registry-unreachable"
+  alarm_description   = "Workers could not read the model registry (S3 unreachable or refusing) in each of 3 minutes in a row: they serve the model they have (or BOTSCORE_MODEL_PATH, if they started meanwhile) and follow no promotion or rollback. Runbook: docs/operations.md#model-registry-unreachable"
+  namespace           = local.metrics_namespace
+  metric_name         = "RegistryUnreachable"
+  statistic           = "Sum"
+  dimensions          = local.app_dimensions
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching" # no lines at all: emf_missing pages for that
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
@@ -446,7 +486,9 @@ resource "aws_cloudwatch_dashboard" "this" {
             aws_cloudwatch_metric_alarm.drift.arn,
             aws_cloudwatch_metric_alarm.upload_failures.arn,
             aws_cloudwatch_metric_alarm.model_refusals.arn,
+            aws_cloudwatch_metric_alarm.model_registry_unreachable.arn,
             aws_cloudwatch_metric_alarm.spool_fill.arn,
+            aws_cloudwatch_metric_alarm.emf_missing.arn,
             aws_cloudwatch_metric_alarm.tasks_below_desired.arn,
             aws_cloudwatch_metric_alarm.unhealthy_hosts.arn,
             aws_cloudwatch_metric_alarm.no_healthy_hosts.arn,

@@ -1,6 +1,8 @@
 ################################################################################
 # Buckets
-# - audit:   the audit records the app ships (s3:PutObject under var.audit_prefix)
+# - audit:   the audit records the app ships (s3:PutObject under var.audit_prefix,
+#            create-only) and the model registry (var.model_registry_prefix,
+#            written by the model publisher role only)
 # - athena:  Athena query results
 # - logs:    ALB access logs, VPC flow logs and the other buckets' access logs
 ################################################################################
@@ -42,6 +44,34 @@ resource "aws_s3_bucket_versioning" "audit" {
 
   versioning_configuration {
     status = "Enabled"
+  }
+}
+
+# Object Lock: every object version in the bucket (audit records, model artifacts and pointers) is
+# kept for audit_object_lock_days whatever anyone asks. GOVERNANCE by default: an audit record admin
+# (var.audit_record_admin_arns, with s3:BypassGovernanceRetention) can still remove a version that
+# must not be kept (docs/operations.md, "Correcting an audit record"); COMPLIANCE: nobody, the root
+# user included. This resource turns Object Lock on for an existing bucket too (versioning is on);
+# once on, it cannot be turned off.
+resource "aws_s3_bucket_object_lock_configuration" "audit" {
+  count = var.audit_object_lock_mode == null ? 0 : 1
+
+  bucket = aws_s3_bucket.audit.id
+
+  rule {
+    default_retention {
+      mode = var.audit_object_lock_mode
+      days = var.audit_object_lock_days
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.audit]
+
+  lifecycle {
+    precondition {
+      condition     = var.audit_object_lock_days <= var.audit_expiration_days
+      error_message = "audit_object_lock_days = ${var.audit_object_lock_days} is longer than audit_expiration_days = ${var.audit_expiration_days}: records would be locked past the day they are meant to be deleted."
+    }
   }
 }
 
@@ -126,6 +156,9 @@ resource "aws_s3_bucket_notification" "audit" {
   eventbridge = true # New audit objects are visible on the default event bus for whoever wants them.
 }
 
+# The audit trail is append-only, whoever asks: the bucket policy binds every principal of every
+# account, whatever its IAM policies allow (an explicit Deny wins), where a role's own policy binds
+# only that role. tests/infra/test_terraform_audit_trail.py evaluates these statements.
 data "aws_iam_policy_document" "audit_bucket" {
   statement {
     sid       = "DenyPlainHttp"
@@ -144,6 +177,99 @@ data "aws_iam_policy_document" "audit_bucket" {
       values   = ["false"]
     }
   }
+
+  # An audit object, or a model version, is created, never replaced: a PUT there must be a
+  # conditional create (If-None-Match: *), which S3 refuses with 412 when the key exists. The shipper
+  # sends it, and takes a 412 on a retry for success once the stored object is the one it sent.
+  statement {
+    sid       = "CreateOnlyAuditRecordsAndModelVersions"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.audit_prefix}*", "${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}versions/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["true"] # the header is absent: a plain PUT, which would overwrite
+    }
+  }
+
+  # No audit record and no model is deleted by a principal: they leave by the lifecycle rules only
+  # (which no bucket policy binds), after audit_expiration_days. An audit record admin, if there is
+  # one, may remove a version that must not be kept, and only that. (Operators' own uploads, such as
+  # the outcome labels under labels/, stay theirs to manage.)
+  statement {
+    sid    = "NoDeletesButByAuditRecordAdmins"
+    effect = "Deny"
+    actions = [
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+      "s3:BypassGovernanceRetention",
+      "s3:PutObjectRetention",
+      "s3:PutObjectLegalHold",
+    ]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.audit_prefix}*", "${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    dynamic "condition" {
+      for_each = length(var.audit_record_admin_arns) > 0 ? [1] : [] # none: everyone is refused
+
+      content {
+        test     = "ArnNotEquals"
+        variable = "aws:PrincipalArn"
+        values   = var.audit_record_admin_arns
+      }
+    }
+  }
+
+  # The model registry moves what the whole fleet serves: only the publisher role writes there
+  # (botscore model publish, promote, shadow), not anyone with account-wide S3 rights.
+  statement {
+    sid       = "ModelRegistryWrittenByThePublisherOnly"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = [aws_iam_role.model_publisher.arn]
+    }
+  }
+
+  # The tasks read the registry with s3:GetObject alone, no KMS right: an object there under the
+  # bucket's KMS default would be unreadable to them. So only SSE-S3 is accepted there.
+  statement {
+    sid       = "ModelRegistryEncryptedWithSseS3"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "StringNotEquals" # an absent header matches too: the bucket's default would apply
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["AES256"]
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "audit" {
@@ -151,6 +277,15 @@ resource "aws_s3_bucket_policy" "audit" {
   policy = data.aws_iam_policy_document.audit_bucket.json
 
   depends_on = [aws_s3_bucket_public_access_block.audit]
+
+  # The statements above tell the two prefixes apart: were one inside the other, the task could write
+  # the registry, or the registry's pointers could not move.
+  lifecycle {
+    precondition {
+      condition     = var.audit_prefix != "" && !startswith(var.model_registry_prefix, var.audit_prefix) && !startswith(var.audit_prefix, var.model_registry_prefix)
+      error_message = "model_registry_prefix = ${var.model_registry_prefix} and audit_prefix = ${var.audit_prefix} overlap (or audit_prefix is empty): the task, which writes audit objects, could then write the registry. Give each its own prefix."
+    }
+  }
 }
 
 ################################################################################

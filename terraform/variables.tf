@@ -187,13 +187,13 @@ variable "log_level" {
 }
 
 variable "stop_timeout" {
-  description = "Seconds ECS waits after SIGTERM before SIGKILL (Fargate: at most 120). Must exceed audit_shutdown_seconds so the spool is shipped."
+  description = "Seconds ECS waits after SIGTERM before SIGKILL (Fargate: at most 120). null (the default): the app's drain (5 s of in-flight requests + audit_shutdown_seconds + 11 s of thread joins) plus 5 s, 41 s with the defaults; a value set must cover that drain."
   type        = number
-  default     = 30
+  default     = null
 
   validation {
-    condition     = var.stop_timeout >= 2 && var.stop_timeout <= 120 && floor(var.stop_timeout) == var.stop_timeout
-    error_message = "stop_timeout must be a whole number of seconds from 2 to 120 (the Fargate maximum)."
+    condition     = var.stop_timeout == null ? true : var.stop_timeout >= 2 && var.stop_timeout <= 120 && floor(var.stop_timeout) == var.stop_timeout
+    error_message = "stop_timeout must be null (derived from the app's drain) or a whole number of seconds from 2 to 120 (the Fargate maximum)."
   }
 }
 
@@ -344,6 +344,40 @@ variable "audit_expiration_days" {
   }
 }
 
+variable "audit_object_lock_mode" {
+  description = "S3 Object Lock on the audit bucket: each object version (audit records, model artifacts and pointers) is kept audit_object_lock_days. GOVERNANCE (the default): only an audit_record_admin_arns role can remove a version earlier; COMPLIANCE: nobody, the root user included; null: no Object Lock (trials: terraform destroy can then empty the bucket). Once on, Object Lock stays on for the bucket."
+  type        = string
+  default     = "GOVERNANCE"
+  nullable    = true
+
+  validation {
+    condition     = var.audit_object_lock_mode == null ? true : contains(["GOVERNANCE", "COMPLIANCE"], var.audit_object_lock_mode)
+    error_message = "audit_object_lock_mode must be GOVERNANCE, COMPLIANCE or null."
+  }
+}
+
+variable "audit_object_lock_days" {
+  description = "Days each object version in the audit bucket is locked (with audit_object_lock_mode set); at most audit_expiration_days."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.audit_object_lock_days >= 1 && floor(var.audit_object_lock_days) == var.audit_object_lock_days
+    error_message = "audit_object_lock_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "audit_record_admin_arns" {
+  description = "IAM role ARNs that may delete an audit object version (and bypass a GOVERNANCE lock) to correct the trail, the only principals the bucket policy lets delete anything there (docs/operations.md, \"Correcting an audit record\"). Empty (the default): nobody."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.audit_record_admin_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
+    error_message = "audit_record_admin_arns must hold IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME)."
+  }
+}
+
 variable "force_destroy_buckets" {
   description = "Let terraform destroy delete non-empty buckets (audit, Athena results, logs). For trials only."
   type        = bool
@@ -436,6 +470,13 @@ variable "alb_idle_timeout" {
     condition     = var.alb_idle_timeout >= 1 && var.alb_idle_timeout <= 4000
     error_message = "alb_idle_timeout must be from 1 to 4000 seconds."
   }
+}
+
+variable "waf_enabled" {
+  description = "Put a WAF web ACL (AWS managed rules, the per-IP rate limit, its logs) in front of the ALB. null (the default): on when internet_facing, off for the internal ALB, whose callers are the platform's own backends. The WAF bills $0.60 per million requests inspected, plus $5 a month per web ACL and $1 a month per rule (us-east-1 prices)."
+  type        = bool
+  default     = null
+  nullable    = true
 }
 
 variable "waf_rate_limit" {
@@ -582,9 +623,11 @@ variable "p99_latency_threshold_seconds" {
   type        = number
   default     = 0.2
 
+  # The app's latency bucket bounds (botscore.ops.metrics.LATENCY_BUCKETS): the EMF p99 is computed from
+  # one value per bucket, so only a bound makes the app's alarm fire exactly past the threshold.
   validation {
-    condition     = var.p99_latency_threshold_seconds > 0
-    error_message = "p99_latency_threshold_seconds must be positive."
+    condition     = contains([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2.5], var.p99_latency_threshold_seconds)
+    error_message = "p99_latency_threshold_seconds must be one of the app's latency bucket bounds: 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1 or 2.5."
   }
 }
 

@@ -76,7 +76,9 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         from botscore.model.follow import Follower  # only with a registry (RSS, see above)
         from botscore.model.registry import Registry
 
-        follower = Follower(Registry(settings.model_registry), on_refused=metrics.note_refused)
+        follower = Follower(
+            Registry(settings.model_registry), on_refused=metrics.note_refused, on_unreachable=metrics.note_unreachable
+        )
         model = ModelSlot(follower.first(lambda: artifact.load(settings.model_path)))
     else:
         model = ModelSlot(Scorer(artifact.load(settings.model_path)))

@@ -365,11 +365,6 @@ def test_a_statement_found_false_is_not_back(name: str) -> None:
 
 TERRAFORM_README = (TERRAFORM_DIR / "README.md").read_text()
 RAW_DEFAULT = Settings.model_fields["audit_raw_max_bytes"].default
-SCHEMA_IS_ISSUE_30S = pytest.mark.xfail(
-    strict=True,
-    reason="the `raw` column's description is src/botscore/audit/schema.py's (and terraform/analytics.tf's), which "
-    "issue 30 edits; strict: this fails once it is fixed there, so the mark is removed then",
-)
 
 
 def _flat(text: str) -> str:
@@ -395,7 +390,7 @@ def _raw_bounds(text: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "page",
-    [pytest.param(page, marks=SCHEMA_IS_ISSUE_30S) if page == "docs/audit-log.md" else page for page in ALL_TEXT],
+    list(ALL_TEXT),
 )
 def test_1_the_raw_bound_every_page_states_is_the_settings(page: str) -> None:
     assert set(_raw_bounds(ALL_TEXT[page])) <= {f"{RAW_DEFAULT} bytes"}
@@ -407,7 +402,6 @@ def test_1_the_audit_log_page_names_the_raw_bound_setting_and_its_default() -> N
     assert f"at most {RAW_DEFAULT} bytes" in text
 
 
-@SCHEMA_IS_ISSUE_30S
 def test_1_the_raw_columns_description_states_the_settings_bound() -> None:
     [raw] = [column for column in schema.COLUMNS if column.name == "raw"]
     glue = (TERRAFORM_DIR / "analytics.tf").read_text()

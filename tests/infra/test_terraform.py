@@ -7,7 +7,7 @@ of the language the deployment uses for the values checked here: literals (strin
 numbers, bools, null, lists, objects), string templates, `var.*` (their defaults, or an
 override), `local.*`, `count.index` (in `Config.instance`), `cond ? a : b`, `||`, `&&`,
 `!`, comparisons, `+`, `-`, `*`, `/`, `%`, parentheses, indexing, `tostring()`, `length()`,
-`contains()`, `floor()`, `lookup()`, `range()`, `split()`, `concat()`, `distinct()`, `merge()`,
+`contains()`, `floor()`, `lookup()`, `range()`, `split()`, `startswith()`, `concat()`, `distinct()`, `merge()`,
 `toset()`, `jsonencode()` (to the value it encodes) and `can(regex())`;
 `Config.rendered` expands `dynamic` blocks. A reference to a resource attribute evaluates
 to a token such as
@@ -32,8 +32,10 @@ import hcl2
 import pytest
 
 from botscore.audit import schema
+from botscore.audit.log import THREAD_JOIN_SECONDS
 from botscore.audit.spool import object_key
 from botscore.http.operations import LIVENESS_PATH
+from botscore.server import UVICORN_OPTIONS
 from botscore.settings import DEFAULT_PORT, ENV_PREFIX, Settings, env_name
 from tests.support.athena import template_files
 
@@ -416,6 +418,8 @@ class Config:
             return args[0].get(args[1], args[2])
         if function == "range" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
             return list(range(*args))
+        if function == "startswith" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            return args[0].startswith(args[1])
         if function == "split" and len(args) == 2 and all(isinstance(a, str) for a in args):
             return args[1].split(args[0])
         if function == "regex" and len(args) == 2 and all(isinstance(a, str) for a in args):
@@ -568,17 +572,40 @@ def test_audit_dir_is_the_only_writable_mount(
     assert task["requires_compatibilities"] == ["FARGATE"]
 
 
-def test_stop_timeout_outlasts_the_audit_shutdown(
-    config: Config, container: dict[str, Any], environment: dict[str, str]
-) -> None:
-    stop_timeout = container["stopTimeout"]
-    shutdown = float(environment[env_name("audit_shutdown_seconds")])
+def _app_drain_seconds(shutdown: float) -> float:
+    """The longest the app takes to stop after SIGTERM: uvicorn's graceful shutdown of in-flight requests,
+    then AuditLog.close: the shipper's deadline (its thread joined 0.5 s past it, Shipper.stop) and the
+    joins of the housekeeping and heartbeat threads."""
+    graceful = UVICORN_OPTIONS["timeout_graceful_shutdown"]
+    assert isinstance(graceful, (int, float))
+    return graceful + shutdown + 0.5 + 2 * THREAD_JOIN_SECONDS
+
+
+@pytest.mark.parametrize("shutdown", [None, 5, 20, 60, 100])
+def test_stop_timeout_is_derived_from_the_apps_whole_drain(shutdown: int | None) -> None:
+    """ECS sends SIGKILL stop_timeout after SIGTERM: it covers the app's drain, which is more than the
+    shipping deadline alone (5 s graceful + 20 s shipping + up to 10.5 s of joins with the defaults)."""
+    config = _with() if shutdown is None else _with(audit_shutdown_seconds=shutdown)
+    environment = _environment(config)
+    drain = _app_drain_seconds(float(environment[env_name("audit_shutdown_seconds")]))
+    stop_timeout = _container(config)["stopTimeout"]
     assert isinstance(stop_timeout, int)
-    assert shutdown < stop_timeout <= FARGATE_MAX_STOP_TIMEOUT
-    # Also for values other than the defaults: the task definition refuses stop_timeout <= shutdown.
-    task = config.resource("aws_ecs_task_definition.this")
-    conditions = [p["condition"] for lc in task["lifecycle"] for p in lc.get("precondition", [])]
-    assert "${var.stop_timeout > var.audit_shutdown_seconds}" in conditions
+    assert config.value("${local.app_drain_seconds}") == math.ceil(drain)
+    assert stop_timeout == math.ceil(drain) + 5
+    if stop_timeout <= FARGATE_MAX_STOP_TIMEOUT:
+        assert _failing_conditions(config, "aws_ecs_task_definition.this") == []
+    else:  # 100 s of shipping: no Fargate stop timeout covers it, and the plan says so
+        [message] = _failing_conditions(config, "aws_ecs_task_definition.this")
+        assert message.startswith(f"The stop timeout ({stop_timeout} s) must cover the app's drain")
+    assert _with().value("${local.stop_timeout}") == 41  # with the defaults
+
+
+def test_a_stop_timeout_set_below_the_drain_is_refused() -> None:
+    assert _failing_conditions(_with(stop_timeout=40), "aws_ecs_task_definition.this") == []
+    [message] = _failing_conditions(_with(stop_timeout=30), "aws_ecs_task_definition.this")
+    assert message.startswith("The stop timeout (30 s) must cover the app's drain, 36 s")
+    assert _validation_passes("stop_timeout", None) and _validation_passes("stop_timeout", 120)
+    assert not _validation_passes("stop_timeout", 121)
 
 
 def test_service_deployment(config: Config) -> None:
@@ -731,7 +758,7 @@ def test_audit_bucket_is_locked_down(config: Config) -> None:
     )
     versioning = config.value(config.resource("aws_s3_bucket_versioning.audit"))
     assert versioning["versioning_configuration"][0]["status"] == "Enabled"
-    [tls] = [s for s in _statements(config, "aws_iam_policy_document.audit_bucket") if s.get("effect") == "Deny"]
+    [tls] = [s for s in _statements(config, "aws_iam_policy_document.audit_bucket") if s["sid"] == "DenyPlainHttp"]
     assert tls["condition"][0]["variable"] == "aws:SecureTransport"
     assert tls["condition"][0]["values"] == ["false"]
 

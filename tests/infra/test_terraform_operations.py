@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from fnmatch import fnmatch
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 from bench.sizing import OUTAGE_SECONDS, WAF_WINDOW_SECONDS, rides_out
 from botscore.http.operations import LIVENESS_PATH, METRICS_PATH
 from botscore.ops.emf import EmfWriter
-from botscore.ops.metrics import Metrics
-from tests.infra.test_terraform import SECRET_ARN, TERRAFORM_DIR, Config, ref
+from botscore.ops.metrics import LATENCY_BUCKETS, Metrics
+from tests.infra.test_terraform import SECRET_ARN, TERRAFORM_DIR, Config, _validation_passes, ref
+from tests.support import emf
 
 CAPACITY = json.loads((TERRAFORM_DIR.parent / "docs" / "capacity.json").read_text())
 EXISTING_VPC = {
@@ -124,6 +126,92 @@ def test_p99_above_200_ms_alarms_from_the_apps_distribution_and_from_the_alb(con
         "p99",
     )
     assert alb["threshold"] == 0.2 == app["threshold"] / 1000
+
+
+def _emf_p99(seconds: list[float]) -> float:
+    """The p99 CloudWatch computes from the EMF latency the app writes for these /bot-score answers: the
+    nearest-rank percentile over each value repeated its count (CloudWatch's own is an approximation of
+    it; the values here are whole bucket widths away from the threshold, far beyond its error)."""
+    metrics, stream = Metrics(), io.StringIO()
+    writer = EmfWriter(metrics.registry, namespace="n", service="s", interval=60, spool_max_bytes=1, stream=stream)
+    for value in seconds:
+        metrics.note_request(("/bot-score", 200, value, None))
+    metrics.flush()
+    writer.flush()
+    [latency] = [d["Latency"] for d in emf.documents(stream.getvalue()) if "Latency" in d]
+    expanded = sorted(v for v, n in zip(latency["Values"], latency["Counts"], strict=True) for _ in range(n))
+    return float(expanded[math.ceil(0.99 * len(expanded)) - 1])
+
+
+@pytest.mark.parametrize(("p99_ms", "fires"), [(210, True), (190, False), (200, False), (201, True), (120, False)])
+def test_the_app_p99_alarm_fires_past_200_ms_from_the_emf_values_the_app_writes(
+    config: Config, p99_ms: float, fires: bool
+) -> None:
+    """985 answers in 10 ms and 15 in `p99_ms`: the true p99 is `p99_ms`. What reaches CloudWatch, against
+    the alarm's threshold and operator in Terraform, fires above 200 ms and only there."""
+    alarm = _alarm(config, "app_p99_latency")
+    assert (alarm["extended_statistic"], alarm["comparison_operator"]) == ("p99", "GreaterThanThreshold")
+    p99 = _emf_p99([0.01] * 985 + [p99_ms / 1000] * 15)
+    assert (p99 > alarm["threshold"]) is fires, f"EMF p99 {p99} ms against the {alarm['threshold']} ms threshold"
+
+
+def test_the_p99_threshold_must_be_a_bound_of_the_apps_latency_buckets(config: Config) -> None:
+    """Only a bound puts each bucket's EMF value wholly on one side of the threshold."""
+    assert 0.2 in LATENCY_BUCKETS and _default(config, "p99_latency_threshold_seconds") == 0.2
+    for bound in LATENCY_BUCKETS:
+        assert _validation_passes("p99_latency_threshold_seconds", bound), bound
+    for off in (0.15, 0.21, 0.3, 3.0):
+        assert not _validation_passes("p99_latency_threshold_seconds", off), off
+
+
+def test_silence_breaches_where_it_means_a_dead_app_and_missing_emf_lines_alarm(config: Config) -> None:
+    """The backlog and spool-fill alarms read gauges every live worker writes each minute: no data is no
+    worker, not an empty spool. A missing EMF line alarms on its own, for every other app alarm is blind."""
+    for name in ("oldest_unshipped", "spool_fill"):
+        assert _alarm(config, name)["treat_missing_data"] == "breaching", name
+    missing = _alarm(config, "emf_missing")
+    assert (missing["namespace"], missing["metric_name"], missing["statistic"]) == (
+        _default(config, "name"),
+        "Requests",
+        "SampleCount",
+    )
+    assert missing["dimensions"] == {"Service": _default(config, "name")}
+    assert (missing["comparison_operator"], missing["threshold"], missing["treat_missing_data"]) == (
+        "LessThanThreshold",
+        1,
+        "breaching",
+    )
+    assert missing["evaluation_periods"] == missing["datapoints_to_alarm"] == 3
+    # A worker with no traffic still writes its totals line, Requests 0, each interval: silence is no worker.
+    metrics, stream = Metrics(), io.StringIO()
+    EmfWriter(metrics.registry, namespace="n", service="s", interval=60, spool_max_bytes=1, stream=stream).flush()
+    [totals] = emf.documents(stream.getvalue())
+    assert (totals["Requests"], totals["Service"]) == (0, "s")
+    assert {"Name": "Requests", "Unit": "Count"} in totals["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+
+
+def test_an_unreachable_model_registry_alarms_from_the_apps_count(config: Config) -> None:
+    alarm = _alarm(config, "model_registry_unreachable")
+    assert (alarm["metric_name"], alarm["statistic"], alarm["threshold"]) == ("RegistryUnreachable", "Sum", 0)
+    assert (alarm["comparison_operator"], alarm["evaluation_periods"], alarm["datapoints_to_alarm"]) == (
+        "GreaterThanThreshold",
+        3,
+        3,
+    )
+    assert "RegistryUnreachable" in _emitted()
+
+
+def test_a_deployment_stops_and_rolls_back_on_the_apps_5xx_share_and_p99(config: Config) -> None:
+    service = config.value(config.resource("aws_ecs_service.this"))
+    [alarms] = service["alarms"]
+    assert (alarms["enable"], alarms["rollback"]) == (True, True)
+    assert alarms["alarm_names"] == [
+        ref("aws_cloudwatch_metric_alarm", "app_5xx_rate", "alarm_name"),
+        ref("aws_cloudwatch_metric_alarm", "app_p99_latency", "alarm_name"),
+    ]
+    assert service["wait_for_steady_state"] is True  # a rolled-back deployment fails the apply
+    [breaker] = service["deployment_circuit_breaker"]
+    assert breaker == {"enable": True, "rollback": True}
 
 
 @pytest.mark.parametrize(
@@ -251,10 +339,59 @@ def test_waf_logs_keep_blocked_and_counted_requests_only_with_the_key_headers_re
     assert log_filter["default_behavior"] == "DROP"
     [kept] = log_filter["filter"]
     assert kept["behavior"] == "KEEP" and kept["requirement"] == "MEETS_ANY"
-    assert sorted(c["action_condition"][0]["action"] for c in kept["condition"]) == ["BLOCK", "COUNT"]
+    # A managed group's rule overridden to count logs EXCLUDED_AS_COUNT, not COUNT.
+    assert sorted(c["action_condition"][0]["action"] for c in kept["condition"]) == [
+        "BLOCK",
+        "COUNT",
+        "EXCLUDED_AS_COUNT",
+    ]
     group = config.value(config.resource("aws_cloudwatch_log_group.waf"))
     assert group["retention_in_days"] == _default(config, "waf_log_retention_days") == 30
     assert group["retention_in_days"] < _default(config, "log_retention_days")
+
+
+def test_no_waf_sample_keeps_a_request_because_redaction_never_reaches_samples(config: Config) -> None:
+    """Sampled requests (the console's view) hold every header as received, Authorization included, and
+    the logging configuration's redacted_fields do not apply to them: sampling is off everywhere."""
+    acl = _acl(_with(internet_facing=True, api_keys_secret_arn=SECRET_ARN))
+    configs = [acl["visibility_config"][0], *(rule["visibility_config"][0] for rule in acl["rule"])]
+    assert len(configs) == 5
+    assert [c["sampled_requests_enabled"] for c in configs] == [False] * 5
+    assert all(c["cloudwatch_metrics_enabled"] is True for c in configs)  # counts stay, without requests
+
+
+WAF_RESOURCES = (
+    "aws_wafv2_web_acl.this",
+    "aws_wafv2_web_acl_association.this",
+    "aws_cloudwatch_log_group.waf",
+    "aws_wafv2_web_acl_logging_configuration.this",
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "on"),
+    [
+        ({}, False),  # the internal ALB by default: the platform's own backends call it
+        ({"internet_facing": True, "api_keys_secret_arn": SECRET_ARN}, True),
+        ({"waf_enabled": True}, True),
+        ({"waf_enabled": False, "internet_facing": True, "api_keys_secret_arn": SECRET_ARN}, False),
+    ],
+)
+def test_waf_enabled_null_means_on_for_an_internet_facing_alb_only(overrides: dict[str, Any], on: bool) -> None:
+    config = _with(**overrides)
+    assert [config.count(address) for address in WAF_RESOURCES] == [int(on)] * 4
+    assert config.count("aws_wafv2_ip_set.trusted") == 0
+    assert _with(**overrides, waf_trusted_cidrs=["10.9.0.0/16"]).count("aws_wafv2_ip_set.trusted") == int(on)
+
+
+def test_waf_enabled_is_a_nullable_bool_and_its_price_is_documented(config: Config) -> None:
+    """The cost model reads `waf_enabled` by this name; its description and the README state the price."""
+    variable = config.variables["waf_enabled"]
+    assert (variable["type"], variable.get("default"), variable.get("nullable", True)) == ("bool", None, True)
+    readme = (TERRAFORM_DIR / "README.md").read_text()
+    for text in (config.value(variable["description"]), readme):
+        for price in ("$0.60 per million requests", "$5 a month per web ACL", "$1 a month per rule", "us-east-1"):
+            assert price in text, price
 
 
 # -- closed by default -------------------------------------------------------------------------
@@ -355,7 +492,7 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears_and_nam
     config: Config,
 ) -> None:
     alarms = config.resources_of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 15
+    assert len(alarms) == 17
     for name in alarms:
         found = _alarm(config, name)
         assert found["treat_missing_data"] in ("notBreaching", "breaching"), name

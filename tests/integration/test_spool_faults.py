@@ -108,7 +108,7 @@ def test_a_segment_is_deleted_only_once_s3_holds_it_as_sent(
     assert shipper.stats.records_shipped == 1
 
 
-def test_an_object_of_the_same_size_but_other_bytes_does_not_count_as_shipped(
+def test_an_object_of_the_same_size_but_other_bytes_is_neither_shipped_nor_overwritten(
     tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _aws(monkeypatch, weed, lying_s3.url)
@@ -132,10 +132,17 @@ def test_an_object_of_the_same_size_but_other_bytes_does_not_count_as_shipped(
         assert segment.path.exists()  # the size matches, the SHA-256 does not: the segment stays
         assert shipper.stats.records_shipped == 0
         lying_s3.lying = False
-        wait_for(lambda: not segment.path.exists(), 20, "the segment shipped for real")
+        # S3 answers truly now: the PUT is a conditional create, refused (412) because the key is taken,
+        # and the object there is not this segment's. The audit trail is append-only: the segment stays in
+        # the spool, loud in the failures, for an operator (docs/operations.md, upload-failures).
+        failed = shipper.stats.upload_failures
+        wait_for(lambda: shipper.stats.upload_failures >= failed + 2, 20, "refusals from the real S3")
+        assert segment.path.exists()
+        assert shipper.stats.records_shipped == 0
     finally:
-        assert shipper.stop(5)
-    assert [body for _, body in weed.objects(bucket)] == [sent]
+        shipped_all = shipper.stop(5)
+    assert shipped_all is False
+    assert [body for _, body in weed.objects(bucket)] == [other]  # never overwritten
 
 
 def test_a_hung_s3_gets_one_attempt_per_try_so_the_shipper_counts_every_failure(

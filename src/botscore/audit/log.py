@@ -41,6 +41,8 @@ HEARTBEAT_SECONDS = 2.0  # at most; more often when the lease is shorter (lease 
 # A spool unusable for this long (5 heartbeats) while another worker's heartbeat is seen advancing
 # in it is this worker's own fault (its mount, its process): /healthz turns 503 so the task is replaced.
 LOCAL_FAULT_GRACE_SECONDS = 10.0
+# The longest `close` waits for each housekeeping thread; part of the drain ECS's stop timeout covers.
+THREAD_JOIN_SECONDS = 5.0
 WhenFull = Literal["reject", "drop"]
 
 
@@ -114,6 +116,7 @@ class AuditLog:
         self.records_dropped = 0
         self.records_refused = 0
         self._usage_scanned = 0
+        self._oldest_scanned: float | None = None  # the oldest segment's mtime in the whole spool, last scan
         self._appended_at_scan = 0
         self._append_limit = spool_max_bytes  # bytes_appended at which usage_bytes reaches the capacity
         self._capacity = spool_max_bytes  # the bound, or less when the disk has less room
@@ -160,7 +163,7 @@ class AuditLog:
         self._stop_housekeeping.set()
         for thread in (self._housekeeper, self._heart):
             if thread is not None:
-                thread.join(5)
+                thread.join(THREAD_JOIN_SECONDS)
         try:  # what cannot be sealed stays in active/ for the next start, which checks its lines
             self.writer.seal()
         except OSError as exc:
@@ -282,7 +285,10 @@ class AuditLog:
     def counters(self) -> dict[str, float]:
         """The audit log's counters and gauges, as /metrics reports them."""
         stats = self.shipper.stats
-        oldest = min((t for t in (self.spool.oldest_sealed(), self.writer.opened_at) if t is not None), default=None)
+        # This worker's own segments to the millisecond, and every other segment in the spool (other
+        # workers', other tasks', a dead one's awaiting adoption) from the last scan.
+        known = (self.spool.oldest_sealed(), self.writer.opened_at, self._oldest_scanned)
+        oldest = min((t for t in known if t is not None), default=None)
         return {
             "records_written": self.writer.records_written,
             "records_shipped": stats.records_shipped,
@@ -322,7 +328,7 @@ class AuditLog:
         # appends during the walk are counted at most twice (briefly), never lost.
         before = self.writer.bytes_appended
         try:
-            scanned = self.spool.usage_bytes()
+            scanned, self._oldest_scanned = self.spool.usage()
             disk = os.statvfs(self.spool.directory)
         except OSError:
             return

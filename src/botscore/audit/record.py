@@ -74,10 +74,13 @@ _REFUSED = (
 
 
 def failed(call: Call, error: BotscoreError, sent: Sent, *, raw_limit: int = RAW_LIMIT) -> bytes:
-    """The one row of a call that scored nothing; `raw` keeps its body's first `raw_limit` bytes (0: none)."""
+    """The one row of a call that scored nothing. What the client sent as text (`raw`, and `x1_text`,
+    `x2_text` for a feature that was no number) is kept to its first `raw_limit` bytes each, 0: none;
+    a card number sent as x1 is as sensitive as one sent in an extra field."""
     if call.body is None and not any(sent):
         return _refused(call, error)
     raw = None if call.body is None or not raw_limit else call.body[:raw_limit].decode("utf-8", "backslashreplace")
+    sent = sent._replace(x1_text=_bounded(sent.x1_text, raw_limit), x2_text=_bounded(sent.x2_text, raw_limit))
     row: dict[str, Any] = {
         "schema": schema.VERSION,
         "id": call.id.decode(),
@@ -99,6 +102,13 @@ def failed(call: Call, error: BotscoreError, sent: Sent, *, raw_limit: int = RAW
     except (ValueError, TypeError, RecursionError) as exc:  # what the client sent defeated the encoder
         log.error("audit record kept without its features", extra={"request_id": row["id"], "reason": repr(exc)})
         return _dumps({key: value for key, value in row.items() if key not in Sent._fields})
+
+
+def _bounded(text: str | None, limit: int) -> str | None:
+    """`text`'s first `limit` bytes in UTF-8 (a character cut in two is dropped), None for 0 bytes."""
+    if text is None or not limit:
+        return None
+    return text.encode("utf-8", "backslashreplace")[:limit].decode("utf-8", "ignore") or None
 
 
 def _refused(call: Call, error: BotscoreError) -> bytes:

@@ -34,9 +34,24 @@ COLUMNS = (
     Column("status", "int", "the HTTP status answered"),
     Column("x1", "double", "x1 as scored, or as sent when it was a finite number; else null"),
     Column("x2", "double", "x2 as scored, or as sent when it was a finite number; else null"),
-    Column("x1_text", "string", 'x1 as sent, in JSON, when it was not a finite number (`"a"`, `true`, `1e999`)'),
-    Column("x2_text", "string", "x2 as sent, in JSON, when it was not a finite number"),
-    Column("raw", "string", "the body as received (its first 128 KiB), on the row of a call that was not scored"),
+    Column(
+        "x1_text",
+        "string",
+        'x1 as sent, in JSON, when it was not a finite number (`"a"`, `true`, `1e999`): its first '
+        "BOTSCORE_AUDIT_RAW_MAX_BYTES bytes, null when that is 0",
+    ),
+    Column(
+        "x2_text",
+        "string",
+        "x2 as sent, in JSON, when it was not a finite number: its first BOTSCORE_AUDIT_RAW_MAX_BYTES bytes, "
+        "null when that is 0",
+    ),
+    Column(
+        "raw",
+        "string",
+        "the body as received: its first BOTSCORE_AUDIT_RAW_MAX_BYTES bytes (256 by default, null when 0), "
+        "on the row of a call that was not scored",
+    ),
     Column("p_bot", "double", "the score answered; null when nothing was scored"),
     Column("error_code", "string", "the error's `code` (`invalid_type`, `unauthorized`, ...); null on a score"),
     Column("error_field", "string", "the field the error names (`x1`, `instances[3].x2`), if any"),

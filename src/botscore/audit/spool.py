@@ -9,8 +9,8 @@ This module owns the folder layout; nothing else computes a path in it:
                                        (.nfs*, .fuse_hidden*) keep from being removed yet
 
 Invariants: a segment's name is fixed when it opens and encodes its object key, so a retried
-upload overwrites the same object; a segment file is deleted only by `remove` (after the upload
-was confirmed) or when it is empty.
+upload finds the same object (a conditional create: never a second one); a segment file is
+deleted only by `remove` (after the upload was confirmed) or when it is empty.
 
 Ownership is a lease, and the lock file holds a fencing token. A worker owns its folder while
 its lease runs. Each heartbeat (a thread, every lease / 4 at most 2 s) opens the lock file anew
@@ -533,13 +533,23 @@ class SpoolDirectory:
 
     def usage_bytes(self) -> int:
         """Bytes of every segment in the spool, all workers' together."""
-        total = 0
+        return self.usage()[0]
+
+    def usage(self) -> tuple[int, float | None]:
+        """Bytes of every segment in the spool, all workers' together, and the oldest last write (mtime)
+        among them, or None: a lower bound of the oldest unshipped record's time in the whole spool (a
+        segment's first record is at most its maximum age older than its last)."""
+        total, oldest = 0, None
         for dirpath, _, filenames in os.walk(self._workers):
             for filename in filenames:
                 if filename.endswith(SEGMENT_SUFFIX):
-                    with contextlib.suppress(FileNotFoundError):  # shipped meanwhile
-                        total += os.stat(os.path.join(dirpath, filename)).st_size
-        return total
+                    try:
+                        stat = os.stat(os.path.join(dirpath, filename))
+                    except FileNotFoundError:  # shipped meanwhile
+                        continue
+                    total += stat.st_size
+                    oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
+        return total, oldest
 
 
 class PeerWatch:

@@ -30,7 +30,13 @@ class Uploader(Protocol):
 class S3Uploader:
     """PUTs objects with boto3's default credential chain (`AWS_ENDPOINT_URL_S3` redirects it), then
     confirms each: a HEAD must show the size and the SHA-256 it was sent with, so an endpoint that
-    answers 200 without storing (a proxy, a gateway) fails the upload instead of losing it."""
+    answers 200 without storing (a proxy, a gateway) fails the upload instead of losing it.
+
+    Each PUT is a conditional create (`If-None-Match: *`): the audit trail is append-only, and the
+    bucket policy refuses any other PUT there. A retry of an upload S3 had stored (its answer lost, or
+    the process gone before it deleted the segment) gets 412 and counts as stored once the HEAD shows
+    the same size and SHA-256; another object under that key is never overwritten, and the upload
+    fails loudly, every retry, until an operator looks (docs/operations.md, "upload-failures")."""
 
     def __init__(self, bucket: str, client: Any = None, *, connect_timeout: float = 5, read_timeout: float = 15):
         self.bucket = bucket
@@ -65,16 +71,23 @@ class S3Uploader:
         from botocore.exceptions import BotoCoreError, ClientError
 
         digest = hashlib.sha256(data).hexdigest()
+        existed = False
         try:
             client = self._s3()
-            client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType="application/gzip",
-                ContentMD5=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
-                Metadata={"sha256": digest},
-            )
+            try:
+                client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    IfNoneMatch="*",
+                    ContentType="application/gzip",
+                    ContentMD5=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
+                    Metadata={"sha256": digest},
+                )
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
+                    raise
+                existed = True  # the key is taken: stored by an earlier try, if it holds these bytes
             stored = client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -83,8 +96,9 @@ class S3Uploader:
             raise UploadError(f"{type(exc).__name__}: {exc}") from exc
         size, sha256 = stored.get("ContentLength"), stored.get("Metadata", {}).get("sha256")
         if (size, sha256) != (len(data), digest):
+            problem = "holds another object, never overwritten" if existed else "not stored as sent"
             raise UploadError(
-                f"not stored as sent: s3://{self.bucket}/{key} has {size} bytes, sha256 {sha256}; "
+                f"{problem}: s3://{self.bucket}/{key} has {size} bytes, sha256 {sha256}; "
                 f"sent {len(data)} bytes, sha256 {digest}"
             )
 

@@ -11,7 +11,13 @@ fetch after the pointer moved.
 A pointer to a version that is missing or fails validation is refused: the worker keeps the
 model it has, logs it once and counts it (`botscore_model_refusals_total`); the ETag of the
 refused pointer is remembered, so it is not fetched (nor logged) again until the pointer moves.
-An S3 outage is logged once when it starts and the pointers are asked again at the next poll.
+
+An S3 outage changes nothing for clients, at start-up included: a worker that cannot read the
+registry when it starts serves BOTSCORE_MODEL_PATH, so tasks still start (scale-out, a deploy)
+during the outage the audit spool is sized to ride out. Each unanswered read is counted
+(`botscore_model_registry_unreachable_total`, EMF RegistryUnreachable, alarmed); the outage is
+logged when it starts and when it ends, and the pointers are asked again at each poll, so the
+worker serves what production names within one poll of S3 answering again.
 """
 
 from __future__ import annotations
@@ -30,11 +36,19 @@ log = logging.getLogger("botscore.reload")
 
 
 class Follower:
-    """Follows `registry`'s pointers for one worker; `on_refused` counts a refusal in its metrics."""
+    """Follows `registry`'s pointers for one worker; `on_refused` counts a refusal in its metrics, and
+    `on_unreachable` a read of the registry that S3 did not answer."""
 
-    def __init__(self, registry: Registry, *, on_refused: Callable[[Role], None] = lambda role: None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        on_refused: Callable[[Role], None] = lambda role: None,
+        on_unreachable: Callable[[], None] = lambda: None,
+    ) -> None:
         self.registry = registry
         self.on_refused = on_refused
+        self.on_unreachable = on_unreachable  # counts a read S3 did not answer
         self._etags: dict[Role, str | None] = dict.fromkeys(ROLES)
         self._models: dict[Role, Artifact | None] = dict.fromkeys(ROLES)
         self._outage: str | None = None
@@ -42,23 +56,35 @@ class Follower:
 
     def first(self, fallback: Callable[[], Artifact]) -> Scorer:
         """The pair to start with (blocking, at start-up). With no production pointer yet (a first
-        deploy, before anything was promoted) the `fallback` model (BOTSCORE_MODEL_PATH) serves until
-        one appears; a pointer there must name a valid version, else ArtifactError stops start-up, as
-        a broken MODEL_PATH does. A shadow that is not valid is refused as it would be later."""
-        pointer = self.registry.pointer("production")
-        assert pointer is not None  # no ETag was sent, so no 304
-        if pointer.etag is None:
+        deploy, before anything was promoted), or no answer from S3, the `fallback` model
+        (BOTSCORE_MODEL_PATH) serves until the registry names one; a pointer there must name a valid
+        version, else ArtifactError stops start-up, as a broken MODEL_PATH does. A shadow that is not
+        valid is refused as it would be later."""
+        try:
+            pointer = self.registry.pointer("production")
+            assert pointer is not None  # no ETag was sent, so no 304
+            if pointer.etag is None:
+                log.warning(
+                    "model registry has no production pointer yet; serving BOTSCORE_MODEL_PATH until one is promoted",
+                    extra=self._context(),
+                )
+            elif pointer.version is None:
+                raise RegistryError(f"model pointer {self.registry.url}production names no version")
+            else:
+                self._models["production"] = self.registry.load(pointer.version)
+                self._etags["production"] = pointer.etag
+            self._follow("shadow")
+        except RegistryUnreachable as exc:
+            self._unreachable(exc, at_start=True)
+        production = self._models["production"]
+        if production is None:
+            production = self._models["production"] = fallback()
+        if self._outage is not None:
             log.warning(
-                "model registry has no production pointer yet; serving BOTSCORE_MODEL_PATH until one is promoted",
-                extra=self._context(),
+                "model registry unreachable at start-up; serving what it could read, else BOTSCORE_MODEL_PATH, "
+                "until it answers",
+                extra=self._context(reason=self._outage, serving_version=production.version),
             )
-            self._models["production"] = fallback()
-        elif pointer.version is None:
-            raise RegistryError(f"model pointer {self.registry.url}production names no version")
-        else:
-            self._models["production"] = self.registry.load(pointer.version)
-        self._etags["production"] = pointer.etag
-        self._follow("shadow")
         return self._pair()
 
     def poll(self) -> Scorer | None:
@@ -68,12 +94,19 @@ class Follower:
             for role in ROLES:  # a role followed before an outage stays followed: `moved` keeps it
                 moved = self._follow(role) or moved
         except RegistryUnreachable as exc:
-            if self._outage is None:
-                log.warning("model registry unreachable; will ask again", extra=self._context(reason=str(exc)))
-            self._outage = str(exc)
+            self._unreachable(exc)
         else:
+            if self._outage is not None:
+                log.info("model registry reachable again", extra=self._context(outage=self._outage))
             self._outage = None
         return self._pair() if moved else None
+
+    def _unreachable(self, exc: RegistryUnreachable, *, at_start: bool = False) -> None:
+        """Count a read S3 did not answer; log the first of an outage (`first` logs one at start-up)."""
+        self.on_unreachable()
+        if self._outage is None and not at_start:
+            log.warning("model registry unreachable; will ask again", extra=self._context(reason=str(exc)))
+        self._outage = str(exc)
 
     async def follow(self, model: ModelSlot, seconds: float) -> None:
         """Poll every `seconds` (or when poked) and swap the new pair into `model`, until cancelled."""
@@ -88,16 +121,7 @@ class Follower:
                 log.exception("model pointer check failed", extra=self._context(reason=f"{type(exc).__name__}: {exc}"))
                 continue
             if pair is not None:
-                old = model.scorer
-                model.scorer = pair
-                log.info(
-                    "model reloaded",
-                    extra=self._context(
-                        old_version=old.version,
-                        serving_version=pair.version,
-                        shadow_version=pair.shadow.version if pair.shadow else None,
-                    ),
-                )
+                model.swap(pair, **self._context())
 
     def poke(self) -> None:
         """Check the pointers now (SIGHUP), not at the next interval."""

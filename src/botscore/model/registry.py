@@ -17,6 +17,7 @@ costs one 304.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +38,18 @@ class RegistryError(ArtifactError):
 
 class RegistryUnreachable(RegistryError):
     """S3 did not answer, or refused access: nothing was learnt about the registry, so it is asked again."""
+
+
+class _NotFound(RegistryError):
+    """S3 answered that the object does not exist (NoSuchKey, 404)."""
+
+
+class _NotModified(RegistryError):
+    """A conditional GET found the object unchanged since the ETag it sent (304)."""
+
+
+class _Exists(RegistryError):
+    """A conditional create found the key taken (412 PreconditionFailed)."""
 
 
 @dataclass(frozen=True)
@@ -64,20 +77,20 @@ class Registry:
         """Validate the artifact `raw` (read from `source`) and store it under its version; (it, True if
         it was stored now, False if that version was already there). Never replaces a stored version."""
         model = artifact.decode(raw, source)
-        from botocore.exceptions import BotoCoreError, ClientError
-
         key = self.artifact_key(model.version)
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=raw, IfNoneMatch="*", ContentType="application/json", **_SSE
+            self._s3(
+                f"cannot store s3://{self.bucket}/{key}",
+                self.client.put_object,
+                Key=key,
+                Body=raw,
+                IfNoneMatch="*",
+                ContentType="application/json",
+                **_SSE,
             )
-        except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "412"):  # stored already: it must be valid, and this version
-                self.load(model.version)
-                return model, False
-            raise RegistryError(f"cannot store s3://{self.bucket}/{key}: {artifact.s3_problem(exc)}") from None
-        except BotoCoreError as exc:
-            raise RegistryError(f"cannot store s3://{self.bucket}/{key}: {exc}") from None
+        except _Exists:  # stored already: it must be valid, and this version
+            self.load(model.version)
+            return model, False
         return model, True
 
     def load(self, version: str) -> Artifact:
@@ -90,20 +103,18 @@ class Registry:
 
     def pointer(self, role: Role, etag: str | None = None) -> Pointer | None:
         """What the `role` pointer names; None if it is unchanged since `etag` (a conditional GET: 304)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         key = self.prefix + role
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key, **({"IfNoneMatch": etag} if etag else {}))
-        except ClientError as exc:
-            code = _code(exc)
-            if code in ("304", "NotModified"):
-                return None
-            if code in ("NoSuchKey", "404"):
-                return Pointer(None, None)
-            raise RegistryUnreachable(f"model pointer s3://{self.bucket}/{key}: {artifact.s3_problem(exc)}") from None
-        except BotoCoreError as exc:
-            raise RegistryUnreachable(f"model pointer s3://{self.bucket}/{key}: {exc}") from None
+            response = self._s3(
+                f"model pointer s3://{self.bucket}/{key}",
+                self.client.get_object,
+                Key=key,
+                **({"IfNoneMatch": etag} if etag else {}),
+            )
+        except _NotModified:
+            return None
+        except _NotFound:
+            return Pointer(None, None)
         raw = response["Body"].read(4096)
         return Pointer(parse_pointer(raw, f"s3://{self.bucket}/{key}"), response.get("ETag"))
 
@@ -113,32 +124,45 @@ class Registry:
             raise RegistryError("production must name a version")
         model = None if version is None else self.load(version)
         body = json.dumps({"format": POINTER_FORMAT, "version": version}, sort_keys=True).encode() + b"\n"
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self.prefix + role, Body=body, ContentType="application/json", **_SSE
-            )
-        except ClientError as exc:
-            raise RegistryError(f"cannot move {role}: {artifact.s3_problem(exc)}") from None
-        except BotoCoreError as exc:
-            raise RegistryError(f"cannot move {role}: {exc}") from None
+        self._s3(
+            f"cannot move {role}",
+            self.client.put_object,
+            Key=self.prefix + role,
+            Body=body,
+            ContentType="application/json",
+            **_SSE,
+        )
         return model
 
     def _get(self, url: str, key: str) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read(artifact.S3_MAX_BYTES + 1)
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
-                raise RegistryError(f"model artifact {url}: no such version in the registry") from None
-            raise RegistryUnreachable(f"model artifact {url}: cannot fetch: {artifact.s3_problem(exc)}") from None
-        except BotoCoreError as exc:
-            raise RegistryUnreachable(f"model artifact {url}: cannot fetch: {exc}") from None
+            response = self._s3(f"model artifact {url}: cannot fetch", self.client.get_object, Key=key)
+        except _NotFound:
+            raise RegistryError(f"model artifact {url}: no such version in the registry") from None
+        body: bytes = response["Body"].read(artifact.S3_MAX_BYTES + 1)
         if len(body) > artifact.S3_MAX_BYTES:
             raise RegistryError(f"model artifact {url}: larger than {artifact.S3_MAX_BYTES} bytes, not an artifact")
         return body
+
+    def _s3(self, what: str, operation: Callable[..., Any], **arguments: Any) -> Any:
+        """`operation` (a method of the S3 client) on this registry's bucket. The one place boto's errors
+        become ours: 304, 404 and 412 are answers the callers expect (`_NotModified`, `_NotFound`,
+        `_Exists`); any other refusal, and no answer at all, is RegistryUnreachable, named by `what`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return operation(Bucket=self.bucket, **arguments)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("304", "NotModified"):
+                raise _NotModified(what) from None
+            if code in ("NoSuchKey", "404"):
+                raise _NotFound(what) from None
+            if code in ("PreconditionFailed", "412"):
+                raise _Exists(what) from None
+            raise RegistryUnreachable(f"{what}: {artifact.s3_problem(exc)}") from None
+        except BotoCoreError as exc:
+            raise RegistryUnreachable(f"{what}: {exc}") from None
 
 
 def parse_pointer(raw: bytes, source: str) -> str | None:
@@ -153,7 +177,3 @@ def parse_pointer(raw: bytes, source: str) -> str | None:
     if version is not None and not (isinstance(version, str) and artifact.VERSION_PATTERN.fullmatch(version)):
         raise RegistryError(f"model pointer {source}: version must be null or a model version, got {version!r}")
     return version
-
-
-def _code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -75,8 +75,7 @@ class Reloader:
         if loaded.version == old:
             log.info("model reload found the same model", extra=self._context(serving_version=old))
             return True
-        self.model.scorer = Scorer(loaded)
-        log.info("model reloaded", extra=self._context(old_version=old, serving_version=loaded.version))
+        self.model.swap(Scorer(loaded), **self._context())
         return True
 
     def _context(self, **fields: object) -> dict[str, object]:

@@ -7,10 +7,13 @@ cheaper than building an array, and they agree with `predict_proba` to 1e-12.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from fractions import Fraction
 
 from botscore.model.artifact import Artifact
+
+log = logging.getLogger("botscore.reload")
 
 
 def sigmoid(z: float) -> float:
@@ -90,3 +93,18 @@ class ModelSlot:
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
+
+    def swap(self, scorer: Scorer, **context: object) -> Scorer:
+        """Serve `scorer` from now on and say so; the one place a model is swapped (SIGHUP reload, registry
+        follower). One assignment on the event loop: calls in flight finish on the pair they read."""
+        old, self.scorer = self.scorer, scorer
+        log.info(
+            "model reloaded",
+            extra={
+                **context,
+                "old_version": old.version,
+                "serving_version": scorer.version,
+                "shadow_version": scorer.shadow.version if scorer.shadow else None,
+            },
+        )
+        return old

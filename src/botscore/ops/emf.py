@@ -11,7 +11,9 @@ last set, so the sum of every worker's lines over a window equals the increase o
 /metrics shows over that window. Histograms (kept by ops/metrics.py as per-bucket `_tally`
 counters; a plain prometheus_client Histogram is read too) become EMF `Values`/`Counts` (one value per bucket,
 its midpoint; the last bucket's lower bound for the open-ended one), from which CloudWatch
-computes percentiles itself (p50, p99 ...), as it does for the ALB's TargetResponseTime.
+computes percentiles itself (p50, p99 ...), as it does for the ALB's TargetResponseTime. An alarm's
+threshold is a bucket bound (0.2 s for the p99), so each bucket's value lies wholly on one side of it:
+the alarm fires exactly when the true percentile passes the threshold, however coarse the buckets.
 
 Written by hand, not with aws-embedded-metrics (3.5.0 on PyPI): its `put_metric` takes one
 value per observation (up to 100 per line) and has no Values/Counts, its `flush` is a
@@ -60,10 +62,12 @@ AUDIT_COUNTERS = {
     "botscore_audit_objects_shipped": "ObjectsShipped",
     "botscore_audit_adoptions": "Adoptions",
 }
-# Counters with labels, summed over them: the model registry's refused pointers (both roles), and
-# the scored instances the shadow model puts on the other side of the threshold.
+# Counters with labels, summed over them: the model registry's refused pointers (both roles), its
+# reads that S3 did not answer, and the scored instances the shadow model puts on the other side of
+# the threshold.
 MODEL_COUNTERS = {
     "botscore_model_refusals": "ModelRefusals",
+    "botscore_model_registry_unreachable": "RegistryUnreachable",
     "botscore_shadow_disagreements": "ShadowDisagreements",
 }
 SPOOL_BYTES = "botscore_audit_spool_bytes"
@@ -192,9 +196,16 @@ class Snapshot:
         return delta
 
 
-def _readiness(route: str) -> bool:
-    """/readyz and the inference protocol's readiness routes (/v2/health/ready, /v2/models/NAME/ready)."""
-    return route == "/readyz" or route.endswith("/ready")
+# The probes' routes (botscore.http.operations: LIVENESS_PATH, READINESS_PATH and the inference
+# protocol's health routes), named here because ops/ imports nothing of http/.
+_PROBES = frozenset(("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"))
+
+
+def _probe(route: str) -> bool:
+    """A load balancer's or orchestrator's question (liveness, readiness: /healthz, /readyz, /v2/health/live,
+    /v2/health/ready, /v2/models/NAME/ready), not a client's call: its 503 says "replace me" or "not
+    ready", and no client was refused or failed."""
+    return route in _PROBES or route.endswith("/ready")
 
 
 def _minus(now: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
@@ -255,8 +266,9 @@ class EmfWriter:
         """The EMF documents for one interval: totals, requests by route and status, latency by route."""
         common = {"Service": self.service, **self.properties()}
         timestamp = int(now * 1000)
-        # A readiness probe's 503 says "not ready" to a load balancer: no client was refused or failed.
-        statuses = [(status, n) for (route, status), n in delta.requests.items() if not _readiness(route)]
+        # Answers to clients only: a probe's 503 (/healthz local_fault, /readyz not ready) is neither a
+        # client's error nor a shed request, and must not move the 5xx and shed alarms.
+        statuses = [(status, n) for (route, status), n in delta.requests.items() if not _probe(route)]
         status_503 = sum(n for status, n in statuses if status == "503")
         totals: dict[str, tuple[Any, str]] = {
             "Requests": (_number(sum(n for _, n in statuses)), "Count"),

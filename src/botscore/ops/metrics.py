@@ -27,7 +27,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# 0.2 is the p99 alarm's threshold (terraform: p99_latency_threshold_seconds must be a bound): CloudWatch
+# computes the EMF p99 from one value per bucket, so a threshold on a bound puts every value of the buckets
+# below it under the threshold and every value above it over it, and the alarm fires exactly past 200 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.5)
 P_BOT_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 X1_BUCKETS = tuple(round(-1.0 + 0.25 * i, 2) for i in range(21))  # log10 seconds: 0.1 s .. 10^4 s
 X2_BUCKETS = tuple(round(0.2 * i, 1) for i in range(16))  # log10(1 + attempts): 0 .. ~1000 attempts
@@ -201,6 +204,12 @@ class Metrics:
             ["role"],
             registry=r,
         )
+        self.registry_unreachable = Counter(
+            "botscore_model_registry_unreachable",
+            "Reads of the model registry S3 did not answer or refused, at start-up and at each poll; the worker "
+            "kept serving (BOTSCORE_MODEL_PATH if it started during the outage).",
+            registry=r,
+        )
         self._served: dict[str, str | None] = {"production": None, "shadow": None}
         self._audit_totals = {
             name: Counter(f"botscore_audit_{name}", help_text, registry=r) for name, help_text in AUDIT_COUNTERS.items()
@@ -242,6 +251,10 @@ class Metrics:
     def note_refused(self, role: str) -> None:
         """A worker refused what a registry pointer names (from the follower's thread)."""
         self.model_refusals.labels(role).inc()
+
+    def note_unreachable(self) -> None:
+        """A read of the model registry that S3 did not answer (from the follower's thread, or at start-up)."""
+        self.registry_unreachable.inc()
 
     def _flush_models(self) -> None:
         """The serving versions as gauges: 1 now, 0 for the one replaced."""

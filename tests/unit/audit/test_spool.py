@@ -13,6 +13,8 @@ import pytest
 from botscore.audit.segment import FolderTaken, SegmentWriter, SpoolUnavailable
 from botscore.audit.shipper import drop_torn_lines
 from botscore.audit.spool import SpoolDirectory, object_key
+from botscore.audit.uploaders import UploadError
+from tests.support.audit import audit_log
 from tests.support.workers import kill_a_worker
 
 
@@ -241,3 +243,34 @@ def test_a_worker_that_finds_another_holder_in_its_lock_refuses_and_moves_to_a_n
     # The old folder's segment is left to its adopter, untouched, and its lock keeps the adopter's token.
     assert [p.name for p in (tmp_path / "audit" / "workers" / old / "active").iterdir()] != []
     assert lock.read_text() == "host-a\nhost-b/1.0badf00d\n"
+
+
+class _Refusing:
+    """An uploader S3 refuses, so that nothing leaves the spool."""
+
+    def put(self, key: str, data: bytes) -> None:
+        raise UploadError("AccessDenied: no")
+
+    def describe(self) -> str:
+        return "s3://refusing"
+
+
+def test_the_oldest_unshipped_age_is_the_whole_spools_not_only_this_workers(tmp_path: Path) -> None:
+    """A worker with nothing of its own to ship still reports the 10-minute-old segment another worker (of
+    another task, sharing the spool on EFS) could not ship: the alarm reads the maximum over workers, and
+    it must see the stuck one whichever worker writes the line."""
+    other = _open(tmp_path, host="host-b")
+    stuck = _writer(other)
+    stuck.append(b'{"id":"old"}\n')
+    stuck.seal()
+    (segment,) = other.sealed()
+    ten_minutes_ago = time.time() - 600
+    os.utime(segment.path, (ten_minutes_ago, ten_minutes_ago))
+    audit = audit_log(_open(tmp_path), _Refusing(), adopt_after=3600)
+    audit.start()
+    try:
+        age = audit.counters()["oldest_unshipped_age_seconds"]
+        assert 600 <= age < 630, age
+    finally:
+        audit.close()
+        other.close()

@@ -91,3 +91,37 @@ def test_a_pointer_followed_before_an_outage_is_swapped_in(registry: MemoryRegis
     pair = follower.poll()
     assert pair is not None and pair.version == NEW.version and pair.shadow is not None
     assert pair.shadow.version == OLD.version
+
+
+def test_a_registry_unreachable_at_start_up_leaves_the_fallback_serving_counted_until_it_answers(
+    registry: MemoryRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable: list[None] = []
+    registry.move("production", NEW.version)
+    registry.down = {"production", "shadow"}
+    follower = Follower(registry, on_unreachable=lambda: unreachable.append(None))
+    with caplog.at_level(logging.INFO, logger="botscore.reload"):
+        assert follower.first(lambda: OLD).version == OLD.version
+        assert [follower.poll() for _ in range(2)] == [None, None]
+        assert len(unreachable) == 3  # start-up and each poll
+        registry.down = set()
+        pair = follower.poll()
+    assert pair is not None and (pair.version, pair.shadow) == (NEW.version, None)
+    assert [r.message for r in caplog.records] == [
+        "model registry unreachable at start-up; serving what it could read, else BOTSCORE_MODEL_PATH, "
+        "until it answers",
+        "model registry reachable again",
+    ]
+    assert len(unreachable) == 3 and follower.poll() is None
+
+
+def test_a_shadow_unreachable_at_start_up_keeps_the_production_read(registry: MemoryRegistry) -> None:
+    registry.move("production", NEW.version)
+    registry.move("shadow", OLD.version)
+    registry.down = {"shadow"}
+    follower = Follower(registry)
+    started = follower.first(lambda: OLD)
+    assert (started.version, started.shadow) == (NEW.version, None)
+    registry.down = set()
+    pair = follower.poll()
+    assert pair is not None and pair.shadow is not None and pair.shadow.version == OLD.version

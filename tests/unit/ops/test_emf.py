@@ -53,6 +53,7 @@ def _noted(metrics: Metrics) -> None:
     metrics.note_request(("/bot-score", 503, 0.001, None))  # the refused one
     metrics.note_request(("/bot-score", 503, 0.001, None))  # shed
     metrics.note_request(("/healthz", 200, 0.0001, None))
+    metrics.note_request(("/healthz", 503, 0.0001, None))  # local_fault: replace this task, no client failed
     metrics.note_request(("/readyz", 503, 0.0001, None))  # not ready: no client refused
     metrics.note_fsync(0.004)
     metrics.flush()
@@ -72,6 +73,7 @@ def test_one_set_follows_the_spec_and_counts_what_metrics_counts() -> None:
         ("/bot-score", "422"): 1,
         ("/bot-score", "503"): 2,
         ("/healthz", "200"): 1,
+        ("/healthz", "503"): 1,
         ("/readyz", "503"): 1,
     }
     exposed = {
@@ -80,9 +82,9 @@ def test_one_set_follows_the_spec_and_counts_what_metrics_counts() -> None:
         for s in family.samples
     }
     assert exposed[("botscore_requests_total", "/bot-score", "200")] == 5
-    assert emf.totals(found, "Requests") == 9  # answers to clients: not the readiness probe
-    assert emf.totals(found, "Errors5xx") == 2
-    assert emf.totals(found, "Shed") == 1  # two 503s, one of them refused by the audit log
+    assert emf.totals(found, "Requests") == 8  # answers to clients: not the liveness and readiness probes
+    assert emf.totals(found, "Errors5xx") == 2  # the probes' 503s are no client's error...
+    assert emf.totals(found, "Shed") == 1  # ...nor shed: two 503s to clients, one of them refused by the audit log
     assert emf.totals(found, "Scores") == 5
     assert emf.totals(found, "UploadFailures") == 2
     [totals] = [d for d in found if "SpoolFill" in d]
@@ -140,3 +142,13 @@ def test_a_plain_prometheus_histogram_gives_the_same_values_and_counts_as_the_bu
     [from_plain] = [d["Latency"] for d in emf.documents(plain_stream.getvalue()) if "Latency" in d]
     assert from_plain == from_bulk
     assert from_plain["Counts"] == [1, 3, 2, 1, 1]
+
+
+def test_the_probe_routes_emf_leaves_out_are_the_apps_health_routes() -> None:
+    """ops/ imports nothing of http/, so emf.py names the probes' routes itself: they must be the app's."""
+    from botscore.http.operations import LIVENESS_PATH, OIP_GET_PATHS, READINESS_PATH
+    from botscore.ops import emf as emf_module
+
+    probes = {LIVENESS_PATH, READINESS_PATH, *(p for p in OIP_GET_PATHS if "/health/" in p or p.endswith("/ready"))}
+    assert all(emf_module._probe(route) for route in probes), probes
+    assert not any(emf_module._probe(route) for route in ("/bot-score", "/bot-score/batch", "/metrics", "/v2"))
