@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,17 @@ log = logging.getLogger("botscore.http")
 _Parsed = TypeVar("_Parsed")
 Render = Callable[[BotscoreError], bytes]  # a route's error shape: botscore's own, or the inference protocol's
 OCTET_STREAM = b"application/octet-stream"
+# Where a body holds the start of another HTTP message (a Content-Length that overshot into the next
+# request) or an Authorization field: `raw` ends before it, so no key reaches the audit log this way.
+_MESSAGE_INSIDE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP/\d|(?i:authorization)[ \t]*:")
+
+
+def raw_limit(body: bytes | None, limit: int) -> int:
+    """Bytes of a refused body its record keeps: `limit`, or fewer, to end before another message."""
+    if body is None or not limit:
+        return limit
+    inside = _MESSAGE_INSIDE.search(body, 0, limit + 64)  # a field name cut at the limit is found too
+    return limit if inside is None else min(limit, inside.start())
 
 
 def error_headers(error: BotscoreError) -> tuple[tuple[bytes, bytes], ...]:
@@ -155,7 +167,7 @@ class Handler:
         """The answer to `error` in the route's shape (`render`); the record keeps the body as text,
         and the features it could read."""
         sent = _as_sent(validation.decoded(call.body))
-        refusal = self._keep(call, record.failed(call, error, sent, raw_limit=self.raw_limit))
+        refusal = self._keep(call, record.failed(call, error, sent, raw_limit=raw_limit(call.body, self.raw_limit)))
         if refusal is not None:
             return self._refused(refusal, render)
         return Answer(error.status, render(error), headers=error_headers(error))

@@ -50,11 +50,17 @@ from botscore.http.endpoints import Opened, ScoringRoute
 from botscore.http.ids import new_request_id
 from botscore.http.limits import TIMED_OUT, Limits
 
+MAX_TRAILER_FIELDS = 64  # a request's trailer fields, read and dropped; 431 and the close past it
+_CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
 SWEEP_SECONDS = 0.25  # how often a worker checks its connections' deadlines: a 408 comes up to this late
 
 # Every uvicorn name this module uses beyond the documented options: (owner, attribute).
 UVICORN_INTERNALS: tuple[tuple[type, str], ...] = (
     (HttpToolsProtocol, "data_received"),
+    (HttpToolsProtocol, "on_message_begin"),
+    (HttpToolsProtocol, "on_header"),
     (HttpToolsProtocol, "on_headers_complete"),
     (HttpToolsProtocol, "on_body"),
     (HttpToolsProtocol, "on_message_complete"),
@@ -111,6 +117,7 @@ def bounded(options: ConnectionOptions) -> type[BotscoreProtocol]:
 # The overridden callbacks run on every request: they call the base class directly, not through
 # super() (~1,500 instructions a call under callgrind).
 _data_received = HttpToolsProtocol.data_received
+_on_message_begin = HttpToolsProtocol.on_message_begin
 _on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
@@ -147,6 +154,17 @@ class BotscoreProtocol(HttpToolsProtocol):
         self._reading_head = True  # the next bytes are a request head
         self._head_bytes = 0
         self._tail = b""  # the last bytes of a read that ended inside a head (a split \r\n\r\n)
+        # True while the head being read began at the start of a read, so that the scan of each read
+        # counts all of it; a head that begins after another request ended in the same read is
+        # measured from its fields when complete (`_head_size`).
+        self._head_exact = True
+        self._fresh = True  # no request ended yet in the read being parsed
+        self._fault: tuple[int, str, str] | None = None  # what the head's fields alone refuse
+        self._authorized = False  # the head had an Authorization field
+        self._codings: list[bytes] = []  # the head's transfer codings, in order
+        self._trailers = 0  # trailer fields of the request being read (read, bounded, never kept)
+        self._framing = 0  # bytes after the head that are neither body nor in the first read: chunk framing, trailers
+        self._body_seen = 0  # body bytes parsed on this connection (to tell them from framing)
         self._began: float | None = None  # loop.time() at the first byte of the request being received
         self._quiet_since = 0.0  # loop.time() since which nothing was asked or answered
         self._stalled_since: float | None = None  # loop.time() since which the client reads no answer
@@ -168,6 +186,36 @@ class BotscoreProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.options.watch(self.connections)
         self._quiet_since = self.loop.time()  # uvicorn bounds idleness only after an answer; the sweep, always
+        if self.limits.max_connections and len(self.connections) > self.limits.max_connections:
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """Past the worker's connection bound: the connection idle the longest is closed (it asks
+        nothing, so nothing is lost), so that a new client, a health check first, gets in before
+        the worker runs out of file descriptors; with none idle, this one is answered 503 and closed."""
+        idle = [
+            connection
+            for connection in self.connections
+            if isinstance(connection, BotscoreProtocol) and connection is not self and connection._idle()
+        ]
+        if idle:
+            min(idle, key=lambda connection: connection._quiet_since).transport.close()
+            return
+        self.options.refused(503)
+        self.transport.write(
+            encode(Answer(503, _FULL, headers=((b"retry-after", b"1"),)), new_request_id(), b"", close=True)
+        )
+        self.transport.close()
+
+    def _idle(self) -> bool:
+        """Nothing asked and nothing owed: closing it loses nothing (RFC 9112 9.6)."""
+        return (
+            self._began is None
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self._pending
+            and self._last_word is None
+            and not self.transport.is_closing()
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._began = None
@@ -179,21 +227,39 @@ class BotscoreProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._began is None:
             self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
-        if self._reading_head:
-            # The head's bytes, over every read: up to its end when it ends in this read, else all of it.
-            end = data.find(b"\r\n\r\n")
-            if end >= 0:
-                counted = end + 4
-            elif self._tail and (split := (self._tail + data[:3]).find(b"\r\n\r\n")) >= 0:
-                counted = split + 4 - len(self._tail)  # the head's end began in the previous read
-            else:
-                counted = len(data)
-                self._tail = data[-3:]
-            self._head_bytes += counted
-            if self._head_bytes > self.limits.max_header_bytes:
-                self._refuse(431, "request_header_too_large", f"request head over {self.limits.max_header_bytes} bytes")
-                return
+        self._fresh = True
+        if not self._reading_head:
+            self._read_after_head(data)
+            return
+        # The head's bytes, over every read: up to its end when it ends in this read, else all of it.
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            counted = end + 4
+        elif self._tail and (split := (self._tail + data[:3]).find(b"\r\n\r\n")) >= 0:
+            counted = split + 4 - len(self._tail)  # the head's end began in the previous read
+        else:
+            counted = len(data)
+            self._tail = data[-3:]
+        self._head_bytes += counted
+        if self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(431, "request_header_too_large", f"request head over {self.limits.max_header_bytes} bytes")
+            return
         _data_received(self, data)
+        if not self._fresh and self._reading_head:
+            self._tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
+
+    def _read_after_head(self, data: bytes) -> None:
+        """A read that begins in a body, its chunk framing or its trailers. The bytes of it that are
+        not body count against the bound of a head when the request is still unfinished after it:
+        httptools keeps a trailer field whole until it ends (growing it by `bytes +=`), so a trailer
+        section that never ends must be cut by bytes, not by fields."""
+        body_before = self._body_seen
+        _data_received(self, data)
+        if self._fresh and not self._reading_head:  # the same request, still after its head
+            self._framing += len(data) - (self._body_seen - body_before)
+            if self._framing > self.limits.max_header_bytes:
+                bound = self.limits.max_header_bytes
+                self._cut(431, "request_header_too_large", f"request trailers over {bound} bytes")
 
     def send_400_response(self, msg: str) -> None:
         """The parser refused the request: a 400 in the error shape, after the answers before it."""
@@ -219,12 +285,69 @@ class BotscoreProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ---------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        _on_message_begin(self)
+        if self._began is None:  # it begins in the read in which the request before it ended
+            self._began = self.loop.time()
+        self._head_exact = self._fresh
+        self._fault = None
+        self._authorized = False
+        self._codings = []
+        self._trailers = 0
+        self._framing = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """A field of the head (uvicorn's own, plus the fields this class checks), or of the trailer
+        section: those are counted and bounded, never added to the request's fields, for the
+        request's key, media type, length, host and id come from its head only."""
+        if not self._reading_head:
+            self._trailer(name, value)
+            return
+        name = name.lower()
+        if name in _CHECKED:
+            self._check(name, value)
+        self.headers.append((name, value))
+
+    def _check(self, name: bytes, value: bytes) -> None:
+        if name == b"expect":
+            if value.lower() == b"100-continue":
+                self.expect_100_continue = True
+        elif name == b"authorization":
+            if self._authorized:  # RFC 9110 11.6.2: one field, not a list; which one would be the key?
+                self._fault = (400, "bad_request", "more than one Authorization field")
+            self._authorized = True
+        else:  # transfer-encoding, over every field of that name
+            self._codings.extend(coding.strip().lower() for coding in value.split(b","))
+            if self._codings[-1] != b"chunked":
+                # RFC 9112 6.3: chunked not last, the body's length is unknown: 400, and the close.
+                self._fault = (400, "bad_request", "Transfer-Encoding must end with chunked")
+            elif len(self._codings) > 1:
+                # RFC 9112 6.1: a coding the server does not understand (it would be served as if uncoded).
+                self._fault = (501, "not_implemented", "only the chunked transfer coding is supported")
+            else:
+                self._fault = None if self._fault is None or self._fault[0] == 501 else self._fault
+
+    def _trailer(self, name: bytes, value: bytes) -> None:
+        self._trailers += 1
+        if self._trailers > MAX_TRAILER_FIELDS:
+            self._cut(431, "request_header_too_large", f"request trailers over {MAX_TRAILER_FIELDS} fields")
+
     def on_headers_complete(self) -> None:
         self._reading_head = False
         if self.transport.is_closing() or self._last_word is not None:
             self._skipping = True  # behind a refusal or a shed answer: nobody will read its answer
             return
+        if not self._head_exact and self._head_size() > self.limits.max_header_bytes:
+            self._skipping = True
+            self._refuse(431, "request_header_too_large", f"request head over {self.limits.max_header_bytes} bytes")
+            return
+        if self._fault is not None:
+            self._skipping = True
+            self._refuse(*self._fault)
+            return
         parser = self.parser
+        if self.expect_100_continue and parser.get_http_version() != "1.1":
+            self.expect_100_continue = False  # RFC 9110 10.1.1: an HTTP/1.0 server ignores it
         if parser.should_upgrade():
             if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
                 self._refuse(400, "upgrade_not_supported", "Connection: Upgrade is not supported with a body")
@@ -236,13 +359,15 @@ class BotscoreProtocol(HttpToolsProtocol):
         if self._in_flight_bound and _InFlight.count >= self._in_flight_bound and idle and self._shed():
             return
         route = self._routes.get(self.url)
-        if route is not None and idle and not self.expect_100_continue and parser.get_method() == b"POST":
+        if route is not None and idle and parser.get_method() == b"POST":
             self._route = route
             self._opened = route.open("POST", self.headers, _perf_counter())
             self._chunks = []
             self._size = 0
             if self._opened.refusal is not None:  # decided by the head: answered now, the body is skipped
                 self._answer(route, self._opened, None)
+            elif self.expect_100_continue and not self._pending:  # (behind pending answers: no 100, the
+                self.transport.write(_CONTINUE)  # client sends its body after its own wait)
             return
         if self._pending:
             # Over ASGI behind answers this connection still owes, it could be answered first: those
@@ -251,8 +376,13 @@ class BotscoreProtocol(HttpToolsProtocol):
             self._skipping = True
             return
         _on_headers_complete(self)
+        if self.expect_100_continue:
+            # The app may answer without asking for the body; the client then may never send it, and
+            # what it sends next would be read as that body: the connection closes after the answer.
+            self.cycle.keep_alive = False
 
     def on_body(self, body: bytes) -> None:
+        self._body_seen += len(body)
         route = self._route
         if route is None:
             if not self._skipping:
@@ -264,6 +394,7 @@ class BotscoreProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._began = None
         self._reading_head = True
+        self._fresh = False
         self._head_bytes = 0
         self._tail = b""
         if self._skipping:
@@ -318,7 +449,8 @@ class BotscoreProtocol(HttpToolsProtocol):
         from one task of the connection."""
         self._opened = None  # answered: the rest of its body, if any, is skipped
         answer = route.answer(opened, body, timed_out=timed_out)
-        close = timed_out or not self.parser.should_keep_alive()
+        # An Expect request refused before its body: the client may never send it (RFC 9110 10.1.1).
+        close = timed_out or not self.parser.should_keep_alive() or (body is None and self.expect_100_continue)
         if not self._pending and not (answer.recorded and route.settles):
             self._write(route, opened.call, answer, close)
             return
@@ -397,6 +529,31 @@ class BotscoreProtocol(HttpToolsProtocol):
             self._say_last_word()
         else:
             self.flow.pause_reading()
+
+    def _head_size(self) -> int:
+        """The head's size from its parsed parts (a head that began inside a read is not scanned whole)."""
+        size = len(self.url) + 16 + len(self.parser.get_method())  # request line, final CRLF
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
+        return size
+
+    def _cut(self, status: int, code: str, message: str) -> None:
+        """A request that broke a bound in the middle of its message: refused at once, and the
+        connection closed; answers still owed on it are abandoned (its client broke the bound)."""
+        self._began = None
+        self._skipping = True
+        self._route = self._opened = None
+        self.pipeline.clear()
+        for cycle in (self._running, self.cycle):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        if self._last_word is None and not self.transport.is_closing():
+            self.options.refused(status)
+            answer = Answer(status, error_bytes(code, message))
+            self.transport.write(encode(answer, new_request_id(), b"", close=True, server=self._server()))
+        self._last_word = b""
+        self.transport.close()
 
     def _say_last_word(self) -> None:
         assert self._last_word is not None
