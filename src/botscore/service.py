@@ -225,22 +225,9 @@ def build_from_environment() -> Service:
 
 
 def app_from_environment() -> BotscoreApp:
-    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own);
-    `worker_protocol` serves it with its bounds."""
+    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own),
+    with its connection class made (`app.connection_class`), which `botscore.http.protocol.from_config`
+    builds each of the worker's connections with."""
     service = build_from_environment()
-    _Worker.protocol = service.protocol()
+    service.protocol()
     return service.app
-
-
-class _Worker:
-    """The protocol factory of the app this worker process built (one app a worker)."""
-
-    protocol: type[BotscoreProtocol] | None = None
-
-
-def worker_protocol(*args: Any, **kwargs: Any) -> BotscoreProtocol:
-    """uvicorn's `http` option in a worker of `botscore serve --workers N`: a connection built with the
-    bounds of the app this worker built (`app_from_environment`, which uvicorn calls first)."""
-    if _Worker.protocol is None:
-        raise RuntimeError("worker_protocol serves the app of botscore.service:app_from_environment (factory)")
-    return _Worker.protocol(*args, **kwargs)

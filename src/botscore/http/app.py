@@ -51,15 +51,19 @@ class BotscoreApp:
         self.model = model
         self.metrics = metrics
         self.limits = limits  # None: the app is served without connection bounds (tests in-process)
-        self.bounded = False  # True once a protocol factory with these bounds was made (`protocol`)
+        # The connection class with these bounds once made (`protocol`): None, the app runs without them.
+        self.connection_class: type[BotscoreProtocol] | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.connection_class is not None
 
     def protocol(self, watch: Callable[[set[Any]], None] = lambda connections: None) -> type[BotscoreProtocol]:
         """uvicorn's `http` option for this app: connections built with its bounds, its shedding,
         and its scoring routes answered by the connection."""
         if self.limits is None:
             raise ValueError("an app built without limits has no bounds to serve with")
-        self.bounded = True
-        return bounded(
+        self.connection_class = bounded(
             ConnectionOptions(
                 self.limits,
                 routes={path.encode(): route for path, route in self.routes.items()},
@@ -68,6 +72,7 @@ class BotscoreApp:
                 watch=watch,
             )
         )
+        return self.connection_class
 
     def route(self, path: str) -> ScoringRoute | None:
         """The scoring route of a path: its own, or the infer route's versioned path of the version serving now."""

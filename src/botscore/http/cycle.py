@@ -1,0 +1,110 @@
+"""The cycle of a request the connection answers itself, and the answers a connection owes.
+
+A POST to a scoring route's exact path is not handed to the app over ASGI: the connection opens
+a `ScoringCycle` from its head, which is in one of two named stages, READING its body (kept up to
+one chunk past the route's bound, enough to answer 413) or ANSWERED from its head alone (401,
+405, 413 by length: the rest of its body is read and dropped). When the body is complete, the
+route decides. The answer goes out at once, unless it waits for the fsync that covers its record
+(BOTSCORE_AUDIT_SYNC=always) or for an answer before it: then it is `Owed`, and the connection's
+`Answers` writes it, in request order, from one task, as its fsync completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import NamedTuple
+
+from botscore.call import Answer, Call
+from botscore.http.endpoints import Opened, ScoringRoute
+from botscore.http.options import InFlight
+
+
+class Stage(Enum):
+    """Where a scoring request the connection answers itself stands."""
+
+    READING = "its body is being read"
+    ANSWERED = "answered from its head; the rest of its body is dropped"
+
+
+class ScoringCycle:
+    """One request to a scoring route, from its head to its answer: the route, the call its head
+    opened, its stage, and the body received so far."""
+
+    __slots__ = ("_chunks", "_size", "opened", "route", "stage")
+
+    def __init__(self, route: ScoringRoute, opened: Opened) -> None:
+        self.route = route
+        self.opened = opened
+        self.stage = Stage.READING if opened.refusal is None else Stage.ANSWERED
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def take(self, body: bytes) -> None:
+        """A part of the body, kept while it is read and up to one part past the route's bound."""
+        if self.stage is Stage.READING and self._size <= self.route.max_body_bytes:
+            self._chunks.append(body)
+            self._size += len(body)
+
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+class Owed(NamedTuple):
+    """An answer written by the connection that waits: for its fsync, or for an answer before it."""
+
+    route: ScoringRoute
+    call: Call
+    answer: Answer
+    close: bool
+
+
+class Answers:
+    """The answers a connection owes that wait, in request order, and the one task that writes them as
+    their fsyncs complete (uvicorn's graceful shutdown waits for it, as it is in the server's tasks)."""
+
+    def __init__(
+        self,
+        write: Callable[[Owed], None],
+        drained: Callable[[], None],
+        in_flight: InFlight,
+        loop: asyncio.AbstractEventLoop,
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
+        self._write = write  # sends one answer (unless its client left)
+        self._drained = drained  # told when the last owed answer went out
+        self._in_flight = in_flight
+        self._loop = loop
+        self._tasks = tasks
+        self._owed: deque[Owed] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._owed)
+
+    def owe(self, owed: Owed) -> None:
+        """Queue an answer; it counts in flight until its record is on disk."""
+        self._owed.append(owed)
+        self._in_flight.count += 1
+        if self._writer is None:
+            self._writer = self._loop.create_task(self._write_owed())
+            self._tasks.add(self._writer)
+            self._writer.add_done_callback(self._tasks.discard)
+
+    async def _write_owed(self) -> None:
+        owed = self._owed
+        try:
+            while owed:
+                route, call, answer, close = owed[0]
+                try:
+                    if answer.recorded and route.settles:
+                        answer = await route.settle(call, answer)
+                finally:
+                    owed.popleft()
+                    self._in_flight.count -= 1
+                self._write(Owed(route, call, answer, close))
+        finally:
+            self._writer = None
+        self._drained()
