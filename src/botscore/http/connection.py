@@ -25,7 +25,6 @@ then the connection closes: its `Ending`. Routing, shedding and answering are `B
 from __future__ import annotations
 
 import asyncio
-from enum import Enum
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -33,33 +32,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from botscore.call import Answer
 from botscore.errors import error_bytes
 from botscore.http.answers import encode
-from botscore.http.cycle import Answers, Owed, ScoringCycle
+from botscore.http.cycle import Answers, Ending, Reading, ScoringCycle
+from botscore.http.head import Head, Refusal
 from botscore.http.ids import new_request_id
 from botscore.http.options import ConnectionOptions
 
-MAX_TRAILER_FIELDS = 64  # a request's trailer fields, read and dropped; 431 and the close past it
 _CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
 _FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
 
 # Called directly, not through super(), on every request (~1,500 instructions a call under callgrind).
 _data_received = HttpToolsProtocol.data_received
 _on_message_begin = HttpToolsProtocol.on_message_begin
-
-
-class Reading(Enum):
-    """What the next bytes of the connection are."""
-
-    HEAD = "a request head"
-    BODY = "the body of a request that is read: its framing and trailers too"
-    SKIP = "the body of a request nobody reads (behind a refusal, a shed answer or a close)"
-
-
-class Ending(Enum):
-    """Whether the connection ends once the answers it owes are out."""
-
-    OPEN = "serving"
-    CLOSE = "close after the answers owed, saying nothing more"
-    REFUSE = "write the refusal after the answers owed, then close"
 
 
 _HEAD, _BODY, _SKIP = Reading.HEAD, Reading.BODY, Reading.SKIP
@@ -77,17 +60,8 @@ class Connection(HttpToolsProtocol):
         self.limits = options.limits
         self.in_flight = options.in_flight
         self._reading = _HEAD
-        self._head_bytes = 0  # of the head being read, counted by scanning each read
-        self._tail = b""  # the last bytes of a read that ended inside a head (a split \r\n\r\n)
-        # True while the head being read began at the start of a read, so the scans count all of it;
-        # one that began after another request ended in the same read is measured by its fields.
-        self._head_exact = True
+        self._head = Head(self.limits.max_header_bytes)
         self._fresh = True  # no request ended yet in the read being parsed
-        self._fault: tuple[int, str, str] | None = None  # what the head's fields alone refuse
-        self._authorized = False  # the head had an Authorization field
-        self._codings: list[bytes] = []  # the head's transfer codings, in order
-        self._trailers = 0  # trailer fields of the request being read
-        self._framing = 0  # bytes after the head that are not body and not in its first read
         self._body_seen = 0  # body bytes parsed on this connection (to tell them from framing)
         self._began: float | None = None  # loop.time() at the first byte of the request being received
         self._quiet_since = 0.0  # loop.time() since which nothing was asked or answered
@@ -98,7 +72,7 @@ class Connection(HttpToolsProtocol):
         self._ending = _OPEN
         self._refusal = b""  # with Ending.REFUSE: the answer written before the close
         self._scoring: ScoringCycle | None = None  # the request being answered here, not over ASGI
-        self._answers = Answers(self._write, self._drained, self.in_flight, self.loop, self.tasks)
+        self._answers: Answers  # the answers this connection owes: made by BotscoreProtocol, which writes them
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -144,35 +118,22 @@ class Connection(HttpToolsProtocol):
         if self._reading is not _HEAD:
             self._read_after_head(data)
             return
-        # The head's bytes, over every read: up to its end when it ends in this read, else all of it.
-        end = data.find(b"\r\n\r\n")
-        if end >= 0:
-            counted = end + 4
-        elif self._tail and (split := (self._tail + data[:3]).find(b"\r\n\r\n")) >= 0:
-            counted = split + 4 - len(self._tail)  # the head's end began in the previous read
-        else:
-            counted = len(data)
-            self._tail = data[-3:]
-        self._head_bytes += counted
-        if self._head_bytes > self.limits.max_header_bytes:
-            self.refuse(431, "request_header_too_large", f"request head over {self.limits.max_header_bytes} bytes")
+        too_large = self._head.scan(data)
+        if too_large is not None:
+            self.refuse(*too_large)
             return
         _data_received(self, data)
         if not self._fresh and self._reading is _HEAD:
-            self._tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
+            self._head.tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
 
     def _read_after_head(self, data: bytes) -> None:
-        """A read that begins in a body, its chunk framing or its trailers. Its bytes that are not body
-        count against the head's bound while the request is unfinished after it: httptools keeps a
-        trailer field whole until it ends (growing it by `bytes +=`), so trailers are cut by bytes."""
+        """A read that begins in a body, its chunk framing or its trailers (bounded: head.py)."""
         body_before = self._body_seen
         _data_received(self, data)
         if self._fresh and self._reading is not _HEAD:  # the same request, still after its head
-            self._framing += len(data) - (self._body_seen - body_before)
-            if self._framing > self.limits.max_header_bytes:
-                self._cut(
-                    431, "request_header_too_large", f"request trailers over {self.limits.max_header_bytes} bytes"
-                )
+            too_large = self._head.after(len(data) - (self._body_seen - body_before))
+            if too_large is not None:
+                self._cut(*too_large)
 
     def send_400_response(self, msg: str) -> None:
         """The parser refused the request: a 400 in the error shape, after the answers before it."""
@@ -200,53 +161,29 @@ class Connection(HttpToolsProtocol):
         _on_message_begin(self)
         if self._began is None:  # it begins in the read in which the request before it ended
             self._began = self.loop.time()
-        self._head_exact = self._fresh
-        self._fault = None
-        self._authorized = False
-        self._codings = []
-        self._trailers = 0
-        self._framing = 0
+        self._head.begin(exact=self._fresh)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A field of the head, or of the trailer section: trailer fields are counted and dropped, for
         a request's key, media type, length, host and id come from its head only."""
         if self._reading is not _HEAD:
-            self._trailers += 1
-            if self._trailers > MAX_TRAILER_FIELDS:
-                self._cut(431, "request_header_too_large", f"request trailers over {MAX_TRAILER_FIELDS} fields")
+            too_many = self._head.trailer()
+            if too_many is not None:
+                self._cut(*too_many)
             return
         name = name.lower()
         if name in _CHECKED:
             if name == b"expect":
                 self.expect_100_continue = value.lower() == b"100-continue" or self.expect_100_continue
-            elif name == b"authorization":
-                if self._authorized:  # RFC 9110 11.6.2: one field, not a list: which one would be the key?
-                    self._fault = (400, "bad_request", "more than one Authorization field")
-                self._authorized = True
             else:
-                self._codings.extend(coding.strip().lower() for coding in value.split(b","))
+                self._head.check(name, value)
         self.headers.append((name, value))
 
-    def head_refusal(self) -> tuple[int, str, str] | None:
-        """What the head alone refuses, once complete: its size, when it began inside a read (the scans
-        did not see all of it), its fields."""
-        if not self._head_exact and self._head_size() > self.limits.max_header_bytes:
-            return 431, "request_header_too_large", f"request head over {self.limits.max_header_bytes} bytes"
-        codings = self._codings
-        if codings:
-            if codings[-1] != b"chunked":
-                return 400, "bad_request", "Transfer-Encoding must end with chunked"  # RFC 9112 6.3: length unknown
-            if len(codings) > 1:
-                return 501, "not_implemented", "only the chunked transfer coding is supported"  # RFC 9112 6.1
+    def head_refusal(self) -> Refusal | None:
+        """What the complete head alone refuses (head.py); Expect over HTTP/1.0 is ignored (RFC 9110 10.1.1)."""
         if self.expect_100_continue and self.parser.get_http_version() != "1.1":
-            self.expect_100_continue = False  # RFC 9110 10.1.1: an HTTP/1.0 server ignores it
-        return self._fault
-
-    def _head_size(self) -> int:
-        size = len(self.url) + 16 + len(self.parser.get_method())  # the request line, the final CRLF
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4
-        return size
+            self.expect_100_continue = False
+        return self._head.refusal(self.url, self.parser.get_method(), self.headers)
 
     def end_of_message(self) -> Reading:
         """The message is complete: what was being read, and the next bytes are a head again."""
@@ -254,8 +191,7 @@ class Connection(HttpToolsProtocol):
         self._began = None
         self._reading = _HEAD
         self._fresh = False
-        self._head_bytes = 0
-        self._tail = b""
+        self._head.end()
         return reading
 
     def refuse(self, status: int, code: str, message: str) -> None:
@@ -336,14 +272,6 @@ class Connection(HttpToolsProtocol):
 
     def timed_out(self) -> None:
         """The request being received is past its deadline (BotscoreProtocol answers it)."""
-        raise NotImplementedError
-
-    def _write(self, owed: Owed) -> None:
-        """Send an answer written here (BotscoreProtocol writes it)."""
-        raise NotImplementedError
-
-    def _drained(self) -> None:
-        """The answers owed are out (BotscoreProtocol goes on reading, or ends the connection)."""
         raise NotImplementedError
 
 

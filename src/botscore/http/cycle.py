@@ -22,6 +22,22 @@ from botscore.http.endpoints import Opened, ScoringRoute
 from botscore.http.options import InFlight
 
 
+class Reading(Enum):
+    """What the next bytes of the connection are."""
+
+    HEAD = "a request head"
+    BODY = "the body of a request that is read: its framing and trailers too"
+    SKIP = "the body of a request nobody reads (behind a refusal, a shed answer or a close)"
+
+
+class Ending(Enum):
+    """Whether the connection ends once the answers it owes are out."""
+
+    OPEN = "serving"
+    CLOSE = "close after the answers owed, saying nothing more"
+    REFUSE = "write the refusal after the answers owed, then close"
+
+
 class Stage(Enum):
     """Where a scoring request the connection answers itself stands."""
 

@@ -24,11 +24,11 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-from uvicorn.server import ServerState
 
 from botscore.http.answers import encode
-from botscore.http.connection import Connection, Ending, Reading, sweep
-from botscore.http.cycle import Owed, ScoringCycle, Stage
+from botscore.http.connection import Connection, sweep
+from botscore.http.cycle import Answers, Ending, Owed, Reading, ScoringCycle, Stage
+from botscore.http.internals import UVICORN_INTERNALS
 from botscore.http.limits import TIMED_OUT
 from botscore.http.options import ConnectionOptions
 
@@ -36,43 +36,6 @@ __all__ = ["SWEEP_SECONDS", "UVICORN_INTERNALS", "BotscoreProtocol", "Connection
 
 SWEEP_SECONDS = 0.25  # how often a worker checks its connections' deadlines: a 408 comes up to this late
 
-# Every uvicorn name this package uses beyond the documented options: (owner, attribute).
-UVICORN_INTERNALS: tuple[tuple[type, str], ...] = (
-    (HttpToolsProtocol, "data_received"),
-    (HttpToolsProtocol, "on_message_begin"),
-    (HttpToolsProtocol, "on_header"),
-    (HttpToolsProtocol, "on_headers_complete"),
-    (HttpToolsProtocol, "on_body"),
-    (HttpToolsProtocol, "on_message_complete"),
-    (HttpToolsProtocol, "on_response_complete"),
-    (HttpToolsProtocol, "send_400_response"),
-    (HttpToolsProtocol, "pause_writing"),
-    (HttpToolsProtocol, "resume_writing"),
-    (HttpToolsProtocol, "timeout_keep_alive_handler"),
-    # per-connection state, set in __init__ / connection_made / the parser callbacks
-    (HttpToolsProtocol, "parser"),
-    (HttpToolsProtocol, "url"),
-    (HttpToolsProtocol, "headers"),
-    (HttpToolsProtocol, "scope"),
-    (HttpToolsProtocol, "cycle"),
-    (HttpToolsProtocol, "pipeline"),
-    (HttpToolsProtocol, "flow"),
-    (HttpToolsProtocol, "transport"),
-    (HttpToolsProtocol, "loop"),
-    (HttpToolsProtocol, "connections"),
-    (HttpToolsProtocol, "tasks"),
-    (HttpToolsProtocol, "server_state"),
-    (HttpToolsProtocol, "expect_100_continue"),
-    (HttpToolsProtocol, "timeout_keep_alive"),
-    (ServerState, "default_headers"),  # the Date header uvicorn renews every second
-    (ServerState, "total_requests"),
-    # the request-response cycle of a request answered over ASGI
-    (RequestResponseCycle, "response_complete"),
-    (RequestResponseCycle, "keep_alive"),
-    (RequestResponseCycle, "more_body"),
-    (RequestResponseCycle, "message_event"),
-    (RequestResponseCycle, "disconnected"),
-)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_body = HttpToolsProtocol.on_body
@@ -106,6 +69,7 @@ class BotscoreProtocol(Connection):
         options = self.options
         self._routes = options.routes
         self._in_flight_bound = options.limits.max_in_flight if options.shed is not None else 0  # 0: none
+        self._answers = Answers(self._write, self._drained, self.in_flight, self.loop, self.tasks)
 
     def on_headers_complete(self) -> None:
         skip = self._reading = _SKIP  # until the request is found to be read
