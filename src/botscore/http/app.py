@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from botscore.call import Answer
-from botscore.dataplane.handler import Handler, error_headers
+from botscore.call import Failed
+from botscore.dataplane.handler import Handler
 from botscore.errors import Overloaded
-from botscore.http.answers import encode
+from botscore.http.answers import encode, rendered
 from botscore.http.auth import ApiKeys
 from botscore.http.endpoints import (
     INFER_PATH,
@@ -31,8 +31,10 @@ from botscore.ops.metrics import Metrics
 
 __all__ = ["BotscoreApp", "create_app"]
 
-_OVERLOADED = Overloaded("the service is over its capacity; retry after the Retry-After seconds")
-_SHED_METRICS = Answer(_OVERLOADED.status, _OVERLOADED.body_bytes(), headers=error_headers(_OVERLOADED), recorded=False)
+_SHED_METRICS = rendered(
+    Failed(Overloaded("the service is over its capacity; retry after the Retry-After seconds"), recorded=False),
+    "botscore",
+)
 
 
 class BotscoreApp:
