@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botscore.audit.log import AuditLog
@@ -44,35 +45,28 @@ METRICS_CACHE_SECONDS = 1.0  # /metrics is rendered at most this often a worker 
 log = logging.getLogger("botscore.service")
 
 
+@dataclass
 class Service:
     """Everything one worker runs, wired together, and its one lifecycle: `start` and `stop`, which the
     app's lifespan calls (uvicorn runs it after it stopped accepting and finished in-flight requests)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        model: ModelSlot,
-        audit: AuditLog,
-        metrics: Metrics,
-        keys: ApiKeys,
-        schedule: Schedule,
-        *,
-        follower: Follower | None = None,
-        emf: EmfWriter | None = None,
-    ) -> None:
-        self.settings = settings
-        self.model = model
-        self.audit = audit
-        self.metrics = metrics
-        self.keys = keys
-        self.schedule = schedule
-        self.follower = follower
-        self.emf = emf
-        self._watcher: KeysWatcher | None = None
+    settings: Settings
+    model: ModelSlot
+    audit: AuditLog
+    metrics: Metrics
+    keys: ApiKeys
+    schedule: Schedule
+    follower: Follower | None = None
+    emf: EmfWriter | None = None
+    app: BotscoreApp = field(init=False)
+    _watcher: KeysWatcher | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
         self.app = create_app(
-            Handler(audit, metrics, raw_limit=settings.audit_raw_max_bytes),
-            model,
-            metrics,
+            Handler(self.audit, self.metrics, raw_limit=settings.audit_raw_max_bytes),
+            self.model,
+            self.metrics,
             max_body_bytes=settings.max_body_bytes,
             limits=Limits(
                 settings.max_header_bytes,
@@ -80,7 +74,7 @@ class Service:
                 settings.max_in_flight,
                 connection_limit(settings.max_in_flight),
             ),
-            api_keys=keys,
+            api_keys=self.keys,
             lifespan=self.lifespan,
             metrics_cache_seconds=METRICS_CACHE_SECONDS,
         )
