@@ -61,6 +61,7 @@ class Connection(HttpToolsProtocol):
         self.in_flight = options.in_flight
         self._reading = _HEAD
         self._head = Head(self.limits.max_header_bytes)
+        self._served = options.served
         self._fresh = True  # no request ended yet in the read being parsed
         self._body_seen = 0  # body bytes parsed on this connection (to tell them from framing)
         self._began: float | None = None  # loop.time() at the first byte of the request being received
@@ -118,10 +119,13 @@ class Connection(HttpToolsProtocol):
         if self._reading is not _HEAD:
             self._read_after_head(data)
             return
-        too_large = self._head.scan(data)
-        if too_large is not None:
-            self.refuse(*too_large)
-            return
+        head = self._head
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or head.bytes + end + 4 > head.max_bytes:  # else the head ends in this read, within its bound
+            too_large = head.scan(data)
+            if too_large is not None:
+                self.refuse(*too_large)
+                return
         _data_received(self, data)
         if not self._fresh and self._reading is _HEAD:
             self._head.tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
@@ -161,7 +165,7 @@ class Connection(HttpToolsProtocol):
         _on_message_begin(self)
         if self._began is None:  # it begins in the read in which the request before it ended
             self._began = self.loop.time()
-        self._head.begin(exact=self._fresh)
+        self._head.exact = self._fresh
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A field of the head, or of the trailer section: trailer fields are counted and dropped, for
@@ -183,16 +187,10 @@ class Connection(HttpToolsProtocol):
         """What the complete head alone refuses (head.py); Expect over HTTP/1.0 is ignored (RFC 9110 10.1.1)."""
         if self.expect_100_continue and self.parser.get_http_version() != "1.1":
             self.expect_100_continue = False
-        return self._head.refusal(self.url, self.parser.get_method(), self.headers)
-
-    def end_of_message(self) -> Reading:
-        """The message is complete: what was being read, and the next bytes are a head again."""
-        reading = self._reading
-        self._began = None
-        self._reading = _HEAD
-        self._fresh = False
-        self._head.end()
-        return reading
+        head = self._head
+        if head.plain and head.exact:
+            return None
+        return head.refusal(self.url, self.parser.get_method(), self.headers)
 
     def refuse(self, status: int, code: str, message: str) -> None:
         """Answer before any route saw the request, count it, close the connection; after the answers
@@ -234,7 +232,7 @@ class Connection(HttpToolsProtocol):
 
     def served(self) -> bytes:
         """The server's header lines (Date), made again when uvicorn renews them (once a second)."""
-        return self.options.served.lines(self.server_state.default_headers)
+        return self._served.lines(self.server_state.default_headers)
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: answers still owed here go out first, then the close."""

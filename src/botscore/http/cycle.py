@@ -47,25 +47,17 @@ class Stage(Enum):
 
 class ScoringCycle:
     """One request to a scoring route, from its head to its answer: the route, the call its head
-    opened, its stage, and the body received so far."""
+    opened, its stage, and the body received so far (`chunks`, `size` bytes: the connection keeps
+    them while READING, up to one part past the route's bound, enough to answer 413)."""
 
-    __slots__ = ("_chunks", "_size", "opened", "route", "stage")
+    __slots__ = ("chunks", "opened", "route", "size", "stage")
 
     def __init__(self, route: ScoringRoute, opened: Opened) -> None:
         self.route = route
         self.opened = opened
         self.stage = Stage.READING if opened.refusal is None else Stage.ANSWERED
-        self._chunks: list[bytes] = []
-        self._size = 0
-
-    def take(self, body: bytes) -> None:
-        """A part of the body, kept while it is read and up to one part past the route's bound."""
-        if self.stage is Stage.READING and self._size <= self.route.max_body_bytes:
-            self._chunks.append(body)
-            self._size += len(body)
-
-    def body(self) -> bytes:
-        return b"".join(self._chunks)
+        self.chunks: list[bytes] = []
+        self.size = 0
 
 
 class Owed(NamedTuple):
@@ -83,7 +75,7 @@ class Answers:
 
     def __init__(
         self,
-        write: Callable[[Owed], None],
+        write: Callable[[ScoringRoute, Call, Answer, bool], None],
         drained: Callable[[], None],
         in_flight: InFlight,
         loop: asyncio.AbstractEventLoop,
@@ -120,7 +112,7 @@ class Answers:
                 finally:
                     owed.popleft()
                     self._in_flight.count -= 1
-                self._write(Owed(route, call, answer, close))
+                self._write(route, call, answer, close)
         finally:
             self._writer = None
         self._drained()

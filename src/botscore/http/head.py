@@ -21,7 +21,18 @@ Refusal = tuple[int, str, str]  # status, code, message
 class Head:
     """The head and trailers of the request a connection is reading."""
 
-    __slots__ = ("_authorized", "_codings", "_fault", "_framing", "_trailers", "bytes", "exact", "max_bytes", "tail")
+    __slots__ = (
+        "_authorized",
+        "_codings",
+        "_fault",
+        "_framing",
+        "_trailers",
+        "bytes",
+        "exact",
+        "max_bytes",
+        "plain",
+        "tail",
+    )
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes  # BOTSCORE_MAX_HEADER_BYTES
@@ -33,20 +44,22 @@ class Head:
         self._codings: list[bytes] = []  # the transfer codings, in order, over every such field
         self._trailers = 0
         self._framing = 0
-
-    def begin(self, exact: bool) -> None:
-        """A request begins: at the start of a read (`exact`), or after another ended inside one."""
-        self.exact = exact
-        self._fault = None
-        self._authorized = False
-        self._codings = []
-        self._trailers = 0
-        self._framing = 0
+        # Nothing of the head was checked or counted past its scans: nearly every request; `refusal`
+        # and `end` then cost one test (they run on every request).
+        self.plain = True
 
     def end(self) -> None:
-        """The request's message is complete: the next bytes are a head again."""
+        """The request's message is complete: the next bytes are a head again (its `exact` is set when
+        it begins)."""
         self.bytes = 0
         self.tail = b""
+        if not self.plain:
+            self.plain = True
+            self._fault = None
+            self._authorized = False
+            self._codings = []
+            self._trailers = 0
+            self._framing = 0
 
     def scan(self, data: bytes) -> Refusal | None:
         """Count a read that begins in a head: up to the head's end when it ends in it, else all of it."""
@@ -63,6 +76,7 @@ class Head:
 
     def after(self, other: int) -> Refusal | None:
         """Count a read, all of it after the head, of which `other` bytes were not body."""
+        self.plain = False
         self._framing += other
         if self._framing > self.max_bytes:
             return 431, TOO_LARGE, f"request trailers over {self.max_bytes} bytes"
@@ -70,6 +84,7 @@ class Head:
 
     def trailer(self) -> Refusal | None:
         """Count a trailer field (it is dropped)."""
+        self.plain = False
         self._trailers += 1
         if self._trailers > MAX_TRAILER_FIELDS:
             return 431, TOO_LARGE, f"request trailers over {MAX_TRAILER_FIELDS} fields"
@@ -77,6 +92,7 @@ class Head:
 
     def check(self, name: bytes, value: bytes) -> None:
         """An Authorization or Transfer-Encoding field of the head."""
+        self.plain = False
         if name == b"authorization":
             if self._authorized:  # RFC 9110 11.6.2: one field, not a list: which one would be the key?
                 self._fault = (400, "bad_request", "more than one Authorization field")

@@ -25,9 +25,11 @@ import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from botscore.call import Answer, Call
 from botscore.http.answers import encode
 from botscore.http.connection import Connection, sweep
 from botscore.http.cycle import Answers, Ending, Owed, Reading, ScoringCycle, Stage
+from botscore.http.endpoints import ScoringRoute
 from botscore.http.internals import UVICORN_INTERNALS
 from botscore.http.limits import TIMED_OUT
 from botscore.http.options import ConnectionOptions
@@ -42,7 +44,7 @@ _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
 _on_response_complete = HttpToolsProtocol.on_response_complete
 _perf_counter = time.perf_counter
-_BODY, _SKIP, _OPEN = Reading.BODY, Reading.SKIP, Ending.OPEN
+_HEAD, _BODY, _SKIP, _OPEN, _READING = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN, Stage.READING
 
 
 def bounded(options: ConnectionOptions) -> type[BotscoreProtocol]:
@@ -75,10 +77,12 @@ class BotscoreProtocol(Connection):
         skip = self._reading = _SKIP  # until the request is found to be read
         if self.transport.is_closing() or self._ending is not _OPEN:
             return  # behind a refusal or a shed answer: nobody will read its answer
-        refusal = self.head_refusal()
-        if refusal is not None:
-            self.refuse(*refusal)
-            return
+        head = self._head
+        if not (head.plain and head.exact) or self.expect_100_continue:  # else the head refuses nothing
+            refusal = self.head_refusal()
+            if refusal is not None:
+                self.refuse(*refusal)
+                return
         parser = self.parser
         if parser.should_upgrade():
             if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
@@ -116,18 +120,25 @@ class BotscoreProtocol(Connection):
         self._body_seen += len(body)
         scoring = self._scoring
         if scoring is not None:
-            scoring.take(body)
+            if scoring.stage is _READING and scoring.size <= scoring.route.max_body_bytes:
+                scoring.chunks.append(body)  # kept up to one part past the bound: enough to answer 413
+                scoring.size += len(body)
         elif self._reading is _BODY:
             _on_body(self, body)
 
     def on_message_complete(self) -> None:
-        if self.end_of_message() is _SKIP:
+        reading = self._reading  # the message is complete: the next bytes are a head again
+        self._began = None
+        self._reading = _HEAD
+        self._fresh = False
+        self._head.end()
+        if reading is _SKIP:
             return
         scoring = self._scoring
         if scoring is not None:
             self._scoring = None
             if scoring.stage is Stage.READING:
-                self._answer(scoring, scoring.body())
+                self._answer(scoring, b"".join(scoring.chunks))
             return
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not self._queued(cycle):
@@ -172,15 +183,14 @@ class BotscoreProtocol(Connection):
         # An Expect request refused before its body: the client may never send it (RFC 9110 10.1.1).
         close = timed_out or not self.parser.should_keep_alive() or (body is None and self.expect_100_continue)
         if not self._answers and not (answer.recorded and route.settles):
-            self._write(Owed(route, call, answer, close))
+            self._write(route, call, answer, close)
             return
         self._answers.owe(Owed(route, call, answer, close))
         self.flow.pause_reading()  # one client's pipelined requests wait for its answers
 
-    def _write(self, owed: Owed) -> None:
+    def _write(self, route: ScoringRoute, call: Call, answer: Answer, close: bool) -> None:
         if self.transport.is_closing():
             return  # its client left: not sent, nothing more recorded
-        route, call, answer, close = owed
         self.transport.write(encode(answer, call.id, call.scorer.version_bytes, close=close, server=self.served()))
         route.noted(call, answer)
         self.server_state.total_requests += 1
@@ -220,7 +230,7 @@ class BotscoreProtocol(Connection):
             if scoring.stage is Stage.ANSWERED:
                 self.transport.close()  # answered already (a 401 or 413 before its body): the rest is not wanted
             else:
-                self._answer(scoring, scoring.body(), timed_out=True)
+                self._answer(scoring, b"".join(scoring.chunks), timed_out=True)
             return
         pending = self.cycle is not None and not self.cycle.response_complete
         reading_head = self._reading is Reading.HEAD
