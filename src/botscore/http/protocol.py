@@ -9,10 +9,7 @@ pipelined behind an ASGI answer) is the app's, over ASGI, as under plain uvicorn
 arriving while the worker works on `max_in_flight` requests is shed at once when it is a scoring
 request or /metrics (503, Retry-After, recorded when scoring), with no task or scope, and the
 connection closed; `Connection: Upgrade` with a body is refused (the parser stops at an
-upgrade, so the body would be read as a request of its own).
-
-What this relies on in uvicorn beyond its public options is listed in `UVICORN_INTERNALS`, and
-tests/unit/http/test_protocol.py names the attribute an upgrade of uvicorn changed.
+upgrade, so the body would be read as a request of its own). uvicorn's internals used: internals.py.
 """
 
 from __future__ import annotations
