@@ -1,7 +1,8 @@
 """One scoring call: what arrived (`Call`) and what is answered to it (`Answer`, a value).
 
 The HTTP layer makes the `Call` from the request; the data plane decides and returns the
-`Answer`, errors included; the HTTP layer writes it (`botscore.http.answers`). Nothing below the
+`Answer`, or the error as a value (`Failed`), which the HTTP layer renders in its route's shape
+and writes (`botscore.http.answers`). Nothing below the
 HTTP layer writes into an object it was handed: a decision is returned.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from botscore.errors import BotscoreError
 from botscore.model.scorer import Scorer
 
 JSON = b"application/json"
@@ -57,3 +59,14 @@ class Answer(NamedTuple):
     content_type: bytes = JSON
     headers: tuple[tuple[bytes, bytes], ...] = ()
     recorded: bool = True
+
+
+class Failed(NamedTuple):
+    """A call that failed, as a value: the error (its status and code), rendered by the HTTP layer in
+    the route's shape. `recorded` as in `Answer`: False when the audit log itself refused the row."""
+
+    error: BotscoreError
+    recorded: bool = True
+
+
+Decision = Answer | Failed  # what the data plane returns for a call

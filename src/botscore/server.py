@@ -31,7 +31,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_graceful_shutdown": 5,  # in-flight requests; then the audit spool gets its own deadline
 }
 WORKER_APP = "botscore.service:app_from_environment"
-WORKER_PROTOCOL = "botscore.service:worker_protocol"  # each worker's connections get that worker's app's bounds
+WORKER_PROTOCOL = "botscore.http.protocol:from_config"  # each worker's connections get that worker's app's bounds
 log = logging.getLogger("botscore.server")  # what each of `--workers N` imports and calls
 
 

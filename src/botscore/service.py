@@ -9,13 +9,12 @@ the process (uvicorn, its workers) and calls `build` in each worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botscore.audit.log import AuditLog
@@ -24,8 +23,8 @@ from botscore.audit.uploaders import LocalUploader, S3Uploader, Uploader
 from botscore.dataplane.handler import Handler
 from botscore.errors import fail_startup
 from botscore.http.app import BotscoreApp, create_app
-from botscore.http.auth import ApiKeys, KeysFileError
-from botscore.http.limits import Limits
+from botscore.http.auth import ApiKeys, KeysFileError, KeysWatcher
+from botscore.http.limits import Limits, connection_limit
 from botscore.http.protocol import SWEEP_SECONDS, BotscoreProtocol, sweep
 from botscore.model import artifact, baseline, reload
 from botscore.model.scorer import ModelSlot, Scorer
@@ -36,24 +35,49 @@ from botscore.ops.schedule import Schedule
 from botscore.settings import Settings, SettingsError, env_name, load_settings
 
 if TYPE_CHECKING:  # imported where a setting turns them on: about 1 MiB of every worker's RSS otherwise
+    from botscore.model.follow import Follower
     from botscore.ops.emf import EmfWriter
 
 # On the event loop this often: seal the audit segment when old enough (the loop owns it), and
 # move metrics counted in plain lists into prometheus_client (small lists, fresh scrapes).
 HOUSEKEEPING_SECONDS = 0.25
+METRICS_CACHE_SECONDS = 1.0  # /metrics is rendered at most this often a worker (a render costs 9-17 ms of CPU)
 log = logging.getLogger("botscore.service")
 
 
 @dataclass
 class Service:
-    """Everything one worker runs, wired together."""
+    """Everything one worker runs, wired together, and its one lifecycle: `start` and `stop`, which the
+    app's lifespan calls (uvicorn runs it after it stopped accepting and finished in-flight requests)."""
 
     settings: Settings
     model: ModelSlot
     audit: AuditLog
     metrics: Metrics
-    app: BotscoreApp
+    keys: ApiKeys
     schedule: Schedule
+    follower: Follower | None = None
+    emf: EmfWriter | None = None
+    app: BotscoreApp = field(init=False)
+    _watcher: KeysWatcher | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.app = create_app(
+            Handler(self.audit, self.metrics, raw_limit=settings.audit_raw_max_bytes),
+            self.model,
+            self.metrics,
+            max_body_bytes=settings.max_body_bytes,
+            limits=Limits(
+                settings.max_header_bytes,
+                settings.request_timeout_seconds,
+                settings.max_in_flight,
+                connection_limit(settings.max_in_flight),
+            ),
+            api_keys=self.keys,
+            lifespan=self.lifespan,
+            metrics_cache_seconds=METRICS_CACHE_SECONDS,
+        )
 
     def protocol(self) -> type[BotscoreProtocol]:
         """uvicorn's `http` option: connections with the app's bounds, their deadlines on this schedule."""
@@ -65,6 +89,67 @@ class Service:
                 self.schedule.every(SWEEP_SECONDS, "connection deadlines", functools.partial(sweep, connections))
 
         return self.app.protocol(watch)
+
+    @asynccontextmanager
+    async def lifespan(self, _: Any) -> AsyncIterator[None]:
+        """The app's lifespan (Starlette's): the service's own `start` and `stop`."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Open the audit log, watch the keys file, take SIGHUP, start the schedule."""
+        if not self.app.bounded:
+            log.warning(
+                "served without botscore's connection bounds (no 431, 408, unread-answer bound or shedding): "
+                "run `botscore serve` to apply them"
+            )
+        forget_dead_workers()
+        self.audit.start()
+        self._watcher = self.keys.watch(HOUSEKEEPING_SECONDS)  # a thread: a rotated keys file takes effect in a tick
+        loop = asyncio.get_running_loop()
+        reload.install(self.model, None if self.follower else self.settings.model_path, loop, also=self._on_sighup)
+        self.schedule.start()
+
+    def _on_sighup(self) -> None:
+        """SIGHUP: read the keys file again, and check the registry's pointers now (with a registry)."""
+        if self._watcher is not None:
+            self._watcher.poke()
+        if self.follower is not None:
+            self.schedule.poke(FOLLOW_JOB)
+
+    async def stop(self) -> None:
+        """In order: the schedule's jobs, the keys watcher, the audit log (sealed and shipped within its
+        deadline, off the loop), the last metrics (and EMF lines), this worker's metric files."""
+        await self.schedule.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+        await asyncio.to_thread(self.audit.close)
+        self.metrics.flush()
+        if self.emf is not None:
+            self.emf.flush()  # the last interval, shutdown's shipping included
+        mark_process_dead(os.getpid())
+
+
+FOLLOW_JOB = "follow the model registry's pointers"
+
+
+async def _follow(follower: Follower, model: ModelSlot) -> None:
+    """One check of the registry's pointers (off the loop); a new pair is swapped into `model`."""
+    pair = await asyncio.to_thread(follower.poll)
+    if pair is not None:
+        old, model.scorer = model.scorer, pair
+        log.info(
+            "model reloaded",
+            extra={
+                "model_registry": follower.registry.url,
+                "old_version": old.version,
+                "serving_version": pair.version,
+                "shadow_version": pair.shadow.version if pair.shadow else None,
+            },
+        )
 
 
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
@@ -104,8 +189,6 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         raw_limit=settings.audit_raw_max_bytes,
     )
     metrics.audit_counters = audit.counters
-    keys = _api_keys(settings)
-
     emf = _emf_writer(settings, metrics, model)
 
     schedule = Schedule(HOUSEKEEPING_SECONDS)
@@ -116,57 +199,9 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back (its own loop)
         every = settings.audit_sync_interval_ms / 1000 if settings.audit_sync == "interval" else 1.0
         schedule.every(every, "fsync the audit spool", lambda: audit.syncer.every(every))
-
-    @asynccontextmanager
-    async def lifespan(_: Any) -> AsyncIterator[None]:
-        if not app.bounded:
-            log.warning(
-                "served without botscore's connection bounds (no 431, 408, unread-answer bound or shedding): "
-                "run `botscore serve` to apply them"
-            )
-        forget_dead_workers()
-        audit.start()
-        watcher = keys.watch(HOUSEKEEPING_SECONDS)  # a thread: a rotated keys file takes effect within a tick
-        reread_keys = watcher.poke if watcher else _nothing
-        follow = None  # the registry's pointers: a task of its own, for SIGHUP wakes it between polls
-        if follower is None:
-            reload.install(model, settings.model_path, asyncio.get_running_loop(), also=reread_keys)
-        else:  # SIGHUP: check the registry's pointers now
-            poke = follower.poke
-
-            def also() -> None:
-                reread_keys()
-                poke()
-
-            reload.install(model, None, asyncio.get_running_loop(), also=also)
-            follow = asyncio.create_task(follower.follow(model, settings.model_poll_seconds))
-        schedule.start()
-        try:
-            yield
-        finally:
-            await schedule.stop()
-            if follow is not None:
-                follow.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follow
-            if watcher is not None:
-                watcher.stop()
-            await asyncio.to_thread(audit.close)
-            metrics.flush()
-            if emf is not None:
-                emf.flush()  # the last interval, shutdown's shipping included
-            mark_process_dead(os.getpid())
-
-    app = create_app(
-        Handler(audit, metrics, raw_limit=settings.audit_raw_max_bytes),
-        model,
-        metrics,
-        max_body_bytes=settings.max_body_bytes,
-        limits=Limits(settings.max_header_bytes, settings.request_timeout_seconds, settings.max_in_flight),
-        api_keys=keys,
-        lifespan=lifespan,
-    )
-    return Service(settings, model, audit, metrics, app, schedule)
+    if follower is not None:
+        schedule.every(settings.model_poll_seconds, FOLLOW_JOB, functools.partial(_follow, follower, model))
+    return Service(settings, model, audit, metrics, _api_keys(settings), schedule, follower=follower, emf=emf)
 
 
 def _api_keys(settings: Settings) -> ApiKeys:
@@ -188,10 +223,6 @@ def _api_keys(settings: Settings) -> ApiKeys:
             "unset it to leave the scoring routes open"
         )
     return keys
-
-
-def _nothing() -> None:
-    """SIGHUP's extra step when there is no keys file to re-read."""
 
 
 def _emf_writer(settings: Settings, metrics: Metrics, model: ModelSlot) -> EmfWriter | None:
@@ -222,22 +253,9 @@ def build_from_environment() -> Service:
 
 
 def app_from_environment() -> BotscoreApp:
-    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own);
-    `worker_protocol` serves it with its bounds."""
+    """The app of one worker, for uvicorn's `factory=True` (each worker of `--workers N` builds its own),
+    with its connection class made (`app.connection_class`), which `botscore.http.protocol.from_config`
+    builds each of the worker's connections with."""
     service = build_from_environment()
-    _Worker.protocol = service.protocol()
+    service.protocol()
     return service.app
-
-
-class _Worker:
-    """The protocol factory of the app this worker process built (one app a worker)."""
-
-    protocol: type[BotscoreProtocol] | None = None
-
-
-def worker_protocol(*args: Any, **kwargs: Any) -> BotscoreProtocol:
-    """uvicorn's `http` option in a worker of `botscore serve --workers N`: a connection built with the
-    bounds of the app this worker built (`app_from_environment`, which uvicorn calls first)."""
-    if _Worker.protocol is None:
-        raise RuntimeError("worker_protocol serves the app of botscore.service:app_from_environment (factory)")
-    return _Worker.protocol(*args, **kwargs)

@@ -405,17 +405,25 @@ def test_a_client_that_reads_none_of_its_answers_starves_nobody_and_is_dropped(t
     assert "Exception in ASGI application" not in service.log.read_text()
 
 
-def test_an_upgrade_request_with_a_body_is_refused_and_its_body_never_read_as_a_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunked", [False, True])  # the body framed by Content-Length, or chunked
+def test_an_upgrade_request_with_a_body_is_refused_and_its_body_never_read_as_a_request(
+    tmp_path: Path, chunked: bool
+) -> None:
     service = Service(tmp_path).start()
     smuggled = b"POST /bot-score HTTP/1.1\r\nHost: x\r\nX-Request-ID: smuggled\r\nContent-Length: %d\r\n\r\n%s" % (
         len(SCORE),
         SCORE,
     )
+    framed = (
+        b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+        if chunked
+        else b"Content-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+    )
     try:
         with _connect(service) as sock:
             sock.sendall(
                 b"POST /bot-score HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                b"X-Request-ID: upgrading\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+                b"X-Request-ID: upgrading\r\n" + framed
             )
             answers = _read_answer(sock)
         assert _statuses(answers) == [400]

@@ -20,7 +20,7 @@ import struct
 from typing import Any, NamedTuple
 
 from botscore.dataplane import validation
-from botscore.errors import BotscoreError, RequestError
+from botscore.errors import RequestError
 
 MODEL_NAME = "bot-score"
 PLATFORM = "botscore-logistic-regression"
@@ -41,11 +41,6 @@ class InferRequest(NamedTuple):
     pairs: list[tuple[float, float]]
     id: str | None
     binary_output: bool
-
-
-def error_bytes(error: BotscoreError) -> bytes:
-    """The protocol's error shape, `{"error": "<message>"}`."""
-    return json.dumps({"error": error.message}, separators=(",", ":")).encode()
 
 
 def parse(body: bytes, header_length: bytes | None) -> InferRequest:

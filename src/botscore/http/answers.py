@@ -2,15 +2,21 @@
 
 Every answer botscore makes goes through here: the scoring routes' (written by the connection
 itself, or sent through uvicorn when the app runs under another protocol), shed requests, and
-the connection's own 408 and 431. Header values are the service's own (a request id checked
+the connection's own 408 and 431; and every error the data plane returns as a value (`Failed`)
+is rendered here, in its route's shape (`rendered`). Header values are the service's own (a request id checked
 against `[A-Za-z0-9._:-]`, the model version, fixed names), so none can split a header.
 """
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
+from typing import Literal
 
-from botscore.call import JSON, Answer
+from botscore.call import JSON, Answer, Failed
+from botscore.errors import AuditUnavailable, BotscoreError, Overloaded
+
+Shape = Literal["botscore", "inference"]  # an error's body: botscore's own, or the Open Inference Protocol's
 
 _STATUS = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus}
 _USUAL = (
@@ -51,3 +57,28 @@ def fields(answer: Answer, request_id: bytes, model_version: bytes) -> list[tupl
         found.append((b"x-model-version", model_version))
     found.extend(answer.headers)
     return found
+
+
+def rendered(failed: Failed, shape: Shape) -> Answer:
+    """A failed call's answer: its status, its body in the route's shape (botscore's
+    `{"error": {"code", "message", "field"}}`, or the Open Inference Protocol's `{"error": "<message>"}`),
+    and the headers RFC 9110 asks of its status."""
+    error = failed.error
+    if shape == "botscore":
+        body = error.body_bytes()
+    else:
+        body = json.dumps({"error": error.message}, separators=(",", ":")).encode()
+    return Answer(error.status, body, headers=error_headers(error), recorded=failed.recorded)
+
+
+def error_headers(error: BotscoreError) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers an error's answer carries besides the ids (RFC 9110: 401, 405, 503 with Retry-After)."""
+    if isinstance(error, (AuditUnavailable, Overloaded)):
+        return ((b"retry-after", b"%d" % error.retry_after_seconds),)
+    return _ERROR_HEADERS.get(error.status, ())
+
+
+_ERROR_HEADERS: dict[int, tuple[tuple[bytes, bytes], ...]] = {
+    401: ((b"www-authenticate", b'Bearer realm="botscore"'),),
+    405: ((b"allow", b"POST"),),
+}

@@ -4,25 +4,27 @@ POST /v2/models/bot-score/infer.
 They are the hot path, and FastAPI's routing, dependency and pydantic layers would cost more
 than the scoring and audit work together, so they read headers and bodies themselves. Every
 request takes the same sequence: scan the headers once into a `Call` (`open`), refuse what HTTP
-rules out (method, key, size, media type: `refusals.py`), hand the call to the data plane, which
-returns the `Answer` after recording it (`answer`); the connection writes it (`protocol.py`,
-through `answers.encode`), or `__call__` sends it over ASGI under another server protocol.
+rules out (method, key, size, media type: `refusals.py`), hand the call to the data plane (the
+one `Handler`), which returns its decision after recording it: an `Answer`, or the error as a
+value, rendered here in the route's shape (`answers.rendered`); the connection writes the answer
+(`protocol.py`, through `answers.encode`), or `__call__` sends it over ASGI under another
+server protocol.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from typing import Literal
 
 from starlette.types import Message, Receive, Scope, Send
 
-from botscore.call import JSON, Answer, Call
+from botscore.call import JSON, Answer, Call, Decision, Failed
 from botscore.dataplane import inference
-from botscore.dataplane.handler import Handler, Render
+from botscore.dataplane.handler import Handler
 from botscore.errors import BotscoreError, Overloaded
 from botscore.http import refusals
-from botscore.http.answers import encode, fields
+from botscore.http.answers import Shape, encode, fields, rendered
 from botscore.http.auth import ApiKeys
 from botscore.http.ids import new_request_id, request_id
 from botscore.http.limits import TIMED_OUT
@@ -87,8 +89,11 @@ class Opened:
         self.refusal = refusal
 
 
+Decide = Literal["score", "score_batch", "infer"]  # the data plane's decision a route asks for
+
+
 class ScoringRoute:
-    """One scoring route: a request becomes a Call, the data plane's `decide` answers it.
+    """One scoring route: a request becomes a Call, the data plane decides it.
 
     `open` reads the head, `answer` decides with the body; the connection (BotscoreProtocol)
     calls them itself and writes the answer, and `__call__` does the same over ASGI when the app
@@ -98,26 +103,26 @@ class ScoringRoute:
     def __init__(
         self,
         path: str,
-        decide: Callable[[Call], Answer],
+        decide: Decide,
         handler: Handler,
         model: ModelSlot,
         metrics: Metrics,
         keys: ApiKeys,
         *,
         max_body_bytes: int,
-        render: Render = BotscoreError.body_bytes,
+        shape: Shape = "botscore",
         binary: bool = False,
     ) -> None:
         self.path = path
-        self.decide = decide
         self.handler = handler
+        self._decide = getattr(handler, decide)
         self.model = model
         self.keys = keys
         self.max_body_bytes = max_body_bytes
-        self.render = render
-        # A shed answer is the same every time: made once (shedding must cost little; see protocol.py).
+        self.shape = shape
+        # A shed answer is the same every time: rendered once (shedding must cost little; see protocol.py).
         self._overloaded = Overloaded("the service is over its capacity; retry after the Retry-After seconds")
-        self._overloaded_body = render(self._overloaded)
+        self._shed_answer = rendered(Failed(self._overloaded, recorded=False), shape)
         # The Open Inference Protocol's binary tensor data: JSON, then raw tensors, sent as JSON or octet-stream.
         self.binary = binary
         self._media = refusals.BINARY_MEDIA if binary else refusals.JSON_MEDIA
@@ -178,13 +183,17 @@ class ScoringRoute:
                 refusal = refusals.unsupported_media(content_type.decode("latin-1"), self._media)
             call.body = body if len(body) <= self.max_body_bytes else body[: self.max_body_bytes]
             if refusal is None:
-                return self.decide(call)
+                decision: Decision = self._decide(call)
+                return rendered(decision, self.shape) if isinstance(decision, Failed) else decision
         assert refusal is not None
-        return self.handler.fail(call, refusal, self.render)
+        return rendered(self.handler.fail(call, refusal), self.shape)
 
     async def settle(self, call: Call, answer: Answer) -> Answer:
         """BOTSCORE_AUDIT_SYNC=always: the answer once its record is on disk (or the 503 instead)."""
-        return await self.handler.settle(call, answer, self.render)
+        if not answer.recorded:
+            return answer
+        failed = await self.handler.settle(call)
+        return answer if failed is None else rendered(failed, self.shape)
 
     def noted(self, call: Call, answer: Answer) -> None:
         """Count the answer (route, status, latency, key id) and log it at DEBUG."""
@@ -226,7 +235,8 @@ class ScoringRoute:
         with Retry-After, recorded like any answer, without reading the body (`BotscoreProtocol`)."""
         opened = self.open(method, headers, time.perf_counter())
         call = opened.call
-        answer = self.handler.shed(call, self._overloaded, self._overloaded_body, self.render)
+        failed = self.handler.shed(call, self._overloaded)
+        answer = self._shed_answer if failed.error is self._overloaded else rendered(failed, self.shape)
         self.noted(call, answer)
         return encode(answer, call.id, call.scorer.version_bytes, close=True)
 
@@ -237,12 +247,10 @@ def scoring_routes(
     """The scoring routes by path; the bound of the routes that take up to 1,000 instances is BATCH_BODY_FACTOR
     times the single one's."""
     return {
-        SCORE_PATH: ScoringRoute(
-            SCORE_PATH, handler.score, handler, model, metrics, keys, max_body_bytes=max_body_bytes
-        ),
+        SCORE_PATH: ScoringRoute(SCORE_PATH, "score", handler, model, metrics, keys, max_body_bytes=max_body_bytes),
         BATCH_PATH: ScoringRoute(
             BATCH_PATH,
-            handler.score_batch,
+            "score_batch",
             handler,
             model,
             metrics,
@@ -251,13 +259,13 @@ def scoring_routes(
         ),
         INFER_PATH: ScoringRoute(
             INFER_PATH,
-            handler.infer,
+            "infer",
             handler,
             model,
             metrics,
             keys,
             max_body_bytes=max_body_bytes * BATCH_BODY_FACTOR,
-            render=inference.error_bytes,
+            shape="inference",
             binary=True,
         ),
     }

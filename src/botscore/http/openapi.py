@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from botscore.call import Failed
 from botscore.dataplane import inference, validation
-from botscore.errors import AuditUnavailable, BotscoreError, RequestError, error_body
+from botscore.errors import AuditUnavailable, RequestError, error_body
 from botscore.http import refusals
+from botscore.http.answers import Shape, rendered
 from botscore.http.endpoints import (
     BATCH_BODY_FACTOR,
     BATCH_PATH,
@@ -142,13 +144,13 @@ def _error_responses(path: str, max_body_bytes: int) -> tuple[dict[int | str, di
     }
     if invalid:
         errors[422] = ("Valid JSON of the wrong shape; `field` names the culprit.", invalid)
-    render = inference.error_bytes if oip else BotscoreError.body_bytes
+    shape: Shape = "inference" if oip else "botscore"
     responses: dict[int | str, dict[str, Any]] = {}
     examples: _Examples = {}
     for status, (description, refused) in sorted(errors.items()):
         assert all(error.status == status for error in refused), status
         responses[status] = {"model": InferenceErrorResponse if oip else ErrorResponse, "description": description}
-        examples[status] = {error.code: {"value": json.loads(render(error))} for error in refused}
+        examples[status] = {error.code: {"value": json.loads(rendered(Failed(error), shape).body)} for error in refused}
     return responses, examples
 
 

@@ -42,6 +42,12 @@ class Schedule:
         """Run `run` every `seconds` (rounded up to the tick), first one period after it was added."""
         self._jobs.append(_Job(name, seconds, run, time.monotonic() + seconds))
 
+    def poke(self, name: str) -> None:
+        """Run the job `name` at the next tick rather than at its period (SIGHUP: check the registry now)."""
+        for job in self._jobs:
+            if job.name == name:
+                job.due = 0.0
+
     def jobs(self) -> list[tuple[str, float]]:
         """The jobs and their periods, as scheduled."""
         return [(job.name, job.seconds) for job in self._jobs]

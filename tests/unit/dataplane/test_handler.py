@@ -1,4 +1,4 @@
-"""The request sequence without HTTP: a Call in, its answer and its audit record out."""
+"""The request sequence without HTTP: a Call in, its answer (or its error, as a value) and its audit record out."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 from botscore.audit import schema
 from botscore.audit.log import AuditLog
-from botscore.call import Call
-from botscore.dataplane.handler import Handler
+from botscore.call import Answer, Call, Failed
+from botscore.dataplane.handler import Handler, raw_limit
 from botscore.errors import RequestError
+from botscore.http.answers import rendered
 from botscore.model import artifact
 from botscore.model.scorer import Scorer
 from botscore.ops.metrics import Metrics
@@ -34,7 +35,7 @@ def _records(tmp_path: Path) -> dict[str, dict[str, object]]:
 def test_a_score_returns_the_answer_and_keeps_its_record_before_returning(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b'{"x1": 0.1, "x2": 0.2}')
     answer = Handler(audit, Metrics()).score(call)
-    assert answer.status == 200
+    assert isinstance(answer, Answer) and answer.status == 200
     assert json.loads(answer.body) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
     kept = _records(tmp_path)["call-1"]
     assert (kept["x1"], kept["x2"], kept["p_bot"]) == (0.1, 0.2, SCORER.p_bot(0.1, 0.2))
@@ -42,11 +43,12 @@ def test_a_score_returns_the_answer_and_keeps_its_record_before_returning(audit:
     assert (kept["schema"], kept["item"]) == (schema.VERSION, 0)
 
 
-def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
+def test_a_bad_body_is_a_422_error_naming_the_field_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b'{"x1": "a", "x2": 0.2}')
-    answer = Handler(audit, Metrics()).score(call)
-    assert answer.status == 422
-    assert json.loads(answer.body)["error"] == {
+    failed = Handler(audit, Metrics()).score(call)
+    assert isinstance(failed, Failed) and failed.recorded
+    assert (failed.error.status, failed.error.code, failed.error.field) == (422, "invalid_type", "x1")
+    assert json.loads(rendered(failed, "botscore").body)["error"] == {
         "code": "invalid_type",
         "message": "x1 must be a number, got a string",
         "field": "x1",
@@ -58,8 +60,8 @@ def test_a_bad_body_is_answered_422_naming_the_field_and_recorded(audit: AuditLo
 
 def test_a_refusal_by_the_http_layer_is_recorded_with_the_raw_body(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b"\xff not json")
-    answer = Handler(audit, Metrics()).fail(call, RequestError("Content-Type 'text/plain' ...", status=415, code="x"))
-    assert answer.status == 415
+    failed = Handler(audit, Metrics()).fail(call, RequestError("Content-Type 'text/plain' ...", status=415, code="x"))
+    assert failed.error.status == 415
     kept = _records(tmp_path)["call-1"]
     assert (kept["status"], kept["raw"], kept["error_code"]) == (415, "\\xff not json", "x")
 
@@ -67,7 +69,7 @@ def test_a_refusal_by_the_http_layer_is_recorded_with_the_raw_body(audit: AuditL
 def test_a_batch_is_scored_in_order_and_kept_as_one_record(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 2, "x2": 0}]}', route="/bot-score/batch")
     answer = Handler(audit, Metrics()).score_batch(call)
-    assert answer.status == 200
+    assert isinstance(answer, Answer) and answer.status == 200
     assert json.loads(answer.body) == {"p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]}
     rows = spooled_records(tmp_path / "audit")
     assert [(r["id"], r["item"], r["x1"], r["x2"]) for r in rows] == [("call-1", 0, 0.1, 0.2), ("call-1", 1, 2.0, 0.0)]
@@ -80,9 +82,9 @@ def test_a_bug_in_scoring_is_a_500_in_the_error_shape_and_recorded(audit: AuditL
 
     call = Call("/bot-score", "POST", b"call-1", Broken(artifact.load(SHIPPED_MODEL)), time.time(), 0.0)
     call.body = b'{"x1": 0.1, "x2": 0.2}'
-    answer = Handler(audit, Metrics()).score(call)
-    assert answer.status == 500
-    assert json.loads(answer.body)["error"]["code"] == "internal_error"
+    failed = Handler(audit, Metrics()).score(call)
+    assert isinstance(failed, Failed)
+    assert (failed.error.status, failed.error.code) == (500, "internal_error")
     assert _records(tmp_path)["call-1"]["status"] == 500
 
 
@@ -94,12 +96,12 @@ def test_with_a_shadow_the_answer_is_productions_and_the_row_carries_both_scores
     call = Call("/bot-score", "POST", b"call-1", pair, time.time(), time.perf_counter(), body=b'{"x1":0.1,"x2":0.2}')
     metrics = Metrics(shadow_threshold=0.5)
     answer = Handler(audit, metrics).score(call)
-    assert json.loads(answer.body) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
+    assert isinstance(answer, Answer) and json.loads(answer.body) == {"p_bot": SCORER.p_bot(0.1, 0.2)}
     batch = Call("/bot-score/batch", "POST", b"call-2", pair, time.time(), time.perf_counter())
     batch.body = b'{"instances": [{"x1": 0.1, "x2": 0.2}, {"x1": 3, "x2": 0}]}'
-    assert json.loads(Handler(audit, metrics).score_batch(batch).body) == {
-        "p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(3, 0)]
-    }
+    batch_answer = Handler(audit, metrics).score_batch(batch)
+    assert isinstance(batch_answer, Answer)
+    assert json.loads(batch_answer.body) == {"p_bot": [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(3, 0)]}
     rows = [r for r in spooled_records(tmp_path / "audit")]
     assert [(r["id"], r["p_bot"], r["shadow_version"], r["shadow_p_bot"]) for r in rows] == [
         ("call-1", SCORER.p_bot(0.1, 0.2), challenger.version, shadow_as_recorded(challenger.p_bot(0.1, 0.2))),
@@ -126,7 +128,26 @@ def test_a_bug_in_the_shadow_model_leaves_the_answer_and_its_score_counted_once(
     call = Call("/bot-score", "POST", b"call-1", pair, time.time(), time.perf_counter(), body=b'{"x1":0.1,"x2":0.2}')
     metrics = Metrics()
     answer = Handler(audit, metrics).score(call)
+    assert isinstance(answer, Answer)
     assert (answer.status, json.loads(answer.body)) == (200, {"p_bot": SCORER.p_bot(0.1, 0.2)})
     row = _records(tmp_path)["call-1"]
     assert (row["p_bot"], "shadow_version" in row, "shadow_p_bot" in row) == (SCORER.p_bot(0.1, 0.2), False, False)
     assert "botscore_p_bot_count 1.0" in metrics.exposition().decode()
+
+
+def test_a_refused_body_that_holds_the_next_request_keeps_only_what_came_before_it(
+    audit: AuditLog, tmp_path: Path
+) -> None:
+    body = b'{"x1": 0.1, "x2": 0.2}POST /bot-score HTTP/1.1\r\nAuthorization: Bearer k-secret\r\n\r\n'
+    Handler(audit, Metrics()).score(_call(body))
+    assert _records(tmp_path)["call-1"]["raw"] == '{"x1": 0.1, "x2": 0.2}'
+
+
+def test_raw_ends_before_another_message_or_an_authorization_field() -> None:
+    assert raw_limit(b'{"x1": 1}', 256) == 256
+    assert raw_limit(b'{"x1": 1}GET / HTTP/1.1\r\n', 256) == 9
+    assert raw_limit(b'{"x1": 1}\r\nauthorization : Bearer k', 256) == 11
+    assert raw_limit(b"{" * 300 + b"GET / HTTP/1.1", 256) == 256
+    assert raw_limit(b"{" * 250 + b"GET / HTTP/1.1", 256) == 250  # found though it starts before the limit only
+    assert raw_limit(None, 256) == 256
+    assert raw_limit(b"GET / HTTP/1.1", 0) == 0

@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from botscore.audit.log import AuditLog
-from botscore.call import Call
+from botscore.call import Answer, Call, Failed
 from botscore.dataplane import inference
 from botscore.dataplane.handler import Handler
 from botscore.errors import RequestError
+from botscore.http.answers import rendered
 from botscore.model import artifact
 from botscore.model.scorer import Scorer
 from botscore.ops.metrics import Metrics
@@ -225,7 +226,7 @@ def test_a_request_the_protocol_cannot_run_is_a_400_naming_the_problem(body: byt
     error = _refused(body)
     assert error.code == code
     assert message in error.message
-    assert json.loads(inference.error_bytes(error)) == {"error": error.message}
+    assert json.loads(rendered(Failed(error), "inference").body) == {"error": error.message}
 
 
 def test_binary_tensor_data_must_add_up() -> None:
@@ -275,7 +276,7 @@ def _call(body: bytes, header_length: bytes | None = None) -> Call:
 def test_infer_scores_with_the_scorer_and_keeps_one_row_per_score(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(_body(_tensor("x1", [0.1, 2.0]), _tensor("x2", [0.2, 0.0]), id="r"))
     answer = Handler(audit, Metrics()).infer(call)
-    assert answer.status == 200
+    assert isinstance(answer, Answer) and answer.status == 200
     assert answer.content_type == b"application/json" and answer.headers == ()
     expected = [SCORER.p_bot(0.1, 0.2), SCORER.p_bot(2.0, 0.0)]
     assert json.loads(answer.body)["outputs"][0]["data"] == expected
@@ -289,16 +290,18 @@ def test_infer_scores_with_the_scorer_and_keeps_one_row_per_score(audit: AuditLo
 def test_binary_output_sets_the_header_length_and_octet_stream(audit: AuditLog) -> None:
     call = _call(_body(_tensor("x1", [0.1]), _tensor("x2", [0.2]), parameters={"binary_data_output": True}))
     answer = Handler(audit, Metrics()).infer(call)
-    assert answer.status == 200
+    assert isinstance(answer, Answer) and answer.status == 200
     assert answer.content_type == b"application/octet-stream"
     ((name, value),) = answer.headers
     assert name == b"inference-header-content-length"
     assert struct.unpack("<d", answer.body[int(value) :]) == (SCORER.p_bot(0.1, 0.2),)
 
 
-def test_a_refused_infer_is_answered_in_the_protocols_shape_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
+def test_a_refused_infer_is_rendered_in_the_protocols_shape_and_recorded(audit: AuditLog, tmp_path: Path) -> None:
     call = _call(_body(_tensor("x1", [0.1], "INT32"), _tensor("x2", [0.2])))
-    answer = Handler(audit, Metrics()).infer(call)
+    failed = Handler(audit, Metrics()).infer(call)
+    assert isinstance(failed, Failed)
+    answer = rendered(failed, "inference")
     assert answer.status == 400
     assert json.loads(answer.body) == {"error": "input x1: datatype must be FP64 or FP32, got 'INT32'"}
     (row,) = spooled_records(tmp_path / "audit")

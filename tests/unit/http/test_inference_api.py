@@ -138,12 +138,12 @@ def test_infer_calls_are_audited_one_row_per_score_and_failures_once(make_servic
 def test_infer_is_counted_in_the_metrics(client: TestClient) -> None:
     client.post(INFER, json=_infer_body([0.1, 0.2], [0.3, 0.4]))
     client.post(INFER, json=_infer_body([0.1], []))
-    text = client.get("/metrics").text
+    client.get("/v2/health/live")
+    text = client.get("/metrics").text  # one scrape: a second within a second would be the first's copy
     assert f'botscore_requests_total{{route="{INFER}",status="200"}} 1.0' in text
     assert f'botscore_requests_total{{route="{INFER}",status="400"}} 1.0' in text
-    assert 'botscore_requests_total{route="/v2/health/live",status="200"}' not in text
-    client.get("/v2/health/live")
-    assert 'botscore_requests_total{route="/v2/health/live",status="200"} 1.0' in client.get("/metrics").text
+    assert 'botscore_requests_total{route="/v2/health/live",status="200"} 1.0' in text
+    assert 'botscore_requests_total{route="/v2/health/ready"' not in text
 
 
 def test_health_and_metadata_routes(client: TestClient) -> None:

@@ -89,3 +89,12 @@ def test_the_protocol_is_built_with_its_options_not_found_on_the_app() -> None:
     options = ConnectionOptions(Limits(1024, 1.0, 5))
     protocol_class = bounded(options)
     assert issubclass(protocol_class, BotscoreProtocol) and protocol_class.options is options
+
+
+def test_a_worker_holds_connections_from_its_in_flight_bound_below_its_open_file_limit() -> None:
+    from botscore.http.limits import connection_limit
+
+    assert connection_limit(256, open_files=65536) == 1024  # at least MIN_CONNECTIONS
+    assert connection_limit(1000, open_files=65536) == 4000  # 4 per request in flight
+    assert connection_limit(1000, open_files=1024) == 896  # 128 descriptors left to the audit log
+    assert connection_limit(238, open_files=256) == 128

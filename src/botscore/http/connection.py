@@ -1,0 +1,285 @@
+"""One client connection: reading, the bounds of a head and its trailers, deadlines, the worker's
+connection count, and the refusals that end a connection.
+
+uvicorn (pinned) bounds neither the size of a request head nor the time a client takes to send
+a request, nor the time an answer waits for a client that does not read, nor the connections
+a worker holds; httptools hands it trailer fields as if they were header fields. `Connection`
+adds, with its options (`ConnectionOptions`, from the composition root):
+
+- a head over `max_header_bytes`, counted over every read from where its request starts (also
+  when that is inside a read in which another request ended): 431 and the close;
+- trailer fields: read and dropped, never a request's field; more than MAX_TRAILER_FIELDS, or
+  bytes after a head that are not body (chunk framing, trailers) over `max_header_bytes`: 431;
+- a request not received whole `request_timeout` seconds after its first byte: 408;
+- an answer the client does not read for `request_timeout` seconds: the connection is dropped;
+- a connection idle for `timeout_keep_alive` seconds, before its first request too: closed;
+- past `max_connections` connections of the worker: the longest idle one is closed (else 503);
+- two Authorization fields (400), a transfer coding besides chunked (501, or 400 when chunked is
+  not the last), Expect: 100-continue over HTTP/1.0 (ignored, RFC 9110 10.1.1).
+
+Refusals leave after the answers still owed on the connection (answers leave in request order),
+then the connection closes: its `Ending`. Routing, shedding and answering are `BotscoreProtocol`'s
+(protocol.py); the cycle of a request answered here is `cycle.py`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from botscore.call import Answer
+from botscore.errors import error_bytes
+from botscore.http.answers import encode
+from botscore.http.cycle import Answers, Ending, Reading, ScoringCycle
+from botscore.http.head import Head, Refusal
+from botscore.http.ids import new_request_id
+from botscore.http.options import ConnectionOptions
+
+_CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
+_FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
+
+# Called directly, not through super(), on every request (~1,500 instructions a call under callgrind).
+_data_received = HttpToolsProtocol.data_received
+_on_message_begin = HttpToolsProtocol.on_message_begin
+
+
+_HEAD, _BODY, _SKIP = Reading.HEAD, Reading.BODY, Reading.SKIP
+_OPEN = Ending.OPEN
+
+
+class Connection(HttpToolsProtocol):
+    """A client connection bounded in head, trailers, time and the worker's connections."""
+
+    options: ConnectionOptions  # set on the class by `protocol.bounded`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options = self.options
+        self.limits = options.limits
+        self.in_flight = options.in_flight
+        self._reading = _HEAD
+        self._head = Head(self.limits.max_header_bytes)
+        self._served = options.served
+        self._fresh = True  # no request ended yet in the read being parsed
+        self._body_seen = 0  # body bytes parsed on this connection (to tell them from framing)
+        self._began: float | None = None  # loop.time() at the first byte of the request being received
+        self._quiet_since = 0.0  # loop.time() since which nothing was asked or answered
+        self._stalled_since: float | None = None  # loop.time() since which the client reads no answer
+        self._unanswered = 0  # of this connection's requests, the one being worked on (0 or 1)
+        self._parked = 0  # the same, while its answer waits for the client to read (not counted)
+        self._running: RequestResponseCycle | None = None  # the cycle answering over ASGI now
+        self._ending = _OPEN
+        self._refusal = b""  # with Ending.REFUSE: the answer written before the close
+        self._scoring: ScoringCycle | None = None  # the request being answered here, not over ASGI
+        self._answers: Answers  # the answers this connection owes: made by BotscoreProtocol, which writes them
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.options.watch(self.connections)
+        self._quiet_since = self.loop.time()  # uvicorn bounds idleness only after an answer; the sweep, always
+        if self.limits.max_connections and len(self.connections) > self.limits.max_connections:
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """Past the worker's connection bound: the connection idle the longest is closed (it asks
+        nothing, so nothing is lost), so that a new client, a health check first, gets in before
+        the worker runs out of file descriptors; with none idle, this one is answered 503 and closed."""
+        idle = [each for each in self.connections if isinstance(each, Connection) and each is not self and each.idle()]
+        if idle:
+            min(idle, key=lambda each: each._quiet_since).transport.close()
+            return
+        self.options.refused(503)
+        answer = Answer(503, _FULL, headers=((b"retry-after", b"1"),))
+        self.transport.write(encode(answer, new_request_id(), b"", close=True))
+        self.transport.close()
+
+    def idle(self) -> bool:
+        """Nothing asked and nothing owed: closing it loses nothing (RFC 9112 9.6)."""
+        return (
+            self._began is None
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self._answers
+            and self._ending is _OPEN
+            and not self.transport.is_closing()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._began = None
+        self._scoring = None  # a request whose client left: nothing was answered, nothing recorded
+        self.in_flight.count -= self._unanswered  # requests whose client left: they will not be answered
+        self._unanswered = 0
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._began is None:
+            self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
+        self._fresh = True
+        if self._reading is not _HEAD:
+            self._read_after_head(data)
+            return
+        head = self._head
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or head.bytes + end + 4 > head.max_bytes:  # else the head ends in this read, within its bound
+            too_large = head.scan(data)
+            if too_large is not None:
+                self.refuse(*too_large)
+                return
+        _data_received(self, data)
+        if not self._fresh and self._reading is _HEAD:
+            self._head.tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
+
+    def _read_after_head(self, data: bytes) -> None:
+        """A read that begins in a body, its chunk framing or its trailers (bounded: head.py)."""
+        body_before = self._body_seen
+        _data_received(self, data)
+        if self._fresh and self._reading is not _HEAD:  # the same request, still after its head
+            too_large = self._head.after(len(data) - (self._body_seen - body_before))
+            if too_large is not None:
+                self._cut(*too_large)
+
+    def send_400_response(self, msg: str) -> None:
+        """The parser refused the request: a 400 in the error shape, after the answers before it."""
+        self.refuse(400, "bad_request", "invalid HTTP request: the parser could not read it")
+
+    def pause_writing(self) -> None:
+        self._stalled_since = self.loop.time()
+        # An answer waiting for its client to read is not work: it stops counting in flight, so a
+        # client that reads nothing holds its own connection (until the sweep drops it), nobody else's.
+        self.in_flight.count -= self._unanswered
+        self._parked += self._unanswered
+        self._unanswered = 0
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._stalled_since = None
+        self.in_flight.count += self._parked
+        self._unanswered += self._parked
+        self._parked = 0
+        super().resume_writing()
+        if (self.cycle is None or self.cycle.response_complete) and self._ending is _OPEN and not self._answers:
+            self.flow.resume_reading()  # paused while this client read none of its answers
+
+    def on_message_begin(self) -> None:
+        _on_message_begin(self)
+        if self._began is None:  # it begins in the read in which the request before it ended
+            self._began = self.loop.time()
+        self._head.exact = self._fresh
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """A field of the head, or of the trailer section: trailer fields are counted and dropped, for
+        a request's key, media type, length, host and id come from its head only."""
+        if self._reading is not _HEAD:
+            too_many = self._head.trailer()
+            if too_many is not None:
+                self._cut(*too_many)
+            return
+        name = name.lower()
+        if name in _CHECKED:
+            if name == b"expect":
+                self.expect_100_continue = value.lower() == b"100-continue" or self.expect_100_continue
+            else:
+                self._head.check(name, value)
+        self.headers.append((name, value))
+
+    def head_refusal(self) -> Refusal | None:
+        """What the complete head alone refuses (head.py); Expect over HTTP/1.0 is ignored (RFC 9110 10.1.1)."""
+        if self.expect_100_continue and self.parser.get_http_version() != "1.1":
+            self.expect_100_continue = False
+        head = self._head
+        if head.plain and head.exact:
+            return None
+        return head.refusal(self.url, self.parser.get_method(), self.headers)
+
+    def refuse(self, status: int, code: str, message: str) -> None:
+        """Answer before any route saw the request, count it, close the connection; after the answers
+        still owed on this connection, if any (answers leave in request order)."""
+        self._began = None
+        if self._ending is not _OPEN or self.transport.is_closing():
+            return
+        answer = Answer(status, error_bytes(code, message))
+        self._ending, self._refusal = (
+            Ending.REFUSE,
+            encode(answer, new_request_id(), b"", close=True, server=self.served()),
+        )
+        self.options.refused(status)
+        if (self.cycle is None or self.cycle.response_complete) and not self.pipeline and not self._answers:
+            self.end()
+        else:
+            self.flow.pause_reading()
+
+    def _cut(self, status: int, code: str, message: str) -> None:
+        """A request that broke a bound inside its message: refused at once and the connection closed;
+        answers still owed on it are abandoned (its client broke the bound)."""
+        self._began = None
+        self._reading = _SKIP
+        self._scoring = None
+        self.pipeline.clear()
+        self._abandon()
+        if self._ending is _OPEN and not self.transport.is_closing():
+            self.options.refused(status)
+            answer = Answer(status, error_bytes(code, message))
+            self.transport.write(encode(answer, new_request_id(), b"", close=True, server=self.served()))
+        self._ending = Ending.CLOSE
+        self.transport.close()
+
+    def end(self) -> None:
+        """The answers owed are out: the refusal, if any, then the close."""
+        if self._ending is Ending.REFUSE:
+            self.transport.write(self._refusal)
+        self.transport.close()
+
+    def served(self) -> bytes:
+        """The server's header lines (Date), made again when uvicorn renews them (once a second)."""
+        return self._served.lines(self.server_state.default_headers)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: answers still owed here go out first, then the close."""
+        if self._answers:
+            if self._ending is _OPEN:
+                self._ending = Ending.CLOSE
+            return
+        super().shutdown()
+
+    def check_deadlines(self, now: float) -> None:
+        """The request deadline (408), the unread-answer bound and the idle bound, at one sweep."""
+        if self._began is not None:
+            if now - self._began > self.limits.request_timeout:
+                self._began = None
+                if not self.transport.is_closing():
+                    self.timed_out()
+        elif self._stalled_since is not None:
+            if now - self._stalled_since > self.limits.request_timeout:
+                self._abandon()  # its client reads none of its answers
+                self.transport.abort()
+        elif (
+            now - self._quiet_since > self.timeout_keep_alive
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.transport.is_closing()
+        ):
+            self.transport.close()
+
+    def _abandon(self) -> None:
+        """The answer being made over ASGI and the queued ones will not be sent (uvicorn marks only the
+        newest cycle disconnected)."""
+        for cycle in (self._running, self.cycle):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+
+    def timed_out(self) -> None:
+        """The request being received is past its deadline (BotscoreProtocol answers it)."""
+        raise NotImplementedError
+
+
+def sweep(connections: set[Any]) -> None:
+    """Check every connection of a worker against its deadlines: one periodic job a worker (the
+    service's schedule, every SWEEP_SECONDS), not a timer per request (a timer costs ~6 µs)."""
+    now = asyncio.get_running_loop().time()
+    for connection in list(connections):
+        if isinstance(connection, Connection):
+            try:
+                connection.check_deadlines(now)
+            except Exception:  # one connection's failure must not end the deadlines of all
+                connection.transport.abort()
