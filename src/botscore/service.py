@@ -140,16 +140,7 @@ async def _follow(follower: Follower, model: ModelSlot) -> None:
     """One check of the registry's pointers (off the loop); a new pair is swapped into `model`."""
     pair = await asyncio.to_thread(follower.poll)
     if pair is not None:
-        old, model.scorer = model.scorer, pair
-        log.info(
-            "model reloaded",
-            extra={
-                "model_registry": follower.registry.url,
-                "old_version": old.version,
-                "serving_version": pair.version,
-                "shadow_version": pair.shadow.version if pair.shadow else None,
-            },
-        )
+        model.swap(pair, model_registry=follower.registry.url, pid=os.getpid())
 
 
 def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:

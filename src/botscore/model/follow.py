@@ -22,15 +22,13 @@ worker serves what production names within one poll of S3 answering again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
 
 from botscore.model.artifact import Artifact, ArtifactError
 from botscore.model.registry import ROLES, Registry, RegistryError, RegistryUnreachable, Role
-from botscore.model.scorer import ModelSlot, Scorer
+from botscore.model.scorer import Scorer
 
 log = logging.getLogger("botscore.reload")
 
@@ -52,7 +50,6 @@ class Follower:
         self._etags: dict[Role, str | None] = dict.fromkeys(ROLES)
         self._models: dict[Role, Artifact | None] = dict.fromkeys(ROLES)
         self._outage: str | None = None
-        self._wake: asyncio.Event | None = None
 
     def first(self, fallback: Callable[[], Artifact]) -> Scorer:
         """The pair to start with (blocking, at start-up). With no production pointer yet (a first
@@ -107,26 +104,6 @@ class Follower:
         if self._outage is None and not at_start:
             log.warning("model registry unreachable; will ask again", extra=self._context(reason=str(exc)))
         self._outage = str(exc)
-
-    async def follow(self, model: ModelSlot, seconds: float) -> None:
-        """Poll every `seconds` (or when poked) and swap the new pair into `model`, until cancelled."""
-        self._wake = asyncio.Event()
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), seconds)
-            self._wake.clear()
-            try:
-                pair = await asyncio.to_thread(self.poll)
-            except Exception as exc:  # anything unforeseen must not stop following, nor take the model down
-                log.exception("model pointer check failed", extra=self._context(reason=f"{type(exc).__name__}: {exc}"))
-                continue
-            if pair is not None:
-                model.swap(pair, **self._context())
-
-    def poke(self) -> None:
-        """Check the pointers now (SIGHUP), not at the next interval."""
-        if self._wake is not None:
-            self._wake.set()
 
     def _follow(self, role: Role) -> bool:
         """Read the `role` pointer; True if it now names another valid model (or, for shadow, none)."""
