@@ -198,6 +198,8 @@ class AuditLog:
         if problem is None:
             try:
                 self.writer.append(line, records)
+                if self.sync == "always":
+                    self.syncer.note(call)  # its answer waits for `settle`, which needs the record's folder
                 return None
             except SpoolUnavailable as exc:
                 problem = str(exc)
@@ -219,7 +221,7 @@ class AuditLog:
     async def settle(self, call: Call) -> AuditUnavailable | None:
         """With AUDIT_SYNC=always, wait for the fsync that covers the call's record; if it fails,
         the refusal (the record may not have reached the disk), else None."""
-        if await self.syncer.commit():
+        if await self.syncer.settle(call):
             return None
         # The row that says 200 may be on disk; the refusal's row says what the client got.
         reason = f"{self.syncer.failure}; request not answered because its record may be lost"
@@ -388,6 +390,8 @@ class AuditLog:
     def _housekeep(self) -> None:
         while not self._stop_housekeeping.wait(self.tick_seconds):
             try:
+                with contextlib.suppress(OSError):  # a spool that fails is judged below
+                    self.writer.check_active()  # deleted from outside: the next append opens a new one
                 self._judge_local_fault()  # before the usage scan, which a broken spool may fail
                 self._refresh()
             except Exception:  # the thread must outlive any surprise

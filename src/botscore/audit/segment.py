@@ -47,8 +47,10 @@ class SegmentWriter:
         max_age: float,
         durable_seal: bool = False,
         fsync: Callable[[int], None] = os.fsync,
+        write: Callable[[int, bytes], int] = os.write,
     ) -> None:
         self.spool = spool
+        self.write = write  # os.write; a test holds one to play a write stalled on a hung mount
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.durable_seal = durable_seal  # fsync a segment before sealing it (BOTSCORE_AUDIT_SYNC other than none)
@@ -58,6 +60,7 @@ class SegmentWriter:
         self._opened_at = 0.0
         self._bytes = 0
         self._generation = 0
+        self.generation_written = 0  # the folder generation the last append wrote to (sync.py releases by it)
         self.records_written = 0  # record lines
         self.bytes_appended = 0  # only ever grows; the audit log's usage estimate reads it
         self.sync_error: str | None = None  # a failed fsync while sealing, for the Syncer to report
@@ -68,6 +71,8 @@ class SegmentWriter:
         self._wake = threading.Event()
         self._sealer: threading.Thread | None = None
         self._stopped = False
+        self._vanished = False  # set by a thread that found the active segment deleted: the loop replaces it
+        self.segments_vanished = 0  # segments deleted from outside before they were sealed (their records lost)
 
     def append(self, line: bytes, records: int = 1) -> None:
         """Append `records` record lines (one, or a batch's) with one write; SpoolUnavailable if the disk
@@ -77,20 +82,21 @@ class SegmentWriter:
         if problem is not None:
             raise problem
         fd = self._fd
-        if fd is not None and self._generation != self.spool.generation:
-            self._detach()  # opened in a folder that was taken: the seal thread drops it unsealed
+        if fd is not None and (self._generation != self.spool.generation or self._vanished):
+            # Opened in a folder that was taken, or deleted from outside: the seal thread drops it.
+            self._vanished = False
+            self._detach()
             fd = None
         if fd is None:
             fd = self._open()
+        generation, name = self._generation, self._name
         try:
-            written = os.write(fd, line)
+            written = self.write(fd, line)
         except OSError as exc:
-            name = self._name
             self._abandon()  # never write to this fd again (EIO, ESTALE: it may be gone); the next append opens anew
             raise SpoolUnavailable(f"cannot write {name}: {exc.strerror}") from None
         if written != len(line):
             # A short write (disk full) would leave a torn line in the middle; cut it off.
-            name = self._name
             try:
                 os.ftruncate(fd, self._bytes)
             except OSError:
@@ -99,8 +105,17 @@ class SegmentWriter:
         self._bytes += written
         self.bytes_appended += written
         self.records_written += records  # told, not counted: line.count() was ~1,300 instructions a row
+        self.generation_written = generation
         if self._bytes >= self.max_bytes:
             self._detach()
+        # The write may have stalled (a hung mount) while the folder was adopted and its segment shipped:
+        # the line then sits in a file nobody ships. No storage call here: what the heartbeat (or the
+        # lease) knows now is checked, and `always` checks the lock itself after the fsync (sync.py).
+        if generation != self.spool.generation or self.spool.taken:
+            raise FolderTaken(f"this worker's spool folder was adopted by another worker while a write to {name} ran")
+        problem = self.spool.ownership_problem()
+        if problem is not None:
+            raise problem
 
     def _open(self) -> int:
         now = time.time()
@@ -150,15 +165,37 @@ class SegmentWriter:
             self._detach(submit=False)
         self._seal_detached(raise_errors=True)
 
-    def dup_unsynced(self) -> tuple[list[int], int]:
-        """Duplicates of the fds of every segment not sealed yet (the caller closes them) and
-        bytes_appended at this moment: fsyncs of the duplicates make every byte appended so far
-        durable, since sealed segments were synced when sealed. Event-loop thread, like `append`."""
+    def dup_unsynced(self) -> tuple[list[int], int, int | None]:
+        """Duplicates of the fds of every segment not sealed yet (the caller closes them), bytes_appended
+        at this moment, and which of them is the active segment's (None if none is open): fsyncs of the
+        duplicates make every byte appended so far durable, since sealed segments were synced when
+        sealed. Event-loop thread, like `append`."""
         with self._lock:
             fds = [os.dup(d.fd) for d in self._detached]
+        active = None
         if self._fd is not None:
-            fds.append(os.dup(self._fd))
-        return fds, self.bytes_appended
+            active = os.dup(self._fd)
+            fds.append(active)
+        return fds, self.bytes_appended, active
+
+    def check_active(self, fd: int | None = None) -> bool:
+        """True if the active segment (or `fd`, a duplicate of it) has no name left: deleted from outside.
+        The next append then opens a new segment. One fstat: a thread's, never the event loop's."""
+        if fd is None:
+            with self._lock:  # the seal thread closes a detached fd under this lock: ours stays valid
+                if self._fd is None:
+                    return False
+                fd = os.dup(self._fd)
+            try:
+                return self.check_active(fd)
+            finally:
+                os.close(fd)
+        if os.fstat(fd).st_nlink:
+            return False
+        if not self._vanished:
+            log.error("the active audit segment was deleted from outside; a new one is opened")
+        self._vanished = True
+        return True
 
     def close(self) -> None:
         """Stop the seal thread (after `seal`, at shutdown); a seal hung in the kernel is not waited for."""
@@ -230,8 +267,11 @@ class SegmentWriter:
                 self.spool.seal(segment.name, segment.opened_at, empty=segment.size == 0, suspect=segment.suspect)
             except FileNotFoundError:
                 if self.spool.generation == segment.generation and not self.spool.taken:
-                    raise
-                return  # adopted meanwhile
+                    # Deleted from outside (an operator, a cleanup job): its records are lost, and retrying
+                    # would hold every later segment back. Dropped, counted, said once.
+                    self.segments_vanished += 1
+                    log.error("an audit segment was deleted before it was sealed", extra={"segment": segment.name})
+                return  # or adopted meanwhile
             if self.durable_seal:
                 try:
                     self.spool.sync_sealed()  # the rename too, so it survives the machine

@@ -185,8 +185,16 @@ class _Home:
 class SpoolDirectory:
     """One worker's folder in the spool, and the sealed segments in it (shared with the shipper thread)."""
 
-    def __init__(self, directory: Path, *, host: str | None = None, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        host: str | None = None,
+        worker: str | None = None,
+        clock: Callable[[], float] = _clock,
+    ) -> None:
         self.directory = Path(directory)
+        self._clock = clock  # the lease's clock; passed in so a test can stop it or set it back
         self.host = host or _safe_host()
         self._workers = self.directory / "workers"
         worker = worker or self._new_worker()
@@ -220,7 +228,7 @@ class SpoolDirectory:
 
     def open(self, lease: float = 15.0) -> None:
         """Create this worker's folder, whole under a temporary name, and lock it; the lease starts."""
-        started = _clock()
+        started = self._clock()
         home = self._home
         self._workers.mkdir(parents=True, exist_ok=True)
         # A folder kept by an earlier start of this object (segments were left) is locked again in place.
@@ -262,7 +270,7 @@ class SpoolDirectory:
         home = self._home
         if self._lock_fd is None:
             return
-        started = _clock()
+        started = self._clock()
         lock = home.root / "lock"
         try:
             fd = os.open(lock, os.O_RDONLY)  # anew each time: an open revalidates NFS's cached copy
@@ -284,6 +292,25 @@ class SpoolDirectory:
         self._taken = f"this worker's spool folder {home.worker} was adopted by another worker ({why})"
         raise FolderTaken(self._taken)
 
+    def owned_generation(self) -> int | None:
+        """The generation of this worker's folder if its lock still holds this worker's token, read anew
+        from the file server (no clock involved), else None; a lock holding another token marks the
+        folder taken. One open and one read: the Syncer calls it once per round of fsyncs."""
+        home = self._home
+        try:
+            fd = os.open(home.root / "lock", os.O_RDONLY)  # anew: an open revalidates NFS's cached copy
+            try:
+                _, holder = _read_lock(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None  # gone, or the server cannot say: nothing is proven
+        if holder and holder != home.token(self.host):
+            if self._home is home and self._taken is None:
+                self._taken = f"this worker's spool folder {home.worker} was adopted by another worker ({holder})"
+            return None
+        return home.generation
+
     @property
     def taken(self) -> bool:
         """True once a heartbeat found this folder adopted by another worker (until `reopen`)."""
@@ -293,7 +320,7 @@ class SpoolDirectory:
         """None while this worker provably owns its folder; else why not (FolderTaken once known taken)."""
         if self._taken is not None:
             return FolderTaken(self._taken)
-        late = _clock() - self._owned_until
+        late = self._clock() - self._owned_until
         if late > 0:
             return SpoolUnavailable(
                 f"cannot confirm that this worker still owns its spool folder (lease ran out {late:.1f} s ago)"
@@ -461,7 +488,7 @@ class SpoolDirectory:
             if not host or host == self.host:
                 fenced = True  # a lock of this host (or from before hosts shared spools): flock decided
             elif token_at is not None and holder == mine:
-                fenced = _clock() - token_at >= lease_seconds(adopt_after) + FENCE_MARGIN_SECONDS
+                fenced = self._clock() - token_at >= lease_seconds(adopt_after) + FENCE_MARGIN_SECONDS
             else:
                 if time.time() - os.fstat(fd).st_mtime < adopt_after:
                     return 0  # its worker beat recently, or another adopter wrote its token recently
@@ -469,7 +496,7 @@ class SpoolDirectory:
                 os.pwrite(fd, _lock_content(host, mine), 0)
                 os.ftruncate(fd, len(_lock_content(host, mine)))
                 os.fsync(fd)
-                token_at, fenced = _clock(), False
+                token_at, fenced = self._clock(), False
             claimed = self._take(other, ("sealed", "active") if fenced else ("sealed",))
             if not fenced and token_at is not None:
                 keep = True
