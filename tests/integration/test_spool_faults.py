@@ -138,6 +138,40 @@ def test_an_object_of_the_same_size_but_other_bytes_does_not_count_as_shipped(
     assert [body for _, body in weed.objects(bucket)] == [sent]
 
 
+def test_an_object_whose_metadata_echoes_the_sent_sha256_but_whose_bytes_differ_does_not_count_as_shipped(
+    tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _aws(monkeypatch, weed, lying_s3.url)
+    spool = SpoolDirectory(tmp_path / "audit", host="h")
+    spool.open()
+    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
+    writer.append(b'{"id":"kept"}\n')
+    writer.seal()
+    (segment,) = spool.sealed()
+    _, sent = gzip_file(segment.path)
+    # Other bytes of the same size under the key, whose metadata says what the client sends (an endpoint
+    # that echoes the client's header); S3 computes its own checksum of what it stores.
+    other = bytes(reversed(sent))
+    weed.client().put_object(
+        Bucket=bucket,
+        Key=segment.key("p/"),
+        Body=other,
+        Metadata={"sha256": hashlib.sha256(sent).hexdigest()},
+        ChecksumAlgorithm="SHA256",
+    )
+    shipper = Shipper(spool, writer, S3Uploader(bucket), prefix="p/", tick=0.05, backoff_base=0.1, backoff_cap=0.2)
+    shipper.start()
+    try:
+        wait_for(lambda: shipper.stats.upload_failures >= 2, 20, "failed confirmations")
+        assert segment.path.exists()
+        assert shipper.stats.records_shipped == 0
+        lying_s3.lying = False
+        wait_for(lambda: not segment.path.exists(), 20, "the segment shipped for real")
+    finally:
+        assert shipper.stop(5)
+    assert [body for _, body in weed.objects(bucket)] == [sent]
+
+
 def test_a_hung_s3_gets_one_attempt_per_try_so_the_shipper_counts_every_failure(
     weed: Weed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
