@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from botscore.audit import schema
+from botscore.audit.lease import FENCE_MARGIN_SECONDS, lease_seconds
 from botscore.audit.shipper import Shipper
-from botscore.audit.spool import FENCE_MARGIN_SECONDS, lease_seconds
 from botscore.settings import SHIPPED_MODEL, Settings, env_name
 from tests.support.athena import example_queries, view_definition, view_file
 from tests.support.servers import ROOT

@@ -60,6 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from botscore.audit.sealer import Detached
 from botscore.audit.segment import SegmentWriter
 
 log = logging.getLogger("botscore.audit")
@@ -211,8 +212,8 @@ class Syncer:
         try:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="botscore-fsync")
-            fds, job.covered, active = self.writer.dup_unsynced()
-            job.generation = await loop.run_in_executor(self._pool, self._round, fds, active)
+            fds, job.covered, owners = self.writer.dup_unsynced()
+            job.generation = await loop.run_in_executor(self._pool, self._round, fds, owners)
             if self.writer.sync_error is not None:  # a segment sealed meanwhile could not be synced
                 raise OSError(self.writer.sync_error)
             if job.generation is None:
@@ -245,13 +246,13 @@ class Syncer:
             log.error("cannot sync the audit spool", extra={"reason": reason})
         self.failure = self._last_failure = reason
 
-    def _round(self, fds: list[int], active: int | None) -> int | None:
+    def _round(self, fds: list[int], owners: list[Detached | None]) -> int | None:
         """fsync `fds` (closed after), then read the lock: the folder generation still ours after them, or
-        None. FileNotFoundError if the active segment (`active`, one of `fds`) was deleted meanwhile."""
+        None. FileNotFoundError if a segment they belong to was deleted meanwhile (its records are lost)."""
         try:
             self._fsync_all(fds)
-            if active is not None and self.writer.check_active(active):
-                raise FileNotFoundError(errno.ENOENT, "the active segment was deleted from outside")
+            if self.writer.gone(fds, owners):
+                raise FileNotFoundError(errno.ENOENT, "a segment was deleted from outside")
         finally:
             for fd in fds:
                 os.close(fd)

@@ -23,6 +23,7 @@ from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.metrics import Metrics
 from botscore.settings import SHIPPED_MODEL
 from tests.support.audit import audit_log
+from tests.support.records import spooled_records
 from tests.support.servers import wait_for
 
 SCORE = {"x1": 0.1, "x2": 0.2}
@@ -126,3 +127,28 @@ def test_an_answer_is_refused_once_the_lock_holds_another_token_though_this_host
     assert (owned, taken) == (True, False)
     assert syncer.failure == "cannot prove that this worker owns its spool folder: its lock holds no token of its"
     assert spool.taken
+
+
+def test_a_refusal_for_a_lapsed_lease_gets_its_row_in_the_folder_still_open(tmp_path: Path) -> None:
+    app, audit = _app(tmp_path, "none")
+    lock = tmp_path / "audit" / "workers" / audit.spool.worker / "lock"
+    away = lock.with_name("lock.away")
+    try:
+        assert asyncio.run(_post(app, "before")).status_code == 200
+        os.rename(lock, away)
+        lock.mkdir()  # the heartbeat cannot read the lock (EISDIR): no beat renews the lease
+        wait_for(lambda: audit.spool.ownership_problem() is not None, 5, "the lease running out")
+        refused = asyncio.run(_post(app, "refused"))
+        lock.rmdir()
+        os.rename(away, lock)
+        wait_for(lambda: audit.readiness() is None, 5, "a heartbeat renewing the lease")
+        after = asyncio.run(_post(app, "after"))
+        rows = {str(row["id"]): row for row in spooled_records(tmp_path / "audit")}
+    finally:
+        audit.close()
+    assert (refused.status_code, after.status_code) == (503, 200)
+    assert sorted(rows) == ["after", "before", "refused"]
+    assert rows["refused"]["status"] == 503
+    assert str(rows["refused"]["error_message"]).startswith(
+        "cannot confirm that this worker still owns its spool folder (lease ran out"
+    )

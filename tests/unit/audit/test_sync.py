@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -199,6 +200,15 @@ class GatedFsync:
         os.fsync(fd)
 
 
+def _gated(tmp_path: Path, **options: Any) -> tuple[SegmentWriter, GatedFsync, Syncer]:
+    """A writer on a spool of its own and a Syncer whose fsyncs wait for the test's gates."""
+    spool = SpoolDirectory(tmp_path / "audit", host="h")
+    spool.open()
+    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
+    fsync = GatedFsync(tmp_path / "audit")
+    return writer, fsync, Syncer(writer, fsync=fsync, **options)
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     for _ in range(500):
         if condition():
@@ -236,11 +246,7 @@ def test_a_record_appended_while_an_fsync_runs_waits_for_an_fsync_that_started_a
 
 
 def test_requests_waiting_while_every_fsync_thread_is_busy_share_the_next_fsync(tmp_path: Path) -> None:
-    spool = SpoolDirectory(tmp_path / "audit", host="h")
-    spool.open()
-    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
-    fsync = GatedFsync(tmp_path / "audit")
-    syncer = Syncer(writer, fsync=fsync, threads=2)
+    writer, fsync, syncer = _gated(tmp_path, threads=2)
 
     async def scenario() -> None:
         commits = []
@@ -368,11 +374,7 @@ def test_without_a_window_requests_apart_in_time_each_start_a_round(tmp_path: Pa
 
 
 def test_no_more_fsyncs_run_at_once_than_the_syncer_has_threads(tmp_path: Path) -> None:
-    spool = SpoolDirectory(tmp_path / "audit", host="h")
-    spool.open()
-    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
-    fsync = GatedFsync(tmp_path / "audit")
-    syncer = Syncer(writer, fsync=fsync, threads=2)
+    writer, fsync, syncer = _gated(tmp_path, threads=2)
 
     async def scenario() -> None:
         commits = []
@@ -398,11 +400,7 @@ def test_no_more_fsyncs_run_at_once_than_the_syncer_has_threads(tmp_path: Path) 
 def test_an_fsync_that_hangs_is_a_503_within_the_answer_timer_counted_from_the_first_request_not_cancelled_by_its_start(
     tmp_path: Path,
 ) -> None:
-    spool = SpoolDirectory(tmp_path / "audit", host="h")
-    spool.open()
-    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
-    fsync = GatedFsync(tmp_path / "audit")
-    syncer = Syncer(writer, fsync=fsync, answer_within=0.3)
+    writer, fsync, syncer = _gated(tmp_path, answer_within=0.3)
 
     async def scenario() -> tuple[bool, float]:
         writer.append(b'{"id":"hung"}\n')

@@ -48,13 +48,16 @@ def test_an_active_segment_deleted_under_load_is_replaced_and_every_later_answer
     moments: dict[str, float] = {}
 
     def delete() -> None:
-        wait_for(lambda: any(active.iterdir()), 10, "a first segment")
+        wait_for(lambda: any(path.stat().st_size for path in active.iterdir()), 10, "a first record")
         time.sleep(0.2)
-        deleted = {path.name for path in active.iterdir()}
-        for name in deleted:
-            (active / name).unlink()
+        # The segments with records (the spare opened ahead is empty, and left alone).
+        deleted = [path for path in active.iterdir() if path.stat().st_size]
+        for path in deleted:
+            path.unlink()
         moments["deleted"] = time.monotonic()
-        wait_for(lambda: {path.name for path in active.iterdir()} - deleted, 10, "a new active segment")
+        moments["segments"] = len(deleted)
+        # A vanished segment is counted when its seal finds it gone: after the writer moved on.
+        wait_for(lambda: audit.writer.segments_vanished == len(deleted), 10, "the segment replaced")
         moments["replaced"] = time.monotonic()
 
     async def load() -> list[tuple[str, float, int]]:
@@ -88,4 +91,4 @@ def test_an_active_segment_deleted_under_load_is_replaced_and_every_later_answer
     if sync == "always":  # no answer is released from a segment that was gone when its fsync returned
         answered_after_deletion = {rid for rid, sent, status in answers if status == 200 and sent > moments["deleted"]}
         assert answered_after_deletion <= shipped
-    assert audit.writer.segments_vanished == 1
+    assert audit.writer.segments_vanished == moments["segments"] == 1
