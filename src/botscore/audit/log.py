@@ -23,7 +23,7 @@ from botscore.audit import record
 from botscore.audit.health import LOCAL_FAULT_GRACE_SECONDS, FaultJudge
 from botscore.audit.lease import lease_seconds
 from botscore.audit.readiness import Readiness
-from botscore.audit.segment import LeaseLapsed, NotOpenYet, SegmentWriter, SpoolUnavailable
+from botscore.audit.segment import LeaseLapsed, NotOpenYet, SegmentWriter, SpoolUnavailable, Unreleased
 from botscore.audit.shipper import Shipper
 from botscore.audit.spool import SpoolDirectory
 from botscore.audit.sync import Syncer, SyncMode
@@ -180,7 +180,7 @@ class AuditLog:
         """Spool the call's record line (or its `records` lines), or apply the when-full policy: under
         `reject` the refusal is returned (the caller answers it; its own row is kept while the reserve
         lasts), under `drop` the record is counted as lost and None returned, as when it was kept."""
-        problem = self.upkeep.unavailable
+        problem, written = self.upkeep.unavailable, False
         if problem is None and self.room.full():
             problem = self.room.full_reason
         if problem is None:
@@ -191,6 +191,8 @@ class AuditLog:
                 return None
             except (LeaseLapsed, NotOpenYet) as exc:  # no storage call failed: the next request tries again
                 problem = str(exc)
+            except Unreleased as exc:  # its own row is written: no second one
+                problem, written = str(exc), True
             except SpoolUnavailable as exc:
                 problem = self.upkeep.unavailable = str(exc)
                 log.error("audit spool unavailable", extra={"reason": problem})
@@ -202,7 +204,8 @@ class AuditLog:
         return self._refuse(
             call,
             f"{problem}; request not scored because it could not be recorded",
-            record_it=self.upkeep.unavailable is None and room_left,
+            record_it=self.upkeep.unavailable is None and room_left and not written,
+            fenced=False,  # nothing of this call was written: a lapsed lease still gets the refusal's row
         )
 
     async def settle(self, call: Call) -> AuditUnavailable | None:
@@ -212,18 +215,18 @@ class AuditLog:
             return None
         # The row that says 200 may be on disk; the refusal's row says what the client got.
         reason = f"{self.syncer.failure}; request not answered because its record may be lost"
-        return self._refuse(call, reason, record_it=True)
+        return self._refuse(call, reason, record_it=True, fenced=True)
 
-    def _refuse(self, call: Call, reason: str, *, record_it: bool) -> AuditUnavailable:
+    def _refuse(self, call: Call, reason: str, *, record_it: bool, fenced: bool) -> AuditUnavailable:
         """The 503 refusal of `call`, counted, and recorded (best effort) when `record_it`; if the
-        disk itself is full after all, the refusal is counted, not recorded."""
+        disk itself is full after all, the refusal is counted, not recorded. Not `fenced`: written to
+        the segment still open though the lease lapsed (the folder is most likely still ours)."""
         self.refusals.refused += 1
         refusal = AuditUnavailable(reason)
         if record_it:
             with contextlib.suppress(SpoolUnavailable):
-                # Unfenced: a refusal for a lapsed lease still gets its row in the folder, which is
-                # most likely still this worker's; no answer waits for it.
-                self.writer.append(record.failed(call, refusal, record.Sent(), raw_limit=self.raw_limit), fenced=False)
+                row = record.failed(call, refusal, record.Sent(), raw_limit=self.raw_limit)
+                self.writer.append(row, fenced=fenced)
         return refusal
 
     def _report_refusals(self) -> None:

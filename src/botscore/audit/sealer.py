@@ -29,6 +29,7 @@ class Detached:
     size: int
     generation: int  # the spool folder's generation it was opened in
     suspect: bool  # a write to it failed: it may end in a torn line
+    renamed: bool = False  # its seal began: it may be in sealed/, and then shipped and deleted
 
 
 @dataclass
@@ -180,6 +181,7 @@ class Sealer:
                 except OSError as exc:
                     self.sync_error = f"cannot sync {segment.name}: {exc.strerror or exc}"
                     raise
+            segment.renamed = True  # before: once renamed, the shipper may delete it at any moment
             try:
                 self.spool.seal(segment.name, segment.opened_at, empty=segment.size == 0, suspect=segment.suspect)
             except FileNotFoundError:

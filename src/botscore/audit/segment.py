@@ -18,7 +18,7 @@ from botscore.audit.lease import FolderTaken, LeaseLapsed, SpoolUnavailable
 from botscore.audit.sealer import Detached, Sealer
 from botscore.audit.spool import SpoolDirectory
 
-__all__ = ["FolderTaken", "LeaseLapsed", "NotOpenYet", "SegmentWriter", "SpoolUnavailable"]
+__all__ = ["FolderTaken", "LeaseLapsed", "NotOpenYet", "SegmentWriter", "SpoolUnavailable", "Unreleased"]
 
 log = logging.getLogger("botscore.spool")
 
@@ -26,6 +26,11 @@ log = logging.getLogger("botscore.spool")
 class NotOpenYet(SpoolUnavailable):
     """The next segment is still being opened (a slow file server): this record is refused, the next
     append tries again; nothing failed."""
+
+
+class Unreleased(SpoolUnavailable):
+    """The record was written, but its folder is no longer provably this worker's: its answer is a 503,
+    and no refusal row is added (the record's own row may still be shipped: docs/audit-log.md)."""
 
 
 class SegmentWriter:
@@ -103,7 +108,7 @@ class SegmentWriter:
             raise FolderTaken(f"this worker's spool folder was adopted by another worker while a write to {name} ran")
         problem = self.spool.ownership_problem() if fenced else None
         if problem is not None:
-            raise problem
+            raise Unreleased(str(problem))
 
     def _open(self) -> int:
         now = time.time()
@@ -178,10 +183,11 @@ class SegmentWriter:
         """Duplicates of the fds of every segment not sealed yet (the caller closes them), bytes_appended
         at this moment, and whose each is (None: the active segment's): fsyncs of the duplicates make
         every byte appended so far durable, since sealed segments were synced when sealed. Event loop."""
-        with self.sealer.lock:
-            owners: list[Detached | None] = list(self.sealer.detached)
-            fds = [os.dup(d.fd) for d in self.sealer.detached]
-        if self._fd is not None:
+        current = self.spool.generation  # a folder adopted since is not synced: its records are 503s anyway
+        with self.sealer.lock:  # the seal thread closes their fds under this lock
+            owners: list[Detached | None] = [d for d in self.sealer.detached if d.generation == current]
+            fds = [os.dup(d.fd) for d in owners if d is not None]
+        if self._fd is not None and self._generation == current:
             fds.append(os.dup(self._fd))
             owners.append(None)
         return fds, self.bytes_appended, owners
@@ -189,15 +195,17 @@ class SegmentWriter:
     def gone(self, fds: list[int], owners: list[Detached | None]) -> bool:
         """True if a segment of these duplicates (`dup_unsynced`) has no name left though it is not sealed:
         deleted from outside. An active one is then replaced at the next append. Not the loop's: fstats."""
+        current = self.spool.generation  # a segment of a folder adopted since is its adopter's to ship
         for fd, owner in zip(fds, owners, strict=True):
             if os.fstat(fd).st_nlink:
                 continue
             if owner is None:
-                self._vanished = True
-                return True
-            with self.sealer.lock:
-                if owner in self.sealer.detached:  # not sealed, shipped and deleted meanwhile
+                if self._generation == current:
+                    self._vanished = True
                     return True
+                continue
+            if owner.generation == current and not owner.renamed:  # else sealed (synced), shipped, deleted
+                return True
         return False
 
     def check_active(self) -> bool:
