@@ -56,7 +56,7 @@ def spool_bound(
 ) -> int:
     """The spool bound under which an outage of `seconds` at `rate_rps`, on top of the backlog it starts
     with, keeps readiness (and so never refuses)."""
-    from botscore.audit.log import READY_FRACTION
+    from botscore.audit.readiness import READY_FRACTION
 
     needed = rate_rps * (seconds + backlog_seconds) * record_bytes / READY_FRACTION
     return math.ceil(needed / granularity) * granularity
@@ -66,7 +66,7 @@ def rides_out(
     bound: int, rate_rps: float, *, backlog_seconds: float = BACKLOG_SECONDS, record_bytes: int = RECORD_BYTES
 ) -> float:
     """Seconds of an S3 outage at `rate_rps` before the spool reaches the share of `bound` that turns readiness off."""
-    from botscore.audit.log import READY_FRACTION
+    from botscore.audit.readiness import READY_FRACTION
 
     return bound * READY_FRACTION / (rate_rps * record_bytes) - backlog_seconds
 

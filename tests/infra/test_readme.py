@@ -20,9 +20,9 @@ from fastapi.routing import APIRoute
 
 from bench import report, sizing
 from botscore.audit import schema
-from botscore.audit.log import SLOW_STORAGE_SECONDS
+from botscore.audit.lease import FENCE_MARGIN_SECONDS, lease_seconds
+from botscore.audit.readiness import SLOW_STORAGE_SECONDS
 from botscore.audit.shipper import Shipper
-from botscore.audit.spool import FENCE_MARGIN_SECONDS, lease_seconds
 from botscore.settings import SHIPPED_MODEL, Settings, env_name
 from tests.infra.test_terraform import TERRAFORM_DIR, Config
 from tests.support.athena import example_queries, template_files, view_definition, view_file

@@ -32,8 +32,8 @@ import hcl2
 import pytest
 
 from botscore.audit import schema
-from botscore.audit.log import THREAD_JOIN_SECONDS
 from botscore.audit.spool import object_key
+from botscore.audit.upkeep import THREAD_JOIN_SECONDS
 from botscore.http.operations import LIVENESS_PATH
 from botscore.server import UVICORN_OPTIONS
 from botscore.settings import DEFAULT_PORT, ENV_PREFIX, Settings, env_name

@@ -3,6 +3,7 @@ a retry of a stored upload succeeds without writing again, and another object ne
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 
@@ -26,14 +27,18 @@ def test_a_retry_of_a_stored_upload_is_a_success_without_a_second_write(weed: We
     assert again["Metadata"] == {"sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _checksum(data: bytes) -> str:
+    """SHA-256 as S3 returns it (x-amz-checksum-sha256: base64)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
 def test_another_object_under_a_stored_key_is_refused_and_the_stored_one_kept(weed: Weed, bucket: str) -> None:
     uploader = S3Uploader(bucket, client=weed.client())
     uploader.put(KEY, b"first records")
     with pytest.raises(UploadError) as refused:
         uploader.put(KEY, b"other records")
     assert str(refused.value) == (
-        f"holds another object, never overwritten: s3://{bucket}/{KEY} has 13 bytes, sha256 "
-        f"{hashlib.sha256(b'first records').hexdigest()}; sent 13 bytes, sha256 "
-        f"{hashlib.sha256(b'other records').hexdigest()}"
+        f"holds another object, never overwritten: s3://{bucket}/{KEY} has 13 bytes, S3's sha256 "
+        f"{_checksum(b'first records')}; sent 13 bytes, sha256 {_checksum(b'other records')}"
     )
     assert weed.client().get_object(Bucket=bucket, Key=KEY)["Body"].read() == b"first records"

@@ -20,7 +20,7 @@ import pytest
 
 from botscore.audit.segment import SegmentWriter
 from botscore.audit.shipper import Shipper, gzip_file
-from botscore.audit.spool import SpoolDirectory
+from botscore.audit.spool import Segment, SpoolDirectory
 from botscore.audit.uploaders import S3Uploader, UploadError
 from tests.support.servers import LOOPBACK, Service, Weed, wait_for
 
@@ -83,16 +83,21 @@ def _aws(monkeypatch: pytest.MonkeyPatch, weed: Weed, endpoint: str) -> None:
         monkeypatch.setenv(name, value)
 
 
-def test_a_segment_is_deleted_only_once_s3_holds_it_as_sent(
-    tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _aws(monkeypatch, weed, lying_s3.url)
+def _one_sealed(tmp_path: Path) -> tuple[SpoolDirectory, SegmentWriter, Segment]:
     spool = SpoolDirectory(tmp_path / "audit", host="h")
     spool.open()
     writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
     writer.append(b'{"id":"kept"}\n')
     writer.seal()
     (segment,) = spool.sealed()
+    return spool, writer, segment
+
+
+def test_a_segment_is_deleted_only_once_s3_holds_it_as_sent(
+    tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _aws(monkeypatch, weed, lying_s3.url)
+    spool, writer, segment = _one_sealed(tmp_path)
     shipper = Shipper(spool, writer, S3Uploader(bucket), prefix="p/", tick=0.05, backoff_base=0.1, backoff_cap=0.2)
     shipper.start()
     try:
@@ -112,12 +117,7 @@ def test_an_object_of_the_same_size_but_other_bytes_is_neither_shipped_nor_overw
     tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _aws(monkeypatch, weed, lying_s3.url)
-    spool = SpoolDirectory(tmp_path / "audit", host="h")
-    spool.open()
-    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
-    writer.append(b'{"id":"kept"}\n')
-    writer.seal()
-    (segment,) = spool.sealed()
+    spool, writer, segment = _one_sealed(tmp_path)
     _, sent = gzip_file(segment.path)  # what the shipper sends
     # Under the segment's key already: another object of exactly that size (a stale copy, a key reused),
     # while the PUTs are answered 200 and dropped.
@@ -142,6 +142,39 @@ def test_an_object_of_the_same_size_but_other_bytes_is_neither_shipped_nor_overw
     finally:
         shipped_all = shipper.stop(5)
     assert shipped_all is False
+    assert [body for _, body in weed.objects(bucket)] == [other]  # never overwritten
+
+
+def test_an_object_whose_metadata_echoes_the_sent_sha256_but_whose_bytes_differ_does_not_count_as_shipped(
+    tmp_path: Path, weed: Weed, bucket: str, lying_s3: LyingS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _aws(monkeypatch, weed, lying_s3.url)
+    spool, writer, segment = _one_sealed(tmp_path)
+    _, sent = gzip_file(segment.path)
+    # Other bytes of the same size under the key, whose metadata says what the client sends (an endpoint
+    # that echoes the client's header); S3 computes its own checksum of what it stores.
+    other = bytes(reversed(sent))
+    weed.client().put_object(
+        Bucket=bucket,
+        Key=segment.key("p/"),
+        Body=other,
+        Metadata={"sha256": hashlib.sha256(sent).hexdigest()},
+        ChecksumAlgorithm="SHA256",
+    )
+    shipper = Shipper(spool, writer, S3Uploader(bucket), prefix="p/", tick=0.05, backoff_base=0.1, backoff_cap=0.2)
+    shipper.start()
+    try:
+        # The HEAD shows the size and the echoed sha256 metadata, but S3's own checksum is of the other bytes.
+        wait_for(lambda: shipper.stats.upload_failures >= 2, 20, "failed confirmations")
+        assert segment.path.exists()
+        assert shipper.stats.records_shipped == 0
+        lying_s3.lying = False  # truthful now: the conditional create is refused, the key holds the other object
+        failed = shipper.stats.upload_failures
+        wait_for(lambda: shipper.stats.upload_failures >= failed + 2, 20, "refusals from the real S3")
+        assert segment.path.exists()
+        assert shipper.stats.records_shipped == 0
+    finally:
+        assert shipper.stop(5) is False
     assert [body for _, body in weed.objects(bucket)] == [other]  # never overwritten
 
 

@@ -5,7 +5,9 @@ the request path); the shipper moves sealed segments to S3 in the background. At
 bound, `when_full="reject"` refuses to score what it cannot record (`keep` returns the
 `AuditUnavailable` refusal, itself recorded while a reserve of 1 % of the bound lasts, and the
 data plane answers it), `"drop"` serves and counts the lost record. This package knows no HTTP:
-it reads what arrived (`Call`) and returns its decisions.
+it reads what arrived (`Call`) and returns its decisions. The parts it fronts: spool.py (the folder),
+segment.py and sealer.py (appends, seals), sync.py (fsyncs, and the release of answers), lease.py and
+adoption.py (ownership), readiness.py (/readyz), health.py (/healthz), upkeep.py (its threads).
 """
 
 from __future__ import annotations
@@ -13,52 +15,57 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Literal
 
 from botscore.audit import record
-from botscore.audit.segment import SegmentWriter, SpoolUnavailable
+from botscore.audit.health import LOCAL_FAULT_GRACE_SECONDS, FaultJudge
+from botscore.audit.lease import lease_seconds
+from botscore.audit.readiness import Readiness
+from botscore.audit.segment import LeaseLapsed, NotOpenYet, SegmentWriter, SpoolUnavailable, Unreleased
 from botscore.audit.shipper import Shipper
-from botscore.audit.spool import FolderTaken, PeerWatch, SpoolDirectory, lease_seconds
+from botscore.audit.spool import SpoolDirectory
 from botscore.audit.sync import Syncer, SyncMode
+from botscore.audit.upkeep import Upkeep
 from botscore.audit.uploaders import Uploader
 from botscore.call import Call
 from botscore.errors import AuditUnavailable
 
 log = logging.getLogger("botscore.audit")
 
-READY_FRACTION = 0.8  # /readyz turns 503 above this share of the spool bound, before requests are refused
-# Past the bound, refusals are still recorded in this share of it; past that they are only counted.
-REFUSAL_RESERVE_FRACTION = 0.01
 REFUSAL_REPORT_SECONDS = 60  # while refusing, one log line with the count this often, not one per request
-# A storage call (fsync, seal, heartbeat) running longer than this, or an fsync that took longer the
-# last time, makes the worker unready: EFS commits in milliseconds; half a second is a sick server.
-SLOW_STORAGE_SECONDS = 0.5
-SLOW_STORAGE_HOLD_SECONDS = 5.0  # ...for this long after it returned (no fsync comes while no request does)
-HEARTBEAT_SECONDS = 2.0  # at most; more often when the lease is shorter (lease / 4)
-# A spool unusable for this long (5 heartbeats) while another worker's heartbeat is seen advancing
-# in it is this worker's own fault (its mount, its process): /healthz turns 503 so the task is replaced.
-LOCAL_FAULT_GRACE_SECONDS = 10.0
-# The longest `close` waits for each housekeeping thread; part of the drain ECS's stop timeout covers.
-THREAD_JOIN_SECONDS = 5.0
 WhenFull = Literal["reject", "drop"]
 
 
-def is_local_fault(
-    unusable_since: float | None, peer_advanced_at: float | None, now: float, grace: float = LOCAL_FAULT_GRACE_SECONDS
-) -> bool:
-    """True when this worker's spool has been unusable for longer than `grace` while another worker
-    was seen writing to the same spool within the last `grace` (monotonic seconds). A spool nobody
-    writes to (the file server down for everyone, or a single host) is never a local fault: replacing
-    the task could not help, and doing it everywhere at once would cycle the fleet."""
-    return (
-        unusable_since is not None
-        and now - unusable_since > grace
-        and peer_advanced_at is not None
-        and now - peer_advanced_at <= grace
-    )
+class _Refusals:
+    """What the when-full policy refused or dropped, and when it last said so (counted, logged sparingly)."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+        self.refused = 0
+        self.refusing = False
+        self._reported = 0
+        self._reported_at = 0.0
+
+    def began(self, problem: str) -> None:
+        if not self.refusing:
+            self.refusing = True
+            self._reported_at = time.monotonic()
+            log.warning("refusing requests: the audit log cannot record them", extra={"reason": problem})
+
+    def report(self, accepting: bool, reason: str) -> None:
+        """While refusing, a count every REFUSAL_REPORT_SECONDS; once records are taken again, one line."""
+        if not self.refusing:
+            return
+        now = time.monotonic()
+        if accepting:
+            self.refusing = False
+            log.info("accepting requests again", extra={"refused": self.refused - self._reported})
+            self._reported = self.refused
+        elif now - self._reported_at >= REFUSAL_REPORT_SECONDS:
+            log.warning("still refusing requests", extra={"refused": self.refused - self._reported, "reason": reason})
+            self._reported_at, self._reported = now, self.refused
 
 
 class AuditLog:
@@ -88,14 +95,18 @@ class AuditLog:
     ) -> None:
         self.spool = spool
         self.raw_limit = raw_limit  # BOTSCORE_AUDIT_RAW_MAX_BYTES, for the rows of refusals
-        self.writer = SegmentWriter(
-            spool, max_bytes=segment_max_bytes, max_age=segment_max_age, durable_seal=sync != "none", fsync=fsync
+        self.writer = SegmentWriter(  # preopen: no segment is ever opened on the event loop
+            spool,
+            max_bytes=segment_max_bytes,
+            max_age=segment_max_age,
+            durable_seal=sync != "none",
+            fsync=fsync,
+            preopen=True,
         )
         self.sync = sync
         self.sync_interval = sync_interval
         self.syncer = Syncer(self.writer, fsync=fsync, on_fsync=on_fsync, window=commit_window)
         self.uploader = uploader
-        self.spool_max_bytes = spool_max_bytes
         self.when_full = when_full
         self.shutdown_seconds = shutdown_seconds
         self.shipper = Shipper(
@@ -107,46 +118,24 @@ class AuditLog:
             backoff_cap=retry_max_seconds,
             adopt_after=adopt_after,
         )
-        self.tick_seconds = tick
-        self.lease = lease_seconds(adopt_after)
-        self._housekeeper: threading.Thread | None = None
-        self._heart: threading.Thread | None = None
-        self._beat_started: float | None = None  # monotonic start of the running heartbeat
-        self._stop_housekeeping = threading.Event()
-        self.records_dropped = 0
-        self.records_refused = 0
-        self._usage_scanned = 0
-        self._oldest_scanned: float | None = None  # the oldest segment's mtime in the whole spool, last scan
-        self._appended_at_scan = 0
-        self._append_limit = spool_max_bytes  # bytes_appended at which usage_bytes reaches the capacity
-        self._capacity = spool_max_bytes  # the bound, or less when the disk has less room
-        self._full_reason = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={spool_max_bytes})"
-        self._reserve = int(spool_max_bytes * REFUSAL_RESERVE_FRACTION)
-        self._refusing = False
-        self._refused_reported = 0
-        self._refusal_reported_at = 0.0
-        self._unavailable: str | None = "not started"
-        self._beat_failure: str | None = None  # why the last heartbeat failed, while it fails
-        self._unusable_since: float | None = None  # monotonic time the spool became unusable
-        self._peers = PeerWatch()
-        self.local_fault_grace = local_fault_grace
-        self.local_fault: str | None = None  # read by /healthz: set by the housekeeping thread only
-        self._last_open_attempt = 0.0
-        self._open_lock = threading.Lock()
-
-    # -- lifecycle --------------------------------------------------------------------
+        self.room = Readiness(spool, self.writer, self.syncer, spool_max_bytes)
+        self.judge = FaultJudge(spool, local_fault_grace)
+        self.refusals = _Refusals()
+        self.upkeep = Upkeep(
+            spool,
+            self.writer,
+            self.room,
+            self.judge,
+            lease=lease_seconds(adopt_after),
+            tick=tick,
+            problems=lambda: self.syncer.failure,
+            after_scan=self._report_refusals,
+        )
 
     def start(self) -> None:
         """Open the spool (a failure is reported by /readyz, not raised) and start shipping."""
-        self._try_open()
-        self._refresh()
+        self.upkeep.start()
         self.shipper.start()
-        # Usage scans in a thread of their own (a pass of the shipper can take a minute while S3
-        # hangs), and heartbeats in another: a slow scan of a large spool must not let the lease lapse.
-        self._housekeeper = threading.Thread(target=self._housekeep, name="botscore-audit", daemon=True)
-        self._housekeeper.start()
-        self._heart = threading.Thread(target=self._beat, name="botscore-heartbeat", daemon=True)
-        self._heart.start()
         log.info(
             "audit log started",
             extra={
@@ -160,10 +149,8 @@ class AuditLog:
         """Seal and ship within the shutdown deadline; what is left stays on disk for the next start."""
         shipped_all = self.shipper.stop(self.shutdown_seconds)
         self.syncer.close()
-        self._stop_housekeeping.set()
-        for thread in (self._housekeeper, self._heart):
-            if thread is not None:
-                thread.join(THREAD_JOIN_SECONDS)
+        self.judge.close()
+        self.upkeep.stop()
         try:  # what cannot be sealed stays in active/ for the next start, which checks its lines
             self.writer.seal()
         except OSError as exc:
@@ -186,244 +173,105 @@ class AuditLog:
     def tick(self) -> None:
         """Hand the active segment to the seal thread when it is old enough; called from the event loop,
         which owns it (the seal itself never runs on the loop)."""
-        if self._unavailable is None:
+        if self.upkeep.unavailable is None:
             self.writer.seal_if_due()
-
-    # -- the request path ---------------------------------------------------------------
 
     def keep(self, call: Call, line: bytes, records: int = 1) -> AuditUnavailable | None:
         """Spool the call's record line (or its `records` lines), or apply the when-full policy: under
         `reject` the refusal is returned (the caller answers it; its own row is kept while the reserve
         lasts), under `drop` the record is counted as lost and None returned, as when it was kept."""
-        problem = self._unavailable
-        if problem is None and self.writer.bytes_appended >= self._append_limit:  # usage_bytes >= the capacity
-            problem = self._full_reason
+        problem, written = self.upkeep.unavailable, False
+        if problem is None and self.room.full():
+            problem = self.room.full_reason
         if problem is None:
             try:
                 self.writer.append(line, records)
+                if self.sync == "always":
+                    self.syncer.note(call)  # its answer waits for `settle`, which needs the record's folder
                 return None
-            except SpoolUnavailable as exc:
+            except (LeaseLapsed, NotOpenYet) as exc:  # no storage call failed: the next request tries again
                 problem = str(exc)
-                self._unavailable = problem
+            except Unreleased as exc:  # its own row is written: no second one
+                problem, written = str(exc), True
+            except SpoolUnavailable as exc:
+                problem = self.upkeep.unavailable = str(exc)
                 log.error("audit spool unavailable", extra={"reason": problem})
         if self.when_full == "drop":
-            self.records_dropped += records
+            self.refusals.dropped += records
             return None
-        if not self._refusing:
-            self._refusing = True
-            self._refusal_reported_at = time.monotonic()
-            log.warning("refusing requests: the audit log cannot record them", extra={"reason": problem})
+        self.refusals.began(problem)
+        room_left = self.writer.bytes_appended < self.room.append_limit + self.room.reserve
         return self._refuse(
             call,
             f"{problem}; request not scored because it could not be recorded",
-            record_it=self._unavailable is None and self.writer.bytes_appended < self._append_limit + self._reserve,
+            record_it=self.upkeep.unavailable is None and room_left and not written,
+            fenced=False,  # nothing of this call was written: a lapsed lease still gets the refusal's row
         )
 
     async def settle(self, call: Call) -> AuditUnavailable | None:
         """With AUDIT_SYNC=always, wait for the fsync that covers the call's record; if it fails,
         the refusal (the record may not have reached the disk), else None."""
-        if await self.syncer.commit():
+        if await self.syncer.settle(call):
             return None
         # The row that says 200 may be on disk; the refusal's row says what the client got.
         reason = f"{self.syncer.failure}; request not answered because its record may be lost"
-        return self._refuse(call, reason, record_it=True)
+        return self._refuse(call, reason, record_it=True, fenced=True)
 
-    def _refuse(self, call: Call, reason: str, *, record_it: bool) -> AuditUnavailable:
+    def _refuse(self, call: Call, reason: str, *, record_it: bool, fenced: bool) -> AuditUnavailable:
         """The 503 refusal of `call`, counted, and recorded (best effort) when `record_it`; if the
-        disk itself is full after all, the refusal is counted, not recorded."""
-        self.records_refused += 1
+        disk itself is full after all, the refusal is counted, not recorded. Not `fenced`: written to
+        the segment still open though the lease lapsed (the folder is most likely still ours)."""
+        self.refusals.refused += 1
         refusal = AuditUnavailable(reason)
         if record_it:
             with contextlib.suppress(SpoolUnavailable):
-                self.writer.append(record.failed(call, refusal, record.Sent(), raw_limit=self.raw_limit))
+                row = record.failed(call, refusal, record.Sent(), raw_limit=self.raw_limit)
+                self.writer.append(row, fenced=fenced)
         return refusal
+
+    def _report_refusals(self) -> None:
+        unavailable = self.upkeep.unavailable
+        owned = self.spool.ownership_problem() is None
+        accepting = unavailable is None and owned and not self.room.full()
+        self.refusals.report(accepting, unavailable or self.room.full_reason)
 
     def readiness(self) -> str | None:
         """None when records are being accepted with room to spare, else the reason."""
-        if self._unavailable is not None:
-            return f"audit spool unavailable: {self._unavailable}"
-        problem = self.spool.ownership_problem()
-        if problem is not None:
-            return str(problem)
-        if self.syncer.failure is not None:
-            return self.syncer.failure
-        slow = self._slow_storage()
-        if slow is not None:
-            return slow
-        usage = self.usage_bytes
-        if usage >= READY_FRACTION * self._capacity:
-            if self._capacity < self.spool_max_bytes:
-                return (
-                    f"audit spool holds {usage} bytes, above {int(READY_FRACTION * 100)}% of the {self._capacity} "
-                    f"its disk has room for (less than BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
-                )
-            return (
-                f"audit spool holds {usage} bytes, above {int(READY_FRACTION * 100)}% of "
-                f"BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes}"
-            )
-        return None
+        return self.room.reason(self.upkeep.unavailable)
 
-    def _slow_storage(self) -> str | None:
-        running = {
-            "an fsync of the audit spool": self.syncer.running_for(),
-            "sealing an audit segment": self.writer.sealing_for(),
-            "the spool heartbeat": time.monotonic() - beat if (beat := self._beat_started) is not None else 0.0,
-        }
-        for what, seconds in running.items():
-            if seconds > SLOW_STORAGE_SECONDS:
-                return f"slow audit spool storage: {what} has been running for {seconds:.1f} s"
-        recent = time.monotonic() - self.syncer.last_returned < SLOW_STORAGE_HOLD_SECONDS
-        if recent and self.syncer.last_seconds > SLOW_STORAGE_SECONDS:
-            return f"slow audit spool storage: the last fsync took {self.syncer.last_seconds:.1f} s"
-        return None
+    @property
+    def local_fault(self) -> str | None:
+        """Why this task should be replaced (read by /healthz): set by the housekeeping thread only."""
+        return self.judge.local_fault
 
     @property
     def usage_bytes(self) -> int:
-        """Bytes on disk at the last scan, plus what this worker appended since (the scan runs every tick)."""
-        return self._usage_scanned + self.writer.bytes_appended - self._appended_at_scan
+        return self.room.usage_bytes
+
+    @property
+    def records_dropped(self) -> int:
+        return self.refusals.dropped
+
+    @property
+    def records_refused(self) -> int:
+        return self.refusals.refused
 
     def counters(self) -> dict[str, float]:
         """The audit log's counters and gauges, as /metrics reports them."""
         stats = self.shipper.stats
         # This worker's own segments to the millisecond, and every other segment in the spool (other
         # workers', other tasks', a dead one's awaiting adoption) from the last scan.
-        known = (self.spool.oldest_sealed(), self.writer.opened_at, self._oldest_scanned)
+        known = (self.spool.oldest_sealed(), self.writer.opened_at, self.room.oldest_scanned)
         oldest = min((t for t in known if t is not None), default=None)
         return {
             "records_written": self.writer.records_written,
             "records_shipped": stats.records_shipped,
-            "records_dropped": self.records_dropped,
-            "records_refused": self.records_refused,
+            "records_dropped": self.refusals.dropped,
+            "records_refused": self.refusals.refused,
             "torn_lines": stats.torn_lines,
             "upload_failures": stats.upload_failures,
             "objects_shipped": stats.objects_shipped,
-            "adoptions": self.shipper.stats.adoptions,
+            "adoptions": stats.adoptions,
             "spool_bytes": self.usage_bytes,
             "oldest_unshipped_age_seconds": 0.0 if oldest is None else max(0.0, time.time() - oldest),
         }
-
-    # -- housekeeping (its own threads) --------------------------------------------------------
-
-    def _try_open(self) -> None:
-        """Open the folder (a new one if ours was taken), prove it is ours and that it takes data."""
-        with self._open_lock:
-            self._last_open_attempt = time.monotonic()
-            try:
-                self.spool.probe(self.lease)
-                self.spool.heartbeat(self.lease)
-            except FolderTaken as exc:
-                self._unavailable = str(exc)  # the next attempt (within a second) moves to a new folder
-                return
-            except OSError as exc:
-                self._unavailable = f"cannot use {self.spool.directory}: {exc.strerror or exc}"
-                return
-            self._unavailable = None
-
-    def _refresh(self) -> None:
-        if self._unavailable is not None and time.monotonic() - self._last_open_attempt >= 1.0:
-            self._try_open()
-            if self._unavailable is None:
-                log.info("audit spool available again", extra={"spool": str(self.spool.directory)})
-        # The event loop only ever adds to bytes_appended; reading it before the walk means
-        # appends during the walk are counted at most twice (briefly), never lost.
-        before = self.writer.bytes_appended
-        try:
-            scanned, self._oldest_scanned = self.spool.usage()
-            disk = os.statvfs(self.spool.directory)
-        except OSError:
-            return
-        # What the disk can still take, less a margin for refusal records and file-system overhead.
-        margin = min(self._reserve, disk.f_blocks * disk.f_frsize // 20)
-        room = disk.f_bavail * disk.f_frsize - margin
-        capacity = min(self.spool_max_bytes, scanned + max(room, 0))
-        if capacity < self.spool_max_bytes:
-            self._full_reason = f"the audit spool's disk is full ({max(room, 0)} bytes left for records)"
-        else:
-            self._full_reason = f"audit spool is full (BOTSCORE_AUDIT_SPOOL_MAX_BYTES={self.spool_max_bytes})"
-        self._usage_scanned, self._appended_at_scan, self._capacity = scanned, before, capacity
-        self._append_limit = capacity - scanned + before
-        self._report_refusals()
-
-    def _judge_local_fault(self) -> None:
-        """Set `local_fault` while `is_local_fault` holds; other workers' locks are scanned only while
-        this worker's spool is unusable, so a healthy spool costs nothing here."""
-        problem = self._unavailable or self._beat_failure
-        now = time.monotonic()
-        if problem is None:
-            self._unusable_since = None
-            self._peers.forget()
-            self.local_fault = None
-            return
-        if self._unusable_since is None:
-            self._unusable_since = now
-        try:
-            self._peers.observe(self.spool.peer_heartbeats(), now)
-        except OSError:
-            self._peers.forget()  # nothing to compare the next scan with; no evidence either way
-        if not is_local_fault(self._unusable_since, self._peers.advanced_at, now, self.local_fault_grace):
-            if self.local_fault is not None:
-                log.warning("other workers no longer seen writing to the audit spool: not a fault of this task")
-            self.local_fault = None
-            return
-        fault = (
-            f"this task cannot use the audit spool {self.spool.directory} while other workers write to it "
-            f"(for {now - self._unusable_since:.0f} s: {problem})"
-        )
-        if self.local_fault is None:
-            log.error("audit spool fault of this task alone: /healthz answers 503", extra={"reason": fault})
-        self.local_fault = fault
-
-    def _report_refusals(self) -> None:
-        """While refusing, a count every REFUSAL_REPORT_SECONDS; once the spool takes records again, one line."""
-        if not self._refusing:
-            return
-        now = time.monotonic()
-        refused = self.records_refused
-        if self._unavailable is None and self.writer.bytes_appended < self._append_limit:
-            self._refusing = False
-            log.info("accepting requests again", extra={"refused": refused - self._refused_reported})
-            self._refused_reported = refused
-        elif now - self._refusal_reported_at >= REFUSAL_REPORT_SECONDS:
-            log.warning(
-                "still refusing requests",
-                extra={"refused": refused - self._refused_reported, "reason": self._unavailable or self._full_reason},
-            )
-            self._refusal_reported_at = now
-            self._refused_reported = refused
-
-    def _housekeep(self) -> None:
-        while not self._stop_housekeeping.wait(self.tick_seconds):
-            try:
-                self._judge_local_fault()  # before the usage scan, which a broken spool may fail
-                self._refresh()
-            except Exception:  # the thread must outlive any surprise
-                log.exception("audit housekeeping failed; retrying")
-
-    def _beat(self) -> None:
-        """Renew the lease on this worker's folder; when another worker adopted it, say so once and move
-        to a new folder (meanwhile appends and answers are refused: spool.py's fencing argument)."""
-        failing = False
-        while not self._stop_housekeeping.wait(min(HEARTBEAT_SECONDS, self.lease / 4)):
-            self._beat_started = time.monotonic()
-            try:
-                self.spool.heartbeat(self.lease)
-                if failing:
-                    log.info("audit spool heartbeat works again")
-                failing = False
-                self._beat_failure = None
-            except FolderTaken as exc:
-                log.warning(
-                    "this worker's spool folder was adopted by another worker: refusing until it works "
-                    "from a new folder",
-                    extra={"reason": str(exc)},
-                )
-                self._try_open()
-                if self._unavailable is None:
-                    log.info("audit log works from a new spool folder", extra={"worker": self.spool.worker})
-            except Exception as exc:  # OSError above all; the thread must outlive any surprise
-                if not failing:
-                    log.error("audit spool heartbeat failed; retrying", extra={"reason": str(exc)})
-                failing = True
-                self._beat_failure = f"the spool heartbeat fails: {exc}"
-            finally:
-                self._beat_started = None

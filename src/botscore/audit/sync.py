@@ -30,13 +30,28 @@ An answer is released only if no fsync failed between its append and its release
 error, Linux reports it to one fsync only and may drop the dirty pages, so a later fsync's success
 proves nothing about what was appended before the error. An fsync that takes longer than
 ANSWER_WITHIN_SECONDS counts as failed for the answers waiting for it (a hung NFS server: they get
-a 503 within that window, not a hang). And an answer is released only while the worker provably
-owns its spool folder (spool.py: the fencing argument).
+a 503 within that window, not a hang).
+
+Ownership, without clocks. Each record carries the generation of the folder it was written to
+(`SegmentWriter.generation_written`, kept by the audit log until the answer settles). Each round,
+once its fsyncs have returned, re-reads the lock file of the worker's folder (opened anew: NFS's
+close-to-open consistency asks the server) and finds this worker's token in it or not
+(`SpoolDirectory.owned_generation`): one open and one read a round, none per request. An answer is
+released only if the round that covered its record found its record's generation still owned.
+Why that keeps every released record: the fsync put the record in the segment file on the server
+before the read at time r; the read found our token, so an adopter's token, written before it
+touches any active segment (spool.py, adoption step 2), was written after r; the adopter renames
+the segment after that, so the file it ships holds the record. If the folder was taken, the read
+finds the adopter's token (or no lock file) and the answer is a 503; if the worker already moved to a
+new folder, the record's older generation is not the one the round proves, and the answer is a 503
+too. Nothing here reads a clock, so a frozen VM whose clocks stopped, or a clock set back, cannot
+make a stale lease look alive; the lease (spool.py) only stops appends early.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import time
@@ -45,6 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from botscore.audit.sealer import Detached
 from botscore.audit.segment import SegmentWriter
 
 log = logging.getLogger("botscore.audit")
@@ -54,6 +70,10 @@ SYNC_THREADS = 4  # fsyncs running at once (each holds a thread, blocked in the 
 ANSWER_WITHIN_SECONDS = 5.0  # an answer waits this long for its fsync, then it is a 503
 OVERLAP_AFTER_SECONDS = 0.001  # another fsync starts beside one running this long (a network file system's)
 COMMIT_WINDOW_SECONDS = 0.0  # rounds of fsyncs start at least this far apart (Terraform sets 25 ms on EFS)
+# Where a record not yet answered ends and which folder holds it is kept this long at least (twice at
+# most); an answer settled later than that (no fsync keeps one waiting past ANSWER_WITHIN_SECONDS) is
+# a 503, for nothing proves its record kept.
+NOTED_SECONDS = 30.0
 
 
 @dataclass
@@ -64,6 +84,7 @@ class _Fsync:
     returned: asyncio.Future[None]  # its thread is free again
     covered: int = -1  # bytes_appended when it started; -1 until then
     failures: int = 0  # the Syncer's failure count when it started
+    generation: int | None = None  # the folder generation its lock read proved still ours, after the fsyncs
     started: float = field(default_factory=time.monotonic)
     timer: asyncio.TimerHandle | None = None  # ANSWER_WITHIN_SECONDS from when the first request joined
     task: asyncio.Task[None] | None = None  # runs it (a reference, so the loop cannot drop it)
@@ -93,6 +114,7 @@ class Syncer:
         self.rounds = 0  # rounds of fsyncs started (each covers everything appended before it)
         self._last_started = float("-inf")  # monotonic time the last round started
         self.synced = 0  # writer.bytes_appended durable: covered by an fsync with no failure since it started
+        self.synced_generation: int | None = None  # the folder generation the round that set `synced` proved ours
         self.failure: str | None = None  # why the last fsync failed; None once one succeeds
         self.last_seconds = 0.0  # how long the last fsync that returned took
         self.last_returned = 0.0  # monotonic time it returned
@@ -101,20 +123,41 @@ class Syncer:
         self._running: list[_Fsync] = []
         self._next: _Fsync | None = None  # started, waiting for the next turn of the loop or a thread
         self._pool: ThreadPoolExecutor | None = None
+        self._noted: dict[object, tuple[int, int]] = {}  # an unanswered record's end and folder generation
+        self._noted_before: dict[object, tuple[int, int]] = {}  # the same, noted in the previous period
+        self._noted_since = time.monotonic()
 
-    async def commit(self) -> bool:
-        """Wait until the record appended last is on disk and may be answered: False if an fsync failed
-        or hung meanwhile, or this worker lost its spool folder (`failure` says why). Event loop."""
-        target = self.writer.bytes_appended
+    def note(self, key: object) -> None:
+        """Remember where the record just appended for `key` (a call) ends and which folder holds it,
+        for `settle`. Event loop, right after the append."""
+        self._noted[key] = (self.writer.bytes_appended, self.writer.generation_written)
+
+    async def settle(self, key: object) -> bool:
+        """`commit` for the record noted for `key`; False if none is (noted too long ago)."""
+        where = self._noted.pop(key, None) or self._noted_before.pop(key, None)
+        if where is None:
+            self.failure = f"the record of an answer not settled within {NOTED_SECONDS:g} s cannot be proven kept"
+            return False
+        return await self.commit(*where)
+
+    async def commit(self, end: int | None = None, generation: int | None = None) -> bool:
+        """Wait until the record that ends at byte `end` of bytes_appended (the one appended last when
+        None), written to folder `generation` (the last append's), is on disk and may be answered: False
+        if an fsync failed or hung meanwhile, or the round that covered it could not prove that folder
+        still ours (`failure` says why). Event loop."""
+        target = self.writer.bytes_appended if end is None else end
+        generation = self.writer.generation_written if generation is None else generation
         failures = self._failures
         while self.synced < target:
             await asyncio.shield(self._covering(target))
             if self._failures != failures:
                 self.failure = self.failure or self._last_failure
                 return False
-        problem = self.writer.spool.ownership_problem()  # the fence: only while the folder is provably ours
-        if problem is not None:
-            self.failure = str(problem)
+        if self.synced_generation != generation:  # the fence: only what a provably owned folder holds
+            self.failure = (
+                "cannot prove that this worker still owns the spool folder its record was written to "
+                "(it was adopted by another worker, or the worker moved to a new folder)"
+            )
             return False
         return True
 
@@ -161,18 +204,23 @@ class Syncer:
             await asyncio.wait(returned, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         self._next = None  # from here on, a request that appends joins the one after
         job.started = self._last_started = time.monotonic()
+        if job.started - self._noted_since >= NOTED_SECONDS:  # a record noted but never settled (a shed call's)
+            self._noted_before, self._noted, self._noted_since = self._noted, {}, job.started
         self.rounds += 1
         job.failures = self._failures
         self._running.append(job)
         try:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="botscore-fsync")
-            fds, job.covered = self.writer.dup_unsynced()
-            await loop.run_in_executor(self._pool, self._fsync_all, fds)
+            fds, job.covered, owners = self.writer.dup_unsynced()
+            job.generation = await loop.run_in_executor(self._pool, self._round, fds, owners)
             if self.writer.sync_error is not None:  # a segment sealed meanwhile could not be synced
                 raise OSError(self.writer.sync_error)
-            if self._failures == job.failures:
+            if job.generation is None:
+                self._failed("cannot prove that this worker owns its spool folder: its lock holds no token of its")
+            elif self._failures == job.failures:
                 self.synced = max(self.synced, job.covered)
+                self.synced_generation = job.generation
                 if self.failure is not None:
                     log.info("audit spool syncs again")
                 self.failure = None
@@ -198,14 +246,24 @@ class Syncer:
             log.error("cannot sync the audit spool", extra={"reason": reason})
         self.failure = self._last_failure = reason
 
+    def _round(self, fds: list[int], owners: list[Detached | None]) -> int | None:
+        """fsync `fds` (closed after), then read the lock: the folder generation still ours after them, or
+        None. FileNotFoundError if a segment they belong to was deleted meanwhile (its records are lost)."""
+        try:
+            self._fsync_all(fds)
+            if self.writer.gone(fds, owners):
+                raise FileNotFoundError(errno.ENOENT, "a segment was deleted from outside")
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return self.writer.spool.owned_generation()
+
     def _fsync_all(self, fds: list[int]) -> None:
         started = time.perf_counter()
         try:
             for fd in fds:
                 self.fsync(fd)
         finally:
-            for fd in fds:
-                os.close(fd)
             self.last_seconds = time.perf_counter() - started
             self.last_returned = time.monotonic()
             if fds:

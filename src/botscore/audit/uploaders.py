@@ -29,13 +29,15 @@ class Uploader(Protocol):
 
 class S3Uploader:
     """PUTs objects with boto3's default credential chain (`AWS_ENDPOINT_URL_S3` redirects it), then
-    confirms each: a HEAD must show the size and the SHA-256 it was sent with, so an endpoint that
-    answers 200 without storing (a proxy, a gateway) fails the upload instead of losing it.
+    confirms each: a HEAD must show the size, and the SHA-256 that S3 itself computed of the bytes it
+    stored (`x-amz-checksum-sha256`: S3 refuses a PUT whose body does not match the checksum sent,
+    and returns the stored one with ChecksumMode), so an endpoint that answers 200 without storing,
+    or echoes what the client sent, fails the upload instead of losing it.
 
     Each PUT is a conditional create (`If-None-Match: *`): the audit trail is append-only, and the
     bucket policy refuses any other PUT there. A retry of an upload S3 had stored (its answer lost, or
     the process gone before it deleted the segment) gets 412 and counts as stored once the HEAD shows
-    the same size and SHA-256; another object under that key is never overwritten, and the upload
+    the same size and S3's SHA-256; another object under that key is never overwritten, and the upload
     fails loudly, every retry, until an operator looks (docs/operations.md, "upload-failures")."""
 
     def __init__(self, bucket: str, client: Any = None, *, connect_timeout: float = 5, read_timeout: float = 15):
@@ -70,7 +72,8 @@ class S3Uploader:
     def put(self, key: str, data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        digest = hashlib.sha256(data).hexdigest()
+        sha256 = hashlib.sha256(data).digest()
+        digest, checksum = sha256.hex(), base64.b64encode(sha256).decode()
         existed = False
         try:
             client = self._s3()
@@ -83,23 +86,24 @@ class S3Uploader:
                     ContentType="application/gzip",
                     ContentMD5=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
                     Metadata={"sha256": digest},
+                    ChecksumSHA256=checksum,
                 )
             except ClientError as exc:
                 if str(exc.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
                     raise
                 existed = True  # the key is taken: stored by an earlier try, if it holds these bytes
-            stored = client.head_object(Bucket=self.bucket, Key=key)
+            stored = client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise UploadError(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}") from exc
         except BotoCoreError as exc:
             raise UploadError(f"{type(exc).__name__}: {exc}") from exc
-        size, sha256 = stored.get("ContentLength"), stored.get("Metadata", {}).get("sha256")
-        if (size, sha256) != (len(data), digest):
+        size, stored_checksum = stored.get("ContentLength"), stored.get("ChecksumSHA256")
+        if (size, stored_checksum) != (len(data), checksum):
             problem = "holds another object, never overwritten" if existed else "not stored as sent"
             raise UploadError(
-                f"{problem}: s3://{self.bucket}/{key} has {size} bytes, sha256 {sha256}; "
-                f"sent {len(data)} bytes, sha256 {digest}"
+                f"{problem}: s3://{self.bucket}/{key} has {size} bytes, S3's sha256 {stored_checksum}; "
+                f"sent {len(data)} bytes, sha256 {checksum}"
             )
 
     def describe(self) -> str:

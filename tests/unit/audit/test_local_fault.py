@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from botscore.audit.log import AuditLog, is_local_fault
-from botscore.audit.spool import PeerWatch, SpoolDirectory
+from botscore.audit.adoption import PeerWatch
+from botscore.audit.health import is_local_fault
+from botscore.audit.log import AuditLog
+from botscore.audit.spool import SpoolDirectory
 from botscore.audit.uploaders import LocalUploader
 from tests.support.audit import audit_log
 from tests.support.servers import wait_for

@@ -140,9 +140,7 @@ def test_a_segment_that_cannot_be_read_does_not_block_the_others(tmp_path: Path)
     assert shipper.stats.upload_failures >= 1
 
 
-def test_a_segment_whose_write_failed_midway_is_shipped_without_its_torn_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_segment_whose_write_failed_midway_is_shipped_without_its_torn_line(tmp_path: Path) -> None:
     spool, writer = _spool(tmp_path)
     writer.append(b'{"id":"a"}\n')
     write = os.write
@@ -152,11 +150,11 @@ def test_a_segment_whose_write_failed_midway_is_shipped_without_its_torn_line(
         write(fd, data[:7])
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    # A mock, because no local file system tears a write and then fails it.
-    monkeypatch.setattr(os, "write", torn)
+    # A fake write, because no local file system tears a write and then fails it.
+    writer.write = torn
     with pytest.raises(SpoolUnavailable, match="Input/output error"):
         writer.append(b'{"id":"torn"}\n')
-    monkeypatch.undo()
+    writer.write = os.write
     writer.append(b'{"id":"c"}\n')  # into a new segment
     writer.seal()
     shipper = Shipper(spool, writer, LocalUploader(tmp_path / "shipped"), prefix="p/", tick=0.05)
@@ -183,3 +181,20 @@ def test_after_many_failed_uploads_a_retry_waits_no_longer_than_its_cap(tmp_path
         shipper.stop(timeout=1)
     assert uploader.calls == 9
     assert time.monotonic() - started < 8 * 0.2 + 3
+
+
+def test_a_segment_deleted_from_outside_before_its_seal_is_dropped_and_later_ones_are_still_shipped(
+    tmp_path: Path,
+) -> None:
+    spool, writer = _spool(tmp_path)
+    writer.append(b'{"id":"deleted"}\n')
+    (active,) = (tmp_path / "audit" / "workers" / spool.worker / "active").iterdir()
+    active.unlink()  # an operator, a cleanup job
+    writer.seal()  # the records in it are lost; nothing to retry
+    writer.append(b'{"id":"later"}\n')
+    writer.seal()
+    shipper = Shipper(spool, writer, LocalUploader(tmp_path / "shipped"), prefix="p/", tick=0.05)
+    shipper.start()
+    assert shipper.stop(timeout=5) is True
+    assert _ids(tmp_path / "shipped") == ["later"]
+    assert writer.segments_vanished == 1

@@ -274,3 +274,39 @@ def test_the_oldest_unshipped_age_is_the_whole_spools_not_only_this_workers(tmp_
     finally:
         audit.close()
         other.close()
+
+
+def test_another_hosts_active_segment_is_taken_only_once_the_lease_and_its_1_s_margin_have_passed(
+    tmp_path: Path,
+) -> None:
+    dead = kill_a_worker(tmp_path / "audit", sealed=[], active=['{"id":"active"}'], host="host-b")
+    lock = tmp_path / "audit" / "workers" / dead / "lock"
+    beat = time.time() - 31
+    os.utime(lock, (beat, beat))
+    now = [1000.0]
+    alive = SpoolDirectory(tmp_path / "audit", host="host-a", clock=lambda: now[0])
+    alive.open()
+    assert alive.claim_leftovers(adopt_after=1) == 0  # the token is written at 1000.0; the lease is 0.5 s
+    now[0] = 1000.0 + 0.5 + 0.99
+    assert alive.claim_leftovers(adopt_after=1) == 0  # past the lease, not past its margin
+    now[0] = 1000.0 + 0.5 + 1.0
+    assert alive.claim_leftovers(adopt_after=1) == 1
+    assert _ids(alive) == ["active"]
+
+
+def test_the_lease_runs_from_the_start_of_the_heartbeat_that_proved_the_folder_not_its_end(tmp_path: Path) -> None:
+    spool = SpoolDirectory(tmp_path / "audit", host="host-a", clock=lambda: _mtime(lock))
+    lock = tmp_path / "audit" / "workers" / spool.worker / "lock"
+    spool.open(lease=15)
+    started = time.time() - 10
+    os.utime(lock, (started, started))
+    # The clock is the lock's mtime: the beat reads it at its start, then its touch moves it 10 s on,
+    # as if the beat took 10 s; its lease of 5 s ran out 5 s before it returned.
+    spool.heartbeat(lease=5)
+    problem = spool.ownership_problem()
+    assert problem is not None
+    assert str(problem) == "cannot confirm that this worker still owns its spool folder (lease ran out 5.0 s ago)"
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -199,6 +200,15 @@ class GatedFsync:
         os.fsync(fd)
 
 
+def _gated(tmp_path: Path, **options: Any) -> tuple[SegmentWriter, GatedFsync, Syncer]:
+    """A writer on a spool of its own and a Syncer whose fsyncs wait for the test's gates."""
+    spool = SpoolDirectory(tmp_path / "audit", host="h")
+    spool.open()
+    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
+    fsync = GatedFsync(tmp_path / "audit")
+    return writer, fsync, Syncer(writer, fsync=fsync, **options)
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     for _ in range(500):
         if condition():
@@ -236,11 +246,7 @@ def test_a_record_appended_while_an_fsync_runs_waits_for_an_fsync_that_started_a
 
 
 def test_requests_waiting_while_every_fsync_thread_is_busy_share_the_next_fsync(tmp_path: Path) -> None:
-    spool = SpoolDirectory(tmp_path / "audit", host="h")
-    spool.open()
-    writer = SegmentWriter(spool, max_bytes=1 << 20, max_age=3600)
-    fsync = GatedFsync(tmp_path / "audit")
-    syncer = Syncer(writer, fsync=fsync, threads=2)
+    writer, fsync, syncer = _gated(tmp_path, threads=2)
 
     async def scenario() -> None:
         commits = []
@@ -365,3 +371,49 @@ def test_without_a_window_requests_apart_in_time_each_start_a_round(tmp_path: Pa
     finally:
         audit.close()
     assert audit.syncer.rounds == 10
+
+
+def test_no_more_fsyncs_run_at_once_than_the_syncer_has_threads(tmp_path: Path) -> None:
+    writer, fsync, syncer = _gated(tmp_path, threads=2)
+
+    async def scenario() -> None:
+        commits = []
+        for i in range(6):  # each apart from the last by more than OVERLAP_AFTER: each would start a round
+            writer.append(b'{"id":"r-%d"}\n' % i)
+            commits.append(asyncio.create_task(syncer.commit()))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert (syncer.rounds, len(fsync.calls)) == (2, 2)
+        for _ in range(3):
+            for _, gate in fsync.calls:
+                gate.set()
+            await asyncio.sleep(0.05)
+        assert await asyncio.gather(*commits) == [True] * 6
+        assert syncer.rounds == 3
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        syncer.close()
+
+
+def test_an_fsync_that_hangs_is_a_503_within_the_answer_timer_counted_from_the_first_request_not_cancelled_by_its_start(
+    tmp_path: Path,
+) -> None:
+    writer, fsync, syncer = _gated(tmp_path, answer_within=0.3)
+
+    async def scenario() -> tuple[bool, float]:
+        writer.append(b'{"id":"hung"}\n')
+        started = time.monotonic()
+        answered = await asyncio.wait_for(syncer.commit(), 3)
+        return answered, time.monotonic() - started
+
+    try:
+        answered, seconds = asyncio.run(scenario())
+    finally:
+        for _, gate in fsync.calls:
+            gate.set()
+        syncer.close()
+    assert answered is False
+    assert 0.3 <= seconds < 0.6
+    assert syncer.failure == "an fsync of the audit spool has not returned within 0.3 s"
