@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import signal
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import efs  # noqa: E402
 from bench.cgroup import CpuUsage, TaskCgroup  # noqa: E402
+from bench.group_commit import fsyncs as spool_fsyncs  # noqa: E402
 from bench.search import Trial, capacity, next_rate  # noqa: E402
 from bench.sizing import Size, in_flight_bound, suggest  # noqa: E402
 from tests.support.servers import BIN, LOOPBACK, Process, Weed, free_port, service_env  # noqa: E402
@@ -212,13 +212,13 @@ class Target:
             assert generator.stdout is not None
             for line in generator.stdout:
                 if line.strip() == "measuring":
-                    fsyncs = self._fsyncs()
+                    fsyncs = spool_fsyncs(self.url)
                     self.cgroup.reset_peak()
                     overflows = listen_overflows()
                     before, started = self.cgroup.cpu(), time.perf_counter()
                 elif line.strip() == "measured":
                     after, ended = self.cgroup.cpu(), time.perf_counter()
-                    fsyncs = self._fsyncs() - fsyncs
+                    fsyncs = spool_fsyncs(self.url) - fsyncs
                     peak, rss = self.cgroup.memory()
                     overflows = listen_overflows() - overflows
                 elif line.startswith("{"):
@@ -238,12 +238,6 @@ class Target:
             tries=tries,
             fsyncs_per_request=round(fsyncs / answered, 4) if answered else 0.0,
         )
-
-    def _fsyncs(self) -> float:
-        """The service's own count of spool fsyncs so far (its workers flush counts every 0.25 s)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        found = re.search(r"^botscore_audit_fsync_seconds_count (\S+)$", text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
 
     def _settle(self, timeout: float = 60) -> None:
         """Wait until the task answers its health check at once: the queue of an overload is drained."""

@@ -35,6 +35,7 @@ from bench.prices import HOURS_PER_MONTH, PRICES, READ_ON, REGION, SECONDS_PER_M
 
 LOADS_RPS = (600, 3000)  # the issue's two sustained loads; the max fleet is a third row
 GOALS_PER_MILLION = {600: 0.15, 3000: 0.08}
+USD = {name: price.usd for name, price in PRICES.items()}
 HOP_GOAL_PER_MILLION = 0.03  # the durable audit hop alone, at 600 req/s
 MEASURE_RPS = 300  # one task's share of 600 req/s on the default two tasks
 EFS_HEADROOM = 1.25  # provisioned MiB/s over what the sized fleet needs at its bound
@@ -91,7 +92,7 @@ def efs_per_task(tf: dict[str, Any], measured: dict[str, Any], rps_per_task: flo
 
 def month(rps: float, tf: dict[str, Any], capacity: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     """Every line of a month at `rps` sustained, in USD."""
-    p = {name: price.usd for name, price in PRICES.items()}
+    p = USD
     per_task = float(capacity["target_rps_per_task"])
     tasks = min(_tasks(rps, tf, per_task), int(tf["max_capacity"]))
     requests = rps * SECONDS_PER_MONTH
@@ -154,7 +155,7 @@ def efs_required_mibps(rps_per_task: float, tasks: int, tf: dict[str, Any], meas
 def _efs(rps_per_task: float, tasks: int, tf: dict[str, Any], measured: dict[str, Any]) -> dict[str, float]:
     if tf["audit_spool_storage"] != "efs":
         return {"EFS spool": 0.0}
-    p = {name: price.usd for name, price in PRICES.items()}
+    p = USD
     e = efs_per_task(tf, measured, rps_per_task)
     storage_gb = tasks * 60 * rps_per_task * measured["spool_bytes_per_record"] / GB  # about a minute a segment
     if tf["audit_spool_throughput_mode"] == "provisioned":
@@ -170,7 +171,7 @@ def _efs(rps_per_task: float, tasks: int, tf: dict[str, Any], measured: dict[str
 def _s3(requests: float, tasks: int, tf: dict[str, Any], measured: dict[str, Any]) -> dict[str, float]:
     from botscore.settings import Settings
 
-    p = {name: price.usd for name, price in PRICES.items()}
+    p = USD
     settings = Settings()
     per_worker = requests / SECONDS_PER_MONTH / (tasks * int(tf["workers"]))
     seals = max(

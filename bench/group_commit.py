@@ -42,7 +42,8 @@ AGAINST = Path(os.environ["BENCH_AGAINST"]) if os.environ.get("BENCH_AGAINST") e
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 
-def _fsyncs(url: str) -> float:
+def fsyncs(url: str) -> float:
+    """The service's own count of spool fsyncs so far (its workers flush counts every 0.25 s)."""
     text = httpx.get(url + "/metrics", timeout=10).text
     match = re.search(r"^botscore_audit_fsync_seconds_count (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
@@ -95,16 +96,16 @@ def measure(delay_ms: int, tmp: Path, src: Path | None) -> dict[str, float]:
                 raise RuntimeError(f"not ready; see {process.log}")
             time.sleep(0.1)
         time.sleep(0.5)
-        before = _fsyncs(url)
+        before = fsyncs(url)
         requests, rate, p99, errors = _wrk(url)
         time.sleep(0.5)  # the worker flushes its counts every 0.25 s
-        fsyncs = _fsyncs(url) - before
+        synced = fsyncs(url) - before
     finally:
         # SIGTERM to the server itself (strace would only detach); strace exits with it.
         for child in psutil.Process(process.pid).children():
             child.terminate()
         process.stop()
-    return {"requests": requests, "rate": rate, "p99": p99, "errors": errors, "per_fsync": requests / max(fsyncs, 1)}
+    return {"requests": requests, "rate": rate, "p99": p99, "errors": errors, "per_fsync": requests / max(synced, 1)}
 
 
 def main() -> None:
