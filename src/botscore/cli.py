@@ -41,6 +41,7 @@ def _model(args: argparse.Namespace) -> None:
 
     from botscore.model import manage
     from botscore.model.artifact import ArtifactError
+    from botscore.model.canary import Guardrails
     from botscore.model.registry import Registry
 
     url = args.registry or os.environ.get("BOTSCORE_MODEL_REGISTRY")
@@ -54,11 +55,26 @@ def _model(args: argparse.Namespace) -> None:
             lines = [manage.promote(registry, args.version)]
         elif args.action == "shadow":
             lines = [manage.shadow(registry, None if args.version == "none" else args.version)]
+        elif args.action == "canary" and args.version == "stop":
+            lines = [manage.stop_canary(registry)]
+        elif args.action == "canary":
+            steps = (args.percent,) if args.percent is not None else args.steps
+            guardrails = Guardrails(
+                window_seconds=args.window, min_calls=args.min_calls, max_disagreement=args.max_disagreement
+            )
+            lines = [manage.canary(registry, args.version, steps, args.dwell, guardrails)]
         else:
             lines = manage.status(registry, args.url)
     except ArtifactError as exc:
         sys.exit(f"botscore model {args.action}: {exc}")
     print("\n".join(lines))
+
+
+def _percents(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"steps must be numbers separated by commas, got {text!r}") from None
 
 
 def _training(argv: list[str]) -> None:
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     reload.add_argument("--pid", type=int, help="pid of `botscore serve` (default: the oldest one running here)")
     reload.set_defaults(run=_reload)
 
-    model = commands.add_parser("model", help="the model registry: publish, promote, shadow, status")
+    model = commands.add_parser("model", help="the model registry: publish, promote, shadow, canary, status")
     model.add_argument("--registry", help="s3://bucket/prefix/ of the registry (default: BOTSCORE_MODEL_REGISTRY)")
     actions = model.add_subparsers(dest="action", required=True)
     publish = actions.add_parser("publish", help="validate an artifact and store it under its version")
@@ -101,6 +117,45 @@ def main(argv: list[str] | None = None) -> None:
     )
     shadow = actions.add_parser("shadow", help="score VERSION in shadow beside production, or `none`")
     shadow.add_argument("version")
+    canary = actions.add_parser(
+        "canary",
+        help="answer a share of requests (by request id) with VERSION, in steps, rolled back by its guardrails",
+        description="Start a canary of VERSION, replacing any other; `canary stop` stops a running one. Each step "
+        "lasts at least --dwell seconds; a last step of 100 moves production to VERSION after its dwell, a last "
+        "step under 100 holds until `promote` or `canary stop`. A breach of a guardrail rolls it back.",
+    )
+    canary.add_argument("version", help="a published version, or `stop`")
+    share = canary.add_mutually_exclusive_group()
+    share.add_argument("--percent", type=float, help="one step: this percent of requests, held (e.g. 10)")
+    share.add_argument(
+        "--steps",
+        type=_percents,
+        default=(5.0, 25.0, 100.0),
+        help="percents of requests, comma-separated, increasing (default 5,25,100)",
+    )
+    canary.add_argument("--dwell", type=float, default=300.0, help="seconds each step lasts at least (default 300)")
+    from botscore.model.canary import Guardrails  # the guardrails' defaults are the plan's, stated once
+
+    defaults = Guardrails()
+    canary.add_argument(
+        "--window",
+        type=float,
+        default=defaults.window_seconds,
+        help=f"seconds of each worker's calls its guardrails judge (default {defaults.window_seconds:g})",
+    )
+    canary.add_argument(
+        "--min-calls",
+        type=int,
+        default=defaults.min_calls,
+        help=f"canary calls a window needs before it is judged (default {defaults.min_calls})",
+    )
+    canary.add_argument(
+        "--max-disagreement",
+        type=float,
+        default=defaults.max_disagreement,
+        help=f"share of calls the two models may put on opposite sides of the threshold "
+        f"(default {defaults.max_disagreement:g})",
+    )
     status = actions.add_parser("status", help="what the pointers name, and what a running service serves")
     status.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8887 (its /metrics is read)")
     model.set_defaults(run=_model)

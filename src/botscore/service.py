@@ -153,12 +153,16 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
         from botscore.model.registry import Registry
 
         follower = Follower(
-            Registry(settings.model_registry), on_refused=metrics.note_refused, on_unreachable=metrics.note_unreachable
+            Registry(settings.model_registry),
+            on_refused=metrics.note_refused,
+            on_unreachable=metrics.note_unreachable,
+            on_rollback=metrics.note_rollback,
+            threshold=settings.shadow_threshold,
         )
         model = ModelSlot(follower.first(lambda: artifact.load(settings.model_path)))
     else:
         model = ModelSlot(Scorer(artifact.load(settings.model_path)))
-    metrics.serving = lambda: (model.scorer.version, model.scorer.shadow.version if model.scorer.shadow else None)
+    metrics.serving = functools.partial(_serving, model)
     directory = settings.spool_directory
     if uploader is None:
         uploader = S3Uploader(settings.audit_bucket) if settings.audit_bucket else LocalUploader(directory / "shipped")
@@ -193,6 +197,13 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     if follower is not None:
         schedule.every(settings.model_poll_seconds, FOLLOW_JOB, functools.partial(_follow, follower, model))
     return Service(settings, model, audit, metrics, _api_keys(settings), schedule, follower=follower, emf=emf)
+
+
+def _serving(model: ModelSlot) -> tuple[str, str | None, str | None]:
+    """The versions a worker serves: production, the shadow and the canary (None: none)."""
+    scorer = model.scorer
+    shadow, split = scorer.shadow, scorer.split
+    return scorer.version, shadow.version if shadow else None, split.canary.version if split else None
 
 
 def _api_keys(settings: Settings) -> ApiKeys:

@@ -23,7 +23,7 @@ RAW_LIMIT = 256  # bytes of a refused body kept in `raw` unless BOTSCORE_AUDIT_R
 
 _SCORED = (
     b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","item":%d,"ts":"%s","method":"POST","path":"%s",'
-    b'"status":200,"x1":%s,"x2":%s,"p_bot":%s,"model_version":%s,"latency_ms":%.3f%s}\n'
+    b'"status":200,"x1":%s,"x2":%s,"p_bot":%s,"model_version":%s,"latency_ms":%.3f%s%s}\n'
 )
 # The same row with the shadow model's version and score, formatted in the same pass. 12 significant
 # digits, not repr's 17: the shortest round-trip repr of a float costs about three times as much
@@ -62,14 +62,28 @@ def scored(call: Call, item: int, x1: bytes, x2: bytes, p_bot: bytes, shadow_p_b
     path, version = call.route.encode(), scorer.version_json
     # Two literal tuples, not one extended: one tuple of every field costs ~140 ns less a row.
     if shadow_p_bot is None or scorer.shadow is None:
-        return _SCORED % (call.id, item, ts, path, x1, x2, p_bot, version, latency_ms, key)
+        return _SCORED % (call.id, item, ts, path, x1, x2, p_bot, version, latency_ms, key, scorer.arm)
     shadow = scorer.shadow.version_json
-    return _SCORED_SHADOWED % (call.id, item, ts, path, x1, x2, p_bot, version, latency_ms, key, shadow, shadow_p_bot)
+    return _SCORED_SHADOWED % (
+        call.id,
+        item,
+        ts,
+        path,
+        x1,
+        x2,
+        p_bot,
+        version,
+        latency_ms,
+        key,
+        scorer.arm,
+        shadow,
+        shadow_p_bot,
+    )
 
 
 _REFUSED = (
     b'{"schema":' + str(schema.VERSION).encode() + b',"id":"%s","ts":"%s","method":%s,"path":%s,"status":%d,'
-    b'"error_code":%s%s,"error_message":%s,"model_version":%s,"latency_ms":%.3f%s}\n'
+    b'"error_code":%s%s,"error_message":%s,"model_version":%s,"latency_ms":%.3f%s%s}\n'
 )
 
 
@@ -96,6 +110,7 @@ def failed(call: Call, error: BotscoreError, sent: Sent, *, raw_limit: int = RAW
         "model_version": call.scorer.version,
         "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
         "key_id": call.key_id,
+        "arm": call.scorer.arm_name,
     }
     try:
         return _dumps(row)
@@ -126,6 +141,7 @@ def _refused(call: Call, error: BotscoreError) -> bytes:
         call.scorer.version_json,
         (time.perf_counter() - call.started) * 1000,
         b"" if call.key_id is None else b',"key_id":"%s"' % call.key_id.encode(),
+        call.scorer.arm,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-VERSION = 4
+VERSION = 5
 
 
 class Column(NamedTuple):
@@ -24,7 +24,7 @@ COLUMNS = (
     Column(
         "schema",
         "int",
-        "record schema version (4; 3 had no shadow columns, 2 no `key_id`); absent in version 1 records",
+        "record schema version (5; 4 had no `arm`, 3 no shadow columns, 2 no `key_id`); absent in version 1 records",
     ),
     Column("id", "string", "the call's `X-Request-ID`; the rows of one batch share it"),
     Column("item", "int", "position of the instance: 0 on /bot-score, 0 to N-1 in a batch; null if none was scored"),
@@ -59,9 +59,20 @@ COLUMNS = (
     Column("model_version", "string", "the model that answered (`X-Model-Version`)"),
     Column("latency_ms", "double", "time from arrival to the record being written"),
     Column("key_id", "string", "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"),
-    Column("shadow_version", "string", "the shadow model scored beside production, if one was set; else null"),
     Column(
-        "shadow_p_bot", "double", "the shadow model's score (never answered), to 12 significant digits; null when none"
+        "shadow_version",
+        "string",
+        "the model scored beside the one that answered: the shadow, if one was set; on a canary row, production",
+    ),
+    Column(
+        "shadow_p_bot",
+        "double",
+        "that model's score (never answered), to 12 significant digits; null when none",
+    ),
+    Column(
+        "arm",
+        "string",
+        "during a canary, the arm that answered: `production` or `canary` (its model is `model_version`); else null",
     ),
 )
 NAMES = tuple(column.name for column in COLUMNS)

@@ -137,15 +137,22 @@ class Handler:
         return answer if refusal is None else Failed(refusal, recorded=False)
 
     def _shadow(self, shadow: Scorer, call: Call, x1: float, x2: float, p_bot: float) -> float | None:
-        """The shadow model's score for the record, both counted in the metrics; it never changes the
-        answer. Scored inline: the model family is fixed (two products and an exp), so it adds a constant ~1 µs."""
+        """The score of the model beside the one that answered (the shadow; on a canary's arm, production)
+        for the record, both counted in the metrics (a canary's pair in its guardrails' tally); it never
+        changes the answer. Scored inline: the model family is fixed (two products and an exp), so it adds
+        a constant ~1 µs."""
         try:
             shadow_p_bot = shadow.p_bot(x1, x2)
         except Exception:  # a bug in the challenger must not fail the call: its row just has no shadow score
             log.exception("shadow scoring failed", extra={"request_id": call.id.decode()})
             self._note_score((x1, x2, p_bot))
             return None
-        self._note_shadowed((x1, x2, p_bot, shadow_p_bot))
+        compared = call.scorer.compared
+        if compared is None:
+            self._note_shadowed((x1, x2, p_bot, shadow_p_bot))
+        else:
+            self._note_score((x1, x2, p_bot))
+            compared((p_bot, shadow_p_bot))
         return shadow_p_bot
 
     def fail(self, call: Call, error: BotscoreError) -> Failed:

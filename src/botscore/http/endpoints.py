@@ -144,11 +144,13 @@ class ScoringRoute:
                 authorization = value
             elif name == b"inference-header-content-length":
                 header_length = value
+        rid = new_request_id() if rid is None else request_id(rid)
+        scorer = self.model.scorer
         call = Call(
             self.path,
             method,
-            new_request_id() if rid is None else request_id(rid),
-            self.model.scorer,
+            rid,
+            scorer if scorer.split is None else scorer.split.pick(rid),  # a canary's arm, by request id
             time.time(),
             started,
             key_id=self.keys.identify(authorization) if self.keys.required else None,
@@ -196,8 +198,11 @@ class ScoringRoute:
         return answer if failed is None else rendered(failed, self.shape)
 
     def noted(self, call: Call, answer: Answer) -> None:
-        """Count the answer (route, status, latency, key id) and log it at DEBUG."""
-        self._note_request((self.path, answer.status, time.perf_counter() - call.started, call.key_id))
+        """Count the answer (route, status, latency, key id), in a canary's tally too, and log it at DEBUG."""
+        latency = time.perf_counter() - call.started
+        self._note_request((self.path, answer.status, latency, call.key_id))
+        if call.scorer.watch is not None:
+            call.scorer.watch((answer.status, latency))
         if self._debug:
             log.debug(
                 "answered",

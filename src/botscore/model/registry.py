@@ -5,6 +5,7 @@ Layout under the registry's URL (`s3://bucket/models/bot-score/`):
     versions/<version>.json   a validated artifact, written once and never overwritten
     production                {"format": "botscore.model-pointer/v1", "version": "lr-..."}
     shadow                    the same; "version": null when no shadow is set
+    canary                    a canary's plan (model/canary.py), moved on by the workers with conditional writes
 
 Objects are written with S3-managed encryption (SSE-S3). Invariants: an artifact is validated
 (`artifact.decode`, the check start-up makes) before it is stored and again whenever it is read;
@@ -23,10 +24,12 @@ from typing import Any, Literal
 
 from botscore.model import artifact
 from botscore.model.artifact import Artifact, ArtifactError
+from botscore.model.canary import Plan, PlanError
 
 POINTER_FORMAT = "botscore.model-pointer/v1"
 Role = Literal["production", "shadow"]
 ROLES: tuple[Role, ...] = ("production", "shadow")
+CANARY = "canary"  # the key of the canary's plan
 # S3-managed encryption, whatever the bucket's default: in the audit bucket (whose KMS key the service
 # may only encrypt with, never decrypt) the workers can then read the registry with s3:GetObject alone.
 _SSE = {"ServerSideEncryption": "AES256"}
@@ -48,8 +51,9 @@ class _NotModified(RegistryError):
     """A conditional GET found the object unchanged since the ETag it sent (304)."""
 
 
-class _Exists(RegistryError):
-    """A conditional create found the key taken (412 PreconditionFailed)."""
+class _Precondition(RegistryError):
+    """A conditional write's condition did not hold (412 PreconditionFailed): a create found the key
+    taken, or an If-Match write found the object changed."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class Registry:
                 ContentType="application/json",
                 **_SSE,
             )
-        except _Exists:  # stored already: it must be valid, and this version
+        except _Precondition:  # stored already: it must be valid, and this version
             self.load(model.version)
             return model, False
         return model, True
@@ -103,7 +107,47 @@ class Registry:
 
     def pointer(self, role: Role, etag: str | None = None) -> Pointer | None:
         """What the `role` pointer names; None if it is unchanged since `etag` (a conditional GET: 304)."""
-        key = self.prefix + role
+        read = self._read(role, etag)
+        if read is None:
+            return None
+        raw, etag = read
+        return Pointer(None if raw is None else parse_pointer(raw, f"s3://{self.bucket}/{self.prefix}{role}"), etag)
+
+    def canary(self, etag: str | None = None) -> tuple[Plan | None, str | None] | None:
+        """The canary's plan (None: none was ever set) and its ETag; None if unchanged since `etag` (304).
+        A plan that cannot be read is RegistryError, as a bad pointer is."""
+        read = self._read(CANARY, etag)
+        if read is None:
+            return None
+        raw, etag = read
+        try:
+            return (None if raw is None else Plan.decode(raw, f"s3://{self.bucket}/{self.prefix}{CANARY}")), etag
+        except PlanError as exc:
+            raise RegistryError(str(exc)) from None
+
+    def plan(self, plan: Plan, if_match: str | None = None) -> str | None:
+        """Write the canary's plan; with `if_match`, only over the plan of that ETag (one writer wins). The
+        new ETag, or None when the plan had moved meanwhile (412: nothing written)."""
+        if plan.state == "running":
+            self.load(plan.version)  # a plan runs only a stored, valid version
+        try:
+            response = self._s3(
+                "cannot write the canary plan",
+                self.client.put_object,
+                Key=self.prefix + CANARY,
+                Body=plan.encode(),
+                ContentType="application/json",
+                **({"IfMatch": if_match} if if_match else {}),
+                **_SSE,
+            )
+        except _Precondition:
+            return None
+        etag: str | None = response.get("ETag")
+        return etag
+
+    def _read(self, name: str, etag: str | None) -> tuple[bytes | None, str | None] | None:
+        """A pointer's or plan's document and ETag ((None, None): no such object); None if unchanged since `etag`."""
+        key = self.prefix + name
         try:
             response = self._s3(
                 f"model pointer s3://{self.bucket}/{key}",
@@ -114,9 +158,8 @@ class Registry:
         except _NotModified:
             return None
         except _NotFound:
-            return Pointer(None, None)
-        raw = response["Body"].read(4096)
-        return Pointer(parse_pointer(raw, f"s3://{self.bucket}/{key}"), response.get("ETag"))
+            return None, None
+        return response["Body"].read(16384), response.get("ETag")
 
     def point(self, role: Role, version: str | None) -> Artifact | None:
         """Move the `role` pointer to `version` (None: no shadow), once it is found stored and valid."""
@@ -147,7 +190,7 @@ class Registry:
     def _s3(self, what: str, operation: Callable[..., Any], **arguments: Any) -> Any:
         """`operation` (a method of the S3 client) on this registry's bucket. The one place boto's errors
         become ours: 304, 404 and 412 are answers the callers expect (`_NotModified`, `_NotFound`,
-        `_Exists`); any other refusal, and no answer at all, is RegistryUnreachable, named by `what`."""
+        `_Precondition`); any other refusal, and no answer at all, is RegistryUnreachable, named by `what`."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -159,7 +202,7 @@ class Registry:
             if code in ("NoSuchKey", "404"):
                 raise _NotFound(what) from None
             if code in ("PreconditionFailed", "412"):
-                raise _Exists(what) from None
+                raise _Precondition(what) from None
             raise RegistryUnreachable(f"{what}: {artifact.s3_problem(exc)}") from None
         except BotoCoreError as exc:
             raise RegistryUnreachable(f"{what}: {exc}") from None

@@ -9,9 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from botscore.model.artifact import Artifact
+
+if TYPE_CHECKING:
+    from botscore.model.canary import Split
 
 log = logging.getLogger("botscore.reload")
 
@@ -27,8 +32,12 @@ def sigmoid(z: float) -> float:
 class Scorer:
     """Turns (x1, x2) into p_bot with one model; immutable, so a reload swaps whole scorers.
 
-    `shadow` is the challenger scored beside it (the registry's shadow pointer), or None: the pair is
-    one object, so a call that reads `ModelSlot.scorer` once scores with one production and one shadow.
+    `shadow` is the model scored beside it, never answered, or None: the registry's shadow, or on a
+    canary's arm production (model/canary.py). The set is one object, so a call that reads
+    `ModelSlot.scorer` once scores with one production, one shadow and one canary split. During a
+    canary, `split` (on the production scorer) picks each call's arm, `arm` is the arm's column in the
+    audit row, `watch` takes each answered call's (status, latency) for the guardrails and `compared`,
+    on the canary arm, the (candidate's, production's) scores; all are empty outside a canary.
     """
 
     __slots__ = (
@@ -39,16 +48,34 @@ class Scorer:
         "_m2",
         "_s1",
         "_s2",
+        "arm",
+        "arm_name",
         "artifact",
+        "compared",
         "shadow",
+        "split",
         "version",
         "version_bytes",
         "version_json",
+        "watch",
     )
 
-    def __init__(self, artifact: Artifact, shadow: Scorer | None = None) -> None:
+    def __init__(
+        self,
+        artifact: Artifact,
+        shadow: Scorer | None = None,
+        *,
+        arm: str | None = None,
+        watch: Callable[[tuple[float, float]], None] | None = None,
+        compared: Callable[[tuple[float, float]], None] | None = None,
+    ) -> None:
         self.artifact = artifact
         self.shadow = shadow
+        self.arm_name = arm
+        self.arm = b"" if arm is None else b',"arm":"%s"' % arm.encode()  # preformatted for the audit record
+        self.watch = watch
+        self.compared = compared
+        self.split: Split | None = None
         self.version = artifact.version
         self.version_json = json.dumps(artifact.version).encode()  # preformatted for the audit record
         self.version_bytes = artifact.version.encode("ascii", "replace")  # for the X-Model-Version header
@@ -105,6 +132,8 @@ class ModelSlot:
                 "old_version": old.version,
                 "serving_version": scorer.version,
                 "shadow_version": scorer.shadow.version if scorer.shadow else None,
+                "canary_version": scorer.split.canary.version if scorer.split else None,
+                "canary_percent": scorer.split.cut / 100 if scorer.split else None,
             },
         )
         return old

@@ -63,12 +63,13 @@ AUDIT_COUNTERS = {
     "botscore_audit_adoptions": "Adoptions",
 }
 # Counters with labels, summed over them: the model registry's refused pointers (both roles), its
-# reads that S3 did not answer, and the scored instances the shadow model puts on the other side of
-# the threshold.
+# reads that S3 did not answer, the scored instances the shadow model puts on the other side of
+# the threshold, and the canaries a worker's guardrails rolled back.
 MODEL_COUNTERS = {
     "botscore_model_refusals": "ModelRefusals",
     "botscore_model_registry_unreachable": "RegistryUnreachable",
     "botscore_shadow_disagreements": "ShadowDisagreements",
+    "botscore_canary_rollbacks": "CanaryRollbacks",
 }
 SPOOL_BYTES = "botscore_audit_spool_bytes"
 OLDEST_AGE = "botscore_audit_oldest_unshipped_age_seconds"

@@ -52,6 +52,9 @@ _TALLY = "_tally"
 _TALLY_SUM = "_tally_sum"
 
 
+ROLES = ("production", "shadow", "canary")  # botscore_model_serving's roles
+
+
 def multiprocess_dir() -> str | None:
     """The folder of prometheus_client's multiprocess files, when `botscore serve` set one."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -150,8 +153,8 @@ class Metrics:
     ) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.audit_counters = audit_counters
-        # (production version, shadow version or None) now serving, read at each flush
-        self.serving: Callable[[], tuple[str, str | None]] | None = None
+        # (production version, shadow version or None, canary version or None) now serving, read at each flush
+        self.serving: Callable[[], tuple[str, str | None, str | None]] | None = None
         self.shadow_threshold = shadow_threshold
         self.requests = Counter(
             "botscore_requests", "HTTP requests by route and status.", ["route", "status"], registry=r
@@ -193,7 +196,7 @@ class Metrics:
         )
         self.model_serving = Gauge(
             "botscore_model_serving",
-            "1 for the model version each worker (pid) serves in each role (production, shadow).",
+            "1 for the model version each worker (pid) serves in each role (production, shadow, canary).",
             ["role", "version"],
             multiprocess_mode="liveall",
             registry=r,
@@ -210,7 +213,12 @@ class Metrics:
             "kept serving (BOTSCORE_MODEL_PATH if it started during the outage).",
             registry=r,
         )
-        self._served: dict[str, str | None] = {"production": None, "shadow": None}
+        self.canary_rollbacks = Counter(
+            "botscore_canary_rollbacks",
+            "Canaries this worker rolled back: its guardrails found a breach and its write of the plan won.",
+            registry=r,
+        )
+        self._served: dict[str, str | None] = dict.fromkeys(ROLES)
         self._audit_totals = {
             name: Counter(f"botscore_audit_{name}", help_text, registry=r) for name, help_text in AUDIT_COUNTERS.items()
         }
@@ -252,6 +260,10 @@ class Metrics:
         """A worker refused what a registry pointer names (from the follower's thread)."""
         self.model_refusals.labels(role).inc()
 
+    def note_rollback(self) -> None:
+        """A canary rolled back by this worker (from the follower's thread)."""
+        self.canary_rollbacks.inc()
+
     def note_unreachable(self) -> None:
         """A read of the model registry that S3 did not answer (from the follower's thread, or at start-up)."""
         self.registry_unreachable.inc()
@@ -260,7 +272,7 @@ class Metrics:
         """The serving versions as gauges: 1 now, 0 for the one replaced."""
         if self.serving is None:
             return
-        for role, version in zip(("production", "shadow"), self.serving(), strict=True):
+        for role, version in zip(ROLES, self.serving(), strict=True):
             if version != self._served[role]:
                 if self._served[role] is not None:
                     self.model_serving.labels(role, self._served[role]).set(0)
@@ -272,10 +284,10 @@ class Metrics:
         """Features and scores into their histograms, and how far the shadow's scores are from them.
         Column by column (a slice with a step is a column of a flat list, in C): this is per scored request."""
         features = (self._x1, self._x2, self._p_bot)
-        scores = _take(self._pending_scores)
+        scores = take(self._pending_scores)
         for k, histogram in enumerate(features):
             histogram.observe_all(scores[k::3])
-        shadowed = _take(self._pending_shadowed)
+        shadowed = take(self._pending_shadowed)
         if not shadowed:
             return
         for k, histogram in enumerate(features):
@@ -293,7 +305,7 @@ class Metrics:
 
     def flush(self) -> None:
         """Move what was counted since the last flush into prometheus_client (event-loop thread)."""
-        requests = _take(self._pending_requests)
+        requests = take(self._pending_requests)
         if requests:
             routes = cast("list[str]", requests[0::4])
             statuses = cast("list[int]", requests[1::4])
@@ -307,7 +319,7 @@ class Metrics:
             for route in set(routes):  # a few routes: one pass each, in C
                 self._latency.observe_all(compress(seconds, map(route.__eq__, routes)), route)
         self._flush_scores()
-        self._fsync.observe_all(_take(self._pending_fsyncs))
+        self._fsync.observe_all(take(self._pending_fsyncs))
         self._flush_models()
         for histogram in self._histograms.values():
             histogram.flush()
@@ -331,7 +343,7 @@ class Metrics:
         return generate_latest(_Exposed(self.registry.collect(), self._histograms))
 
 
-def _take(pending: list[_T]) -> list[_T]:
+def take(pending: list[_T]) -> list[_T]:
     """What a pending list holds now, removed from it. Not a swap (note_* stay bound to the list),
     and only what was copied is deleted: another thread may append meanwhile."""
     taken = pending[:]

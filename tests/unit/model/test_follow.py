@@ -10,6 +10,7 @@ import pytest
 
 from botscore.model import artifact
 from botscore.model.artifact import Artifact
+from botscore.model.canary import Plan
 from botscore.model.follow import Follower
 from botscore.model.registry import Pointer, Registry, RegistryError, RegistryUnreachable, Role
 from botscore.settings import SHIPPED_MODEL
@@ -27,6 +28,24 @@ class MemoryRegistry(Registry):
         self.artifacts: dict[str, Artifact] = {}
         self.down: set[str] = set()
         self.loads = 0
+        self.stored_plan: tuple[Plan | None, str | None] = (None, None)
+        self.plan_writes = 0
+
+    def canary(self, etag: str | None = None) -> tuple[Plan | None, str | None] | None:
+        if "canary" in self.down:
+            raise RegistryUnreachable(f"model pointer {self.url}canary: Could not connect")
+        return None if etag is not None and self.stored_plan[1] == etag else self.stored_plan
+
+    def plan(self, plan: Plan, if_match: str | None = None) -> str | None:
+        if if_match is not None and if_match != self.stored_plan[1]:
+            return None
+        self.plan_writes += 1
+        self.stored_plan = (plan, f'"plan-{self.plan_writes}"')
+        return self.stored_plan[1]
+
+    def point(self, role: Role, version: str | None) -> Artifact | None:
+        self.move(role, version)
+        return None if version is None else self.artifacts[version]
 
     def move(self, role: Role, version: str | None) -> None:
         self.pointers[role] = Pointer(version, f'"{role}-{len(self.pointers)}-{version}-{self.loads}"')
