@@ -65,6 +65,8 @@ class SteadyLoad:
     url: str
     threads: int = 4
     pause: float = 0.005
+    ids: str | None = None  # send X-Request-ID `<ids>-<thread>-<n>` (else the service makes one)
+    keep_alive: bool = False  # each thread keeps its connection (more load; new ones spread over the workers)
     answers: list[Answer] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -79,11 +81,15 @@ class SteadyLoad:
 
     def _run(self, n: int) -> None:
         i = 0
+        client = httpx.Client() if self.keep_alive else None  # one connection a thread: one worker each
         while not self._stop.is_set():
             features = (round(0.1 + 0.37 * ((n * 7919 + i) % 11), 3), round(0.05 * ((n + i) % 13), 3))
             i += 1
+            headers = {} if self.ids is None else {"x-request-id": f"{self.ids}-{n}-{i}"}
             try:
-                response = httpx.post(self.url + "/bot-score", json={"x1": features[0], "x2": features[1]}, timeout=10)
+                response = (client or httpx).post(
+                    self.url + "/bot-score", json={"x1": features[0], "x2": features[1]}, headers=headers, timeout=10
+                )
             except httpx.HTTPError as exc:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
                 continue

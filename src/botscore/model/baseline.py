@@ -47,15 +47,21 @@ class Distribution:
         return psi
 
 
+def counts(bounds: Sequence[float], values: Iterable[float]) -> list[int]:
+    """How many of `values` fall in each bucket `bounds` make (the open one last)."""
+    found = [0] * (len(bounds) + 1)
+    for value in values:
+        found[bisect.bisect_left(bounds, value)] += 1
+    return found
+
+
 def distribution(bounds: Sequence[float], values: Iterable[float]) -> Distribution:
     """The shares of `values` in the buckets `bounds` make (what training writes into the artifact)."""
-    counts = [0] * (len(bounds) + 1)
-    for value in values:
-        counts[bisect.bisect_left(bounds, value)] += 1
-    total = sum(counts)
+    found = counts(bounds, values)
+    total = sum(found)
     if not total:
         raise ValueError("a baseline needs values")
-    return Distribution(tuple(float(b) for b in bounds), tuple(round(n / total, 6) for n in counts))
+    return Distribution(tuple(float(b) for b in bounds), tuple(round(n / total, 6) for n in found))
 
 
 def as_document(baseline: dict[str, Distribution]) -> dict[str, Any]:

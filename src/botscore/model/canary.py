@@ -24,20 +24,20 @@ promotes (or stops) it.
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from botscore.model import artifact
-from botscore.model.baseline import PSI_FLOOR
+from botscore.model import artifact, baseline
 
 FORMAT = "botscore.model-canary/v1"
 State = Literal["running", "rolled_back", "promoted", "stopped"]
 STATES: tuple[State, ...] = ("running", "rolled_back", "promoted", "stopped")
 _SCALE = 10_000  # a share is cut in hundredths of a percent
+Bounds = Sequence[float]
 
 
 class PlanError(ValueError):
@@ -52,14 +52,17 @@ class Guardrails:
     min_calls: int = 100  # canary calls in the window before anything is judged (or a step moves on)
     max_error_excess: float = 0.01  # the candidate's 5xx share may exceed production's by this much
     max_refusal_excess: float = 0.02  # and its 4xx share (refusals) by this much
-    max_latency_ratio: float = 1.5  # its p99 latency over production's (floored at LATENCY_FLOOR)
+    max_latency_ratio: float = 2.0  # its p95 latency over production's (floored at LATENCY_FLOOR)
     max_score_psi: float = 0.2  # PSI of its scores against production's on the same requests
     max_disagreement: float = 0.05  # share of those requests the two put on opposite sides of the threshold
 
-    def breach(self, canary: list[float], production: list[float], scores: list[float], threshold: float) -> str | None:
+    def breach(
+        self, canary: list[float], production: list[float], scores: list[float], threshold: float, bounds: Bounds
+    ) -> str | None:
         """Why the canary must be rolled back, judged on one window: each arm's calls (status, latency in
         seconds, status, ...) and the canary calls' scores (the candidate's, production's, ...); None if it
-        may go on, or the window holds too few canary calls to say."""
+        may go on, or the window holds too few canary calls to say. Scores are compared in the buckets
+        `bounds` (the service's p_bot histogram's, as drift is), with baseline.MIN_SAMPLES at least."""
         if len(canary) // 2 < self.min_calls:
             return None
         window = f"in the last {self.window_seconds:g} s ({len(canary) // 2} canary calls)"
@@ -67,12 +70,13 @@ class Guardrails:
             mine, theirs = _share(canary, low), _share(production, low)
             if mine - theirs > limit:
                 return f"{name} share {mine:.1%} against production's {theirs:.1%} (over +{limit:.1%}) {window}"
-        mine, theirs = _p99(canary), max(_p99(production), LATENCY_FLOOR)
-        if mine > self.max_latency_ratio * theirs:
-            return f"p99 latency {mine * 1000:.1f} ms against production's {theirs * 1000:.1f} ms {window}"
+        if len(canary) // 2 >= baseline.MIN_SAMPLES:  # a tail needs calls: the p95 of 50 is the 3rd slowest
+            mine, theirs = _p95(canary), max(_p95(production), LATENCY_FLOOR)
+            if mine > self.max_latency_ratio * theirs:
+                return f"p95 latency {mine * 1000:.1f} ms against production's {theirs * 1000:.1f} ms {window}"
         candidate, current = scores[0::2], scores[1::2]
         if len(candidate) >= self.min_calls:
-            psi = score_psi(candidate, current)
+            psi = baseline.distribution(bounds, current).psi(baseline.counts(bounds, candidate)) or 0.0
             if psi > self.max_score_psi:
                 return (
                     f"score PSI {psi:.2f} against production's scores of the same calls "
@@ -87,7 +91,9 @@ class Guardrails:
         return None
 
 
-LATENCY_FLOOR = 0.010  # seconds: a candidate is not slow for being 3 ms where production is 2
+# Seconds: a candidate is not slow for 8 ms where production takes 4 (a loaded host's noise); the model
+# family is fixed, so what this catches is a candidate far slower on some inputs.
+LATENCY_FLOOR = 0.025
 
 
 @dataclass(frozen=True)
@@ -152,31 +158,15 @@ class Plan:
         return replace(self, **changes)
 
 
-def score_psi(candidate: list[float], current: list[float]) -> float:
-    """PSI of the candidate's scores against production's, in ten buckets at production's deciles."""
-    ordered = sorted(current)
-    bounds = sorted({ordered[len(ordered) * k // 10] for k in range(1, 10)})
-    counts_c, counts_p = [0] * (len(bounds) + 1), [0] * (len(bounds) + 1)
-    for value in candidate:
-        counts_c[bisect.bisect_left(bounds, value)] += 1
-    for value in current:
-        counts_p[bisect.bisect_left(bounds, value)] += 1
-    psi = 0.0
-    for mine, theirs in zip(counts_c, counts_p, strict=True):
-        live, base = max(mine / len(candidate), PSI_FLOOR), max(theirs / len(current), PSI_FLOOR)
-        psi += (live - base) * math.log(live / base)
-    return psi
-
-
 def _share(calls: list[float], low: int) -> float:
     """The share of `calls` (status, latency, status, latency, ...) answered `low` to `low` + 99."""
     statuses = calls[0::2]
     return sum(low <= s < low + 100 for s in statuses) / len(statuses) if statuses else 0.0
 
 
-def _p99(calls: list[float]) -> float:
+def _p95(calls: list[float]) -> float:
     latencies = sorted(calls[1::2])
-    return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
+    return latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] if latencies else 0.0
 
 
 class Split:

@@ -37,6 +37,7 @@ from botscore.model.artifact import Artifact, ArtifactError
 from botscore.model.canary import Plan, Split
 from botscore.model.registry import ROLES, Registry, RegistryError, RegistryUnreachable, Role
 from botscore.model.scorer import Scorer
+from botscore.ops.metrics import P_BOT_BUCKETS
 from botscore.ops.tally import Tally
 
 log = logging.getLogger("botscore.reload")
@@ -206,7 +207,9 @@ class Follower:
         if plan.state != "running":
             return False
         production_calls, canary_calls, scores = canary.tally.roll(self.clock())
-        breach = canary.breach or plan.guardrails.breach(canary_calls, production_calls, scores, self.threshold)
+        breach = canary.breach or plan.guardrails.breach(
+            canary_calls, production_calls, scores, self.threshold, P_BOT_BUCKETS
+        )
         if breach is not None:
             first, canary.breach = canary.breach is None, breach
             if self._write(plan.moved(state="rolled_back", reason=breach)):

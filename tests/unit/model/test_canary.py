@@ -10,6 +10,7 @@ import pytest
 from botscore.model.canary import Guardrails, Plan, PlanError, Split
 from botscore.model.follow import Follower
 from botscore.model.scorer import Scorer
+from botscore.ops.metrics import P_BOT_BUCKETS
 from tests.unit.model.test_follow import NEW, OLD, MemoryRegistry
 
 
@@ -60,21 +61,27 @@ def _calls(n: int, status: int = 200, latency: float = 0.002) -> list[float]:
 
 def test_each_guardrail_names_its_breach_and_quiet_traffic_passes() -> None:
     g = Guardrails(min_calls=100)
-    same = [0.1, 0.1] * 50 + [0.9, 0.9] * 50 + [0.3, 0.31] * 100
-    assert g.breach(_calls(200), _calls(2000), same, 0.5) is None
-    assert g.breach(_calls(99, 500), _calls(2000), same, 0.5) is None  # too few canary calls to judge
+
+    def breach(canary: list[float], scores: list[float]) -> str:
+        return g.breach(canary, _calls(2000), scores, 0.5, P_BOT_BUCKETS) or ""
+
+    same = [0.1, 0.1] * 50 + [0.9, 0.9] * 50 + [0.32, 0.33] * 100
+    assert breach(_calls(200), same) == ""
+    assert breach(_calls(99, 500), same) == ""  # too few canary calls to judge
     failing = _calls(180) + _calls(20, 500)
-    assert "5xx share 10.0% against production's 0.0%" in (g.breach(failing, _calls(2000), same, 0.5) or "")
-    refusing = _calls(180) + _calls(20, 422)
-    assert "refusal share 10.0%" in (g.breach(refusing, _calls(2000), same, 0.5) or "")
-    slow = _calls(200, latency=0.050)
-    assert "p99 latency 50.0 ms against production's 10.0 ms" in (g.breach(slow, _calls(2000), same, 0.5) or "")
-    high = [p for k in range(200) for p in (0.99, k / 400)]
-    assert "score PSI" in (g.breach(_calls(200), _calls(2000), high, 0.5) or "")
-    crossing = [0.49, 0.51] * 20 + [0.3, 0.3] * 180  # same distribution, 10 % on the other side
-    assert "disagreement 10.0% with production at threshold 0.5" in (
-        g.breach(_calls(200), _calls(2000), crossing, 0.5) or ""
+    assert "5xx share 10.0% against production's 0.0%" in (
+        g.breach(failing, _calls(2000), same, 0.5, P_BOT_BUCKETS) or ""
     )
+    refusing = _calls(180) + _calls(20, 422)
+    assert "refusal share 10.0%" in breach(refusing, same)
+    slow = _calls(200, latency=0.060)
+    assert "p95 latency 60.0 ms against production's 25.0 ms" in (
+        g.breach(slow, _calls(2000), same, 0.5, P_BOT_BUCKETS) or ""
+    )
+    high = [p for k in range(200) for p in (0.99, k / 400)]
+    assert "score PSI" in breach(_calls(200), high)
+    crossing = [0.49, 0.51] * 10 + [0.51, 0.49] * 10 + [0.3, 0.3] * 180  # same distribution, 10 % crossed
+    assert "disagreement 10.0% with production at threshold 0.5" in breach(_calls(200), crossing)
 
 
 def _follower(registry: MemoryRegistry, clock: Clock, rollbacks: list[int]) -> tuple[Follower, Scorer]:
@@ -121,7 +128,7 @@ def test_a_breach_rolls_the_canary_back_once_and_stops_serving_it(registry: Memo
     registry.plan(Plan(NEW.version, (50.0,), 600.0, guardrails=Guardrails(min_calls=20)))
     follower, pair = _follower(registry, clock, rollbacks)
     assert pair.split is not None
-    _serve(pair, 200, scores=(0.99, 0.1))
+    _serve(pair, 600, scores=(0.99, 0.1))
     pair = follower.poll()
     stored = registry.stored_plan[0]
     assert stored is not None and stored.state == "rolled_back" and "score PSI" in (stored.reason or "")
@@ -133,7 +140,7 @@ def test_a_rollback_that_loses_the_write_still_stops_serving_the_candidate_here(
     clock, rollbacks = Clock(), []
     registry.plan(Plan(NEW.version, (50.0, 100.0), 600.0, guardrails=Guardrails(min_calls=20)))
     follower, pair = _follower(registry, clock, rollbacks)
-    _serve(pair, 200, scores=(0.99, 0.1))
+    _serve(pair, 600, scores=(0.99, 0.1))
     moved = registry.stored_plan[0]
     assert moved is not None
     write = registry.plan
