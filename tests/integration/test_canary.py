@@ -92,7 +92,7 @@ def test_a_canary_answers_its_share_by_id_and_is_rolled_back_or_promoted(
         again = [
             httpx.post(
                 service.url + "/bot-score",
-                json=dict(zip(("x1", "x2"), a.features)),
+                json={"x1": a.features[0], "x2": a.features[1]},
                 headers={"x-request-id": a.request_id},
                 timeout=10,
             ).headers["x-model-version"]
