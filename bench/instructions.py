@@ -8,10 +8,11 @@ it would under load, but only in user space: the kernel's share of a request (so
 write into the page cache) is not counted, so a cost in instructions is a larger share of the count
 than of the CPU time a request takes (`make bench`'s throughput and CPU per request include both).
 
-    python bench/instructions.py [ceiling | registry | shadow | CHECKOUT ...]   # CHECKOUT: a folder with its own .venv
+    python bench/instructions.py [ceiling | registry | shadow | canary | CHECKOUT ...]  # CHECKOUT: has a .venv
 
-`registry` and `shadow` are this checkout following a model registry in a SeaweedFS started for
-the run, without and with a shadow model (bench/shadow.py): their difference is shadow scoring's cost.
+`registry`, `shadow` and `canary` are this checkout following a model registry in a SeaweedFS started
+for the run, without a second model, with a shadow, and with a canary at 10 % (bench/shadow.py):
+their differences are what shadow scoring and a canary cost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench import shadow
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = int(os.environ.get("BENCH_CALLGRIND_REQUESTS", "2000"))
@@ -105,15 +110,15 @@ def measure(target: str, **settings: str) -> float:
             server.kill()
 
 
-def _with_registry(shadowed: bool) -> float:
-    """This checkout following a registry in a SeaweedFS of its own, with or without a shadow model."""
+def _with_registry(mode: shadow.Mode) -> float:
+    """This checkout following a registry in a SeaweedFS of its own: no second model, a shadow, or a canary."""
     sys.path.insert(0, str(ROOT))
     from bench import shadow
     from tests.support.servers import Weed
 
     weed = Weed(Path(tempfile.mkdtemp(prefix="botscore-callgrind-s3-"))).start()
     try:
-        url = shadow.registry(weed.client(), shadow=shadowed)
+        url = shadow.registry(weed.client(), mode)
         return measure(str(ROOT), BOTSCORE_MODEL_REGISTRY=url, **weed.aws_env())
     finally:
         weed.stop()
@@ -121,7 +126,8 @@ def _with_registry(shadowed: bool) -> float:
 
 def main() -> None:
     for target in sys.argv[1:] or ["ceiling", str(ROOT)]:
-        figure = _with_registry(target == "shadow") if target in ("registry", "shadow") else measure(target)
+        modes: dict[str, shadow.Mode] = {"registry": "plain", "shadow": "shadow", "canary": "canary"}
+        figure = _with_registry(modes[target]) if target in modes else measure(target)
         print(f"{target}: {figure:,.0f} instructions per request", flush=True)
 
 

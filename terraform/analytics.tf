@@ -182,15 +182,21 @@ resource "aws_glue_catalog_table" "audit" {
     }
 
     columns {
+      name    = "arm"
+      type    = "string"
+      comment = "during a canary, the arm that answered: `production` or `canary` (its model is `model_version`); else null"
+    }
+
+    columns {
       name    = "shadow_version"
       type    = "string"
-      comment = "the shadow model scored beside production, if one was set; else null"
+      comment = "the model scored beside the one that answered: the shadow, if one was set; on a canary row, production"
     }
 
     columns {
       name    = "shadow_p_bot"
       type    = "double"
-      comment = "the shadow model's score (never answered), to 12 significant digits; null when none"
+      comment = "that model's score (never answered), to 12 significant digits; null when none"
     }
   }
 }

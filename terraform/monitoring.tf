@@ -345,6 +345,23 @@ resource "aws_cloudwatch_metric_alarm" "model_refusals" {
   ok_actions          = local.alarm_actions
 }
 
+resource "aws_cloudwatch_metric_alarm" "canary_rollback" {
+  alarm_name          = "${var.name}-canary-rollback"
+  alarm_description   = "A canary's guardrails found a breach (5xx or refusal share, latency, score distribution or disagreement against production) and a worker rolled it back; production answers every request again. Runbook: docs/operations.md#canary-rollback"
+  namespace           = local.metrics_namespace
+  metric_name         = "CanaryRollbacks"
+  statistic           = "Sum"
+  dimensions          = local.app_dimensions
+  period              = 60
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 resource "aws_cloudwatch_metric_alarm" "spool_fill" {
   alarm_name          = "${var.name}-spool-fill"
   alarm_description   = "The audit spool holds more than ${var.alarm_spool_fill_percent} % of audit_spool_max_bytes; at 100 % the tasks refuse requests (503). Runbook: docs/operations.md#spool-fill"
@@ -486,6 +503,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             aws_cloudwatch_metric_alarm.drift.arn,
             aws_cloudwatch_metric_alarm.upload_failures.arn,
             aws_cloudwatch_metric_alarm.model_refusals.arn,
+            aws_cloudwatch_metric_alarm.canary_rollback.arn,
             aws_cloudwatch_metric_alarm.model_registry_unreachable.arn,
             aws_cloudwatch_metric_alarm.spool_fill.arn,
             aws_cloudwatch_metric_alarm.emf_missing.arn,

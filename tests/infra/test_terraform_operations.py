@@ -492,7 +492,7 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears_and_nam
     config: Config,
 ) -> None:
     alarms = config.resources_of_type("aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 17
+    assert len(alarms) == 18
     for name in alarms:
         found = _alarm(config, name)
         assert found["treat_missing_data"] in ("notBreaching", "breaching"), name

@@ -60,6 +60,11 @@ COLUMNS = (
     Column("latency_ms", "double", "time from arrival to the record being written"),
     Column("key_id", "string", "the API key's id (first 12 hex digits of its SHA-256), never the key; null when none"),
     Column(
+        "arm",
+        "string",
+        "during a canary, the arm that answered: `production` or `canary` (its model is `model_version`); else null",
+    ),
+    Column(
         "shadow_version",
         "string",
         "the model scored beside the one that answered: the shadow, if one was set; on a canary row, production",
@@ -68,11 +73,6 @@ COLUMNS = (
         "shadow_p_bot",
         "double",
         "that model's score (never answered), to 12 significant digits; null when none",
-    ),
-    Column(
-        "arm",
-        "string",
-        "during a canary, the arm that answered: `production` or `canary` (its model is `model_version`); else null",
     ),
 )
 NAMES = tuple(column.name for column in COLUMNS)
