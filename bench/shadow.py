@@ -114,6 +114,10 @@ class Cost(paired.Paired):
             )
             + f"), target at most {100 * BOUND:.0f} %: "
             f"{'met' if high <= BOUND else 'met by the median only' if loss <= BOUND else '**missed**'}.\n",
+            "## Canary\n",
+            "The same windows, botscore with a canary at 10 % instead of the shadow (a near twin of production, "
+            "held at its one step, guardrails on; each request's arm by the CRC-32 of its id, the canary's "
+            "requests scored by both models).\n",
             self.canary_to_shadow(),
         ]
         return "\n".join(lines) + "\n"

@@ -92,7 +92,7 @@ def test_requests_are_counted_per_key_id_and_never_per_key(make_service) -> None
 
 def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> None:
     metrics = Metrics(shadow_threshold=0.7)
-    metrics.serving = lambda: ("lr-a", "lr-b")
+    metrics.serving = lambda: ("lr-a", "lr-b", None)
     for production, shadow in [(0.69, 0.71), (0.8, 0.75), (0.2, 0.9), (0.71, 0.69), (0.1, 0.1)]:
         metrics.note_shadowed((1.0, 1.0, production, shadow))
     exposed = _samples(metrics.exposition().decode())
@@ -104,7 +104,7 @@ def test_shadow_differences_and_disagreements_at_the_threshold_are_counted() -> 
     assert exposed["botscore_p_bot_bucket", (("le", "0.7"),)] == 3  # 0.69, 0.2, 0.1
     assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-a"))] == 1
     assert exposed["botscore_model_serving", (("role", "shadow"), ("version", "lr-b"))] == 1
-    metrics.serving = lambda: ("lr-b", None)  # promoted, shadow cleared
+    metrics.serving = lambda: ("lr-b", None, None)  # promoted, shadow cleared
     exposed = _samples(metrics.exposition().decode())
     assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-a"))] == 0
     assert exposed["botscore_model_serving", (("role", "production"), ("version", "lr-b"))] == 1
