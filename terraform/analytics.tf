@@ -356,12 +356,12 @@ resource "aws_athena_named_query" "shadow_score_distribution" {
       SELECT 'production' AS side, model_version AS version, least(CAST(floor(p_bot * 10) AS integer), 9) AS tenth
       FROM ${local.answers_view}
       WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
-        AND status = 200 AND shadow_p_bot IS NOT NULL
+        AND status = 200 AND shadow_p_bot IS NOT NULL AND coalesce(arm, 'production') = 'production'
       UNION ALL
       SELECT 'shadow', shadow_version, least(CAST(floor(shadow_p_bot * 10) AS integer), 9)
       FROM ${local.answers_view}
       WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
-        AND status = 200 AND shadow_p_bot IS NOT NULL
+        AND status = 200 AND shadow_p_bot IS NOT NULL AND coalesce(arm, 'production') = 'production'
     ) AS scored
     GROUP BY side, version, tenth
     ORDER BY side, version, tenth
@@ -382,9 +382,30 @@ resource "aws_athena_named_query" "shadow_disagreement" {
            round(100.0 * count_if((p_bot >= 0.5) <> (shadow_p_bot >= 0.5)) / count(*), 2) AS disagreement_pct
     FROM ${local.answers_view}
     WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
-      AND status = 200 AND shadow_p_bot IS NOT NULL
+      AND status = 200 AND shadow_p_bot IS NOT NULL AND coalesce(arm, 'production') = 'production'
     GROUP BY dt, model_version, shadow_version
     ORDER BY dt, model_version, shadow_version
+  SQL
+}
+
+resource "aws_athena_named_query" "canary_by_arm" {
+  name        = "${var.name}-canary-by-arm"
+  description = "Per day, each arm of a canary: rows answered, 5xx and refusal shares, latency, mean score, and the canary's disagreements with production on the same calls"
+  workgroup   = aws_athena_workgroup.this.id
+  database    = aws_glue_catalog_database.this.name
+  query       = <<-SQL
+    SELECT dt, arm, model_version,
+           count(*)                                                              AS answered,
+           round(100.0 * count_if(status >= 500) / count(*), 2)                  AS server_error_pct,
+           round(100.0 * count_if(status >= 400 AND status < 500) / count(*), 2) AS refusal_pct,
+           avg(latency_ms)                                                       AS mean_latency_ms,
+           avg(p_bot)                                                            AS mean_p_bot,
+           count_if(arm = 'canary' AND (p_bot >= 0.5) <> (shadow_p_bot >= 0.5)) AS disagreements_with_production
+    FROM ${local.answers_view}
+    WHERE dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
+      AND arm IS NOT NULL
+    GROUP BY dt, arm, model_version
+    ORDER BY dt, arm, model_version
   SQL
 }
 
@@ -399,7 +420,7 @@ resource "aws_athena_named_query" "shadow_roc_auc" {
       FROM ${local.answers_view} a
       JOIN outcome_labels l ON l.id = a.id
       WHERE a.dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
-        AND a.status = 200 AND a.shadow_p_bot IS NOT NULL
+        AND a.status = 200 AND a.shadow_p_bot IS NOT NULL AND coalesce(a.arm, 'production') = 'production'
     ),
     sides AS (
       SELECT 'production' AS side, model_version AS version, p_bot AS score, is_bot FROM labelled
@@ -435,7 +456,7 @@ resource "aws_athena_named_query" "shadow_calibration" {
       FROM ${local.answers_view} a
       JOIN outcome_labels l ON l.id = a.id
       WHERE a.dt >= CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar)
-        AND a.status = 200 AND a.shadow_p_bot IS NOT NULL
+        AND a.status = 200 AND a.shadow_p_bot IS NOT NULL AND coalesce(a.arm, 'production') = 'production'
     ),
     sides AS (
       SELECT 'production' AS side, model_version AS version, p_bot AS score, is_bot FROM labelled

@@ -705,7 +705,7 @@ def test_the_other_saved_queries_count_answers_from_the_view_never_from_the_tabl
     table, answers = config.value(config.locals["glue_table"]), config.value(config.locals["answers_view"])
     queries = config.resources_of_type("aws_athena_named_query")
     del queries["audit_answers_view"]
-    assert len(queries) == 8
+    assert len(queries) == 9
     generated = template_files()
     for name, body in queries.items():
         query = generated[name].read_text() if name in generated else config.value(body)["query"]

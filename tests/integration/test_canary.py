@@ -20,13 +20,15 @@ from botscore.settings import SHIPPED_MODEL
 from tests.integration.test_model_registry import (
     POLL_SECONDS,
     SteadyLoad,
+    fleet,
     metric_samples,
     model_cli,
     serving,
     shipped_rows,
 )
+from tests.support.athena import example_queries, open_table
 from tests.support.models import OLD, SHIPPED, shadow_as_recorded
-from tests.support.servers import Service, Weed, wait_for
+from tests.support.servers import Weed, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -61,15 +63,7 @@ def test_a_canary_answers_its_share_by_id_and_is_rolled_back_or_promoted(
     assert model_cli(weed, url, "promote", OLD).returncode == 0
     for version in (GOOD, BAD):
         assert model_cli(weed, url, "publish", str(tmp_path / f"{version}.json")).returncode == 0
-    service = Service(
-        tmp_path,
-        workers=2,
-        model_registry=url,
-        model_poll_seconds=POLL_SECONDS,
-        audit_bucket=bucket,
-        audit_segment_max_age_seconds=1,
-        **weed.aws_env(),
-    ).start()
+    service = fleet(tmp_path, weed, bucket, url)
     registry = Registry(url, client=weed.client())
     load = SteadyLoad(service.url, threads=6, pause=0.001, ids="pay", keep_alive=True).start()
     guards = ("--window", str(WINDOW_SECONDS), "--min-calls", str(MIN_CALLS))
@@ -158,3 +152,20 @@ def test_a_canary_answers_its_share_by_id_and_is_rolled_back_or_promoted(
                 shadow_as_recorded(old.p_bot(*answer.features)),
             )
             assert row["p_bot"] == answer.p_bot == good.p_bot(*answer.features)
+
+    # The saved Athena query per arm, run by DuckDB over the objects shipped to S3.
+    for key, body in weed.objects(bucket):
+        if key.startswith("bot-score/"):
+            (tmp_path / "s3" / key).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "s3" / key).write_bytes(body)
+    by_arm = open_table(tmp_path / "s3").execute(example_queries()["canary_by_arm"]).fetchall()
+    totals: dict[tuple[str, str], list[float]] = {}
+    for _, arm, version, answered, server_errors, refusals, _, _, disagreements in by_arm:
+        assert (server_errors, refusals) == (0, 0)
+        totals.setdefault((arm, version), [0, 0])
+        totals[arm, version][0] += answered
+        totals[arm, version][1] += disagreements
+    assert totals["canary", BAD][0] == sum(a.version == BAD for a in load.answers)
+    assert totals["canary", BAD][1] > totals["canary", BAD][0] / 2  # the rollback's reason, in SQL
+    assert totals["canary", GOOD][0] > 0 and totals["canary", GOOD][1] == 0
+    assert totals["production", OLD][0] > totals["canary", GOOD][0]

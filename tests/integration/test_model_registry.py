@@ -158,9 +158,9 @@ def rollout(load: SteadyLoad, service: Service, moved_at: float, old: str, new: 
     return max(last_old, moved_at) - moved_at
 
 
-def test_a_fleet_follows_the_registry_under_load(tmp_path: Path, weed: Weed, bucket: str) -> None:
-    registry = f"s3://{bucket}/models/bot-score/"
-    service = Service(
+def fleet(tmp_path: Path, weed: Weed, bucket: str, registry: str) -> Service:
+    """`botscore serve --workers 2` following `registry` every POLL_SECONDS, shipping its rows to `bucket`."""
+    return Service(
         tmp_path,
         workers=2,
         model_registry=registry,
@@ -169,6 +169,11 @@ def test_a_fleet_follows_the_registry_under_load(tmp_path: Path, weed: Weed, buc
         audit_segment_max_age_seconds=1,
         **weed.aws_env(),
     ).start()
+
+
+def test_a_fleet_follows_the_registry_under_load(tmp_path: Path, weed: Weed, bucket: str) -> None:
+    registry = f"s3://{bucket}/models/bot-score/"
+    service = fleet(tmp_path, weed, bucket, registry)
     load = SteadyLoad(service.url).start()
     try:
         # Nothing promoted yet: the image's model (MODEL_PATH) serves.

@@ -9,6 +9,7 @@ import pytest
 
 from botscore.model.canary import Guardrails, Plan, PlanError, Split
 from botscore.model.follow import Follower
+from botscore.model.registry import RegistryError
 from botscore.model.scorer import Scorer
 from botscore.ops.metrics import P_BOT_BUCKETS
 from tests.unit.model.test_follow import NEW, OLD, MemoryRegistry
@@ -159,3 +160,22 @@ def test_a_rollback_that_loses_the_write_still_stops_serving_the_candidate_here(
     assert follower.poll() is None  # read again: the breach still stands, and now the write wins
     stored = registry.stored_plan[0]
     assert stored is not None and stored.state == "rolled_back" and rollbacks == [1]
+
+
+def test_a_canary_of_a_missing_version_or_an_unreadable_plan_is_refused_once(
+    registry: MemoryRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused: list[str] = []
+    registry.plan(Plan("lr-0000000000000000", (50.0,), 60.0))  # a version the registry does not hold
+    follower = Follower(registry, on_refused=refused.append)
+    pair = follower.first(lambda: OLD)
+    assert pair.split is None and pair.version == OLD.version and refused == ["canary"]
+    assert follower.poll() is None and refused == ["canary"]  # not fetched nor counted again
+
+    def unreadable(etag: str | None = None) -> None:
+        raise RegistryError("canary plan s3://memory/models/canary: not valid JSON")
+
+    monkeypatch.setattr(registry, "canary", unreadable)
+    follower = Follower(registry, on_refused=refused.append)
+    assert follower.first(lambda: OLD).split is None
+    assert follower.poll() is None and refused == ["canary", "canary"]
