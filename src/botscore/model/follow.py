@@ -105,11 +105,12 @@ class Follower:
 
     def poll(self) -> Scorer | None:
         """Read both pointers (blocking: run it in a thread); the new pair if either moved to a valid version."""
-        moved = False
+        moved = reachable = False
         try:
             for role in ROLES:  # a role followed before an outage stays followed: `moved` keeps it
                 moved = self._follow(role) or moved
             moved = self._follow_canary() or moved
+            reachable = True
             moved = self._steer() or moved
         except RegistryUnreachable as exc:
             self._unreachable(exc)
@@ -117,6 +118,9 @@ class Follower:
             if self._outage is not None:
                 log.info("model registry reachable again", extra=self._context(outage=self._outage))
             self._outage = None
+        if not reachable:  # S3 down: the guardrails still judge, and a breach stops the candidate here
+            self._guard()
+        moved = moved or self._canary.serving() != self._canary.served  # a breach found, whatever failed after
         return self._pair() if moved else None
 
     def _unreachable(self, exc: RegistryUnreachable, *, at_start: bool = False) -> None:
@@ -206,16 +210,13 @@ class Follower:
             return False
         if plan.state != "running":
             return False
-        production_calls, canary_calls, scores = canary.tally.roll(self.clock())
-        breach = canary.breach or plan.guardrails.breach(
-            canary_calls, production_calls, scores, self.threshold, P_BOT_BUCKETS
-        )
-        if breach is not None:
-            first, canary.breach = canary.breach is None, breach
-            if self._write(plan.moved(state="rolled_back", reason=breach)):
-                log.error("canary rolled back", extra=self._context(version=plan.version, reason=breach))
+        self._guard()
+        if canary.breach is not None:  # this worker stops serving the candidate at once, whoever writes the plan
+            if self._write(plan.moved(state="rolled_back", reason=canary.breach)):
+                log.error("canary rolled back", extra=self._context(version=plan.version, reason=canary.breach))
                 self.on_rollback()
-            return first  # this worker stops serving the candidate at once, whoever writes the plan
+            return False
+        canary_calls = canary.window[1]
         if self.clock() - canary.since < plan.dwell_seconds or len(canary_calls) // 2 < plan.guardrails.min_calls:
             return False
         if not plan.last:
@@ -226,6 +227,18 @@ class Follower:
         self._models["production"], self._etags["production"] = candidate, None
         log.info("canary promoted", extra=self._context(version=plan.version, steps=list(plan.steps)))
         return True
+
+    def _guard(self) -> None:
+        """Roll the tally's window and judge a running canary on it; a breach stops the candidate here (at
+        the next `_pair`). Needs no registry: it runs in an S3 outage too."""
+        canary = self._canary
+        if canary.plan is None or canary.plan.state != "running" or canary.candidate is None:
+            return
+        canary.window = canary.tally.roll(self.clock())
+        if canary.breach is None:
+            production_calls, canary_calls, scores = canary.window
+            guardrails = canary.plan.guardrails
+            canary.breach = guardrails.breach(canary_calls, production_calls, scores, self.threshold, P_BOT_BUCKETS)
 
     def _write(self, plan: Plan) -> bool:
         """Write the plan over the one this worker read (If-Match); True if it won, else it reads again."""
@@ -244,6 +257,7 @@ class Follower:
         assert production is not None
         canary = self._canary
         plan, candidate = canary.plan, canary.candidate
+        canary.served = canary.serving()
         if plan is not None and candidate is not None and plan.state == "promoted":
             production = candidate  # promoted: the pointer follows (see `_steer`)
         pair = Scorer(production, Scorer(shadow) if shadow is not None else None)
@@ -271,6 +285,8 @@ class _Canary:
         self.since = 0.0
         self.breach: str | None = None
         self.tally = Tally(60.0)
+        self.window: tuple[list[float], list[float], list[float]] = ([], [], [])  # as the tally last rolled it
+        self.served = False  # whether the pair last built splits to the candidate
 
     def start(self, candidate: Artifact | None, window_seconds: float) -> None:
         """A new candidate (or new guardrails): a fresh tally, no breach."""

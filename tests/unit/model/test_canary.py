@@ -179,3 +179,21 @@ def test_a_canary_of_a_missing_version_or_an_unreadable_plan_is_refused_once(
     follower = Follower(registry, on_refused=refused.append)
     assert follower.first(lambda: OLD).split is None
     assert follower.poll() is None and refused == ["canary", "canary"]
+
+
+def test_in_an_s3_outage_a_breach_still_stops_the_candidate_and_is_written_once_s3_answers(
+    registry: MemoryRegistry,
+) -> None:
+    clock, rollbacks = Clock(), []
+    registry.plan(Plan(NEW.version, (50.0,), 600.0, guardrails=Guardrails(min_calls=20)))
+    follower, pair = _follower(registry, clock, rollbacks)
+    registry.down = {"production", "shadow", "canary"}
+    _serve(pair, 600, scores=(0.99, 0.1))
+    pair = follower.poll()
+    assert pair is not None and pair.split is None and not rollbacks  # stopped here; nothing written yet
+    stored = registry.stored_plan[0]
+    assert stored is not None and stored.state == "running"
+    registry.down = set()
+    assert follower.poll() is None
+    stored = registry.stored_plan[0]
+    assert stored is not None and stored.state == "rolled_back" and rollbacks == [1]

@@ -37,6 +37,8 @@ class MemoryRegistry(Registry):
         return None if etag is not None and self.stored_plan[1] == etag else self.stored_plan
 
     def plan(self, plan: Plan, if_match: str | None = None) -> str | None:
+        if "canary" in self.down:
+            raise RegistryUnreachable(f"cannot write the canary plan {self.url}canary: Could not connect")
         if if_match is not None and if_match != self.stored_plan[1]:
             return None
         self.plan_writes += 1
