@@ -28,11 +28,20 @@ def test_the_median_interval_holds_the_true_median_about_95_times_in_100() -> No
 
 def test_the_loss_is_the_shadow_s_extra_cpu_read_as_throughput_on_a_saturated_core() -> None:
     cost = Cost(
-        throughput={"ceiling": [9000.0, 8000.0], "without": [7000.0, 6000.0], "with": [6650.0, 5700.0]},
-        cpu_us={"ceiling": [40.0, 45.0], "without": [50.0, 60.0], "with": [52.0, 63.0]},
+        throughput={
+            "ceiling": [9000.0, 8000.0],
+            "without": [7000.0, 6000.0],
+            "with": [6650.0, 5700.0],
+            "canary": [6700.0, 5500.0],
+        },
+        cpu_us={"ceiling": [40.0, 45.0], "without": [50.0, 60.0], "with": [52.0, 63.0], "canary": [52.0, 66.15]},
     )
     assert cost.losses() == [1 - 50 / 52, 1 - 60 / 63]
     assert cost.ratios("without") == [0.8, 0.75]
     table = cost.table()
     assert "Throughput lost to shadow scoring: 4.3 % (median of 2 windows" in table
     assert "target at most 5 %: met by the median only." in table  # two windows give no interval
+    assert cost.losses("canary") == [1 - 50 / 52, 1 - 60 / 66.15]
+    assert "## Canary" in table
+    assert "CPU per request 1.025x the shadow's" in table  # the median of 1.000 and 1.050
+    assert "target at most 1.05x: met by the median only." in table
