@@ -134,13 +134,38 @@ data "aws_iam_policy_document" "task" {
   }
 
   # The model registry (docs/model.md): each worker reads the production and shadow
-  # pointers and the artifacts they name. Read only: publishing and promoting are an
-  # operator's. Its objects are SSE-S3 (botscore model publish writes them so), so
-  # reading them needs no KMS right.
+  # pointers, the canary's plan and the artifacts they name. Publishing, shadowing and
+  # starting a canary are an operator's. Its objects are SSE-S3 (botscore model publish
+  # writes them so), so reading them needs no KMS right.
   statement {
     sid       = "ReadModelRegistry"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}*"]
+  }
+
+  # A canary (docs/model.md#canary) is moved on by the workers themselves: its plan (a step, a
+  # rollback, promoted) and, once promoted, the production pointer. Only those two objects, only
+  # with If-Match on the ETag the worker read (a conditional write never replaces what another wrote
+  # since), only SSE-S3 as the bucket requires there. Artifacts and the shadow stay the publisher's.
+  statement {
+    sid     = "SteerCanary"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}canary",
+      "${aws_s3_bucket.audit.arn}/${var.model_registry_prefix}production",
+    ]
+
+    condition {
+      test     = "Null"
+      variable = "s3:if-match"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["AES256"]
+    }
   }
 
   # SSE-KMS: S3 asks KMS for a data key on the caller's behalf.

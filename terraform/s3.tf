@@ -232,7 +232,9 @@ data "aws_iam_policy_document" "audit_bucket" {
   }
 
   # The model registry moves what the whole fleet serves: only the publisher role writes there
-  # (botscore model publish, promote, shadow), not anyone with account-wide S3 rights.
+  # (botscore model publish, promote, shadow, canary), and the tasks, whose own policy lets them
+  # write the canary's plan and the production pointer alone, conditionally (SteerCanary in iam.tf);
+  # not anyone with account-wide S3 rights.
   statement {
     sid       = "ModelRegistryWrittenByThePublisherOnly"
     effect    = "Deny"
@@ -247,7 +249,7 @@ data "aws_iam_policy_document" "audit_bucket" {
     condition {
       test     = "ArnNotEquals"
       variable = "aws:PrincipalArn"
-      values   = [aws_iam_role.model_publisher.arn]
+      values   = [aws_iam_role.model_publisher.arn, aws_iam_role.task.arn]
     }
   }
 

@@ -735,7 +735,7 @@ variable "audit_projection_start" {
 }
 
 variable "model_registry_prefix" {
-  description = "Key prefix of the model registry in the audit bucket (BOTSCORE_MODEL_REGISTRY, docs/model.md): versions/ and the production and shadow pointers. The task role may read it, nothing more."
+  description = "Key prefix of the model registry in the audit bucket (BOTSCORE_MODEL_REGISTRY, docs/model.md): versions/, the production and shadow pointers, and a canary's plan. The task role may read it, and write the canary's plan and the production pointer with If-Match only."
   type        = string
   default     = "models/bot-score/"
 

@@ -37,6 +37,7 @@ def _reload(args: argparse.Namespace) -> None:
 
 
 def _model(args: argparse.Namespace) -> None:
+    import dataclasses
     import os
 
     from botscore.model import manage
@@ -59,9 +60,7 @@ def _model(args: argparse.Namespace) -> None:
             lines = [manage.stop_canary(registry)]
         elif args.action == "canary":
             steps = (args.percent,) if args.percent is not None else args.steps
-            guardrails = Guardrails(
-                window_seconds=args.window, min_calls=args.min_calls, max_disagreement=args.max_disagreement
-            )
+            guardrails = Guardrails(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Guardrails)})
             lines = [manage.canary(registry, args.version, steps, args.dwell, guardrails)]
         else:
             lines = manage.status(registry, args.url)
@@ -126,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     canary.add_argument("version", help="a published version, or `stop`")
     share = canary.add_mutually_exclusive_group()
-    share.add_argument("--percent", type=float, help="one step: this percent of requests, held (e.g. 10)")
+    share.add_argument(
+        "--percent", type=float, help="one step: this percent of requests (e.g. 10), held unless it is 100"
+    )
     share.add_argument(
         "--steps",
         type=_percents,
@@ -137,25 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     from botscore.model.canary import Guardrails  # the guardrails' defaults are the plan's, stated once
 
     defaults = Guardrails()
-    canary.add_argument(
-        "--window",
-        type=float,
-        default=defaults.window_seconds,
-        help=f"seconds of each worker's calls its guardrails judge (default {defaults.window_seconds:g})",
-    )
-    canary.add_argument(
-        "--min-calls",
-        type=int,
-        default=defaults.min_calls,
-        help=f"canary calls a window needs before it is judged (default {defaults.min_calls})",
-    )
-    canary.add_argument(
-        "--max-disagreement",
-        type=float,
-        default=defaults.max_disagreement,
-        help=f"share of calls the two models may put on opposite sides of the threshold "
-        f"(default {defaults.max_disagreement:g})",
-    )
+    for flag, name, kind, help_text in (
+        ("--window", "window_seconds", float, "seconds of each worker's calls its guardrails judge"),
+        ("--min-calls", "min_calls", int, "canary calls a window needs before it is judged or a step moves on"),
+        ("--max-error-excess", "max_error_excess", float, "the candidate's 5xx share over production's, a share"),
+        ("--max-refusal-excess", "max_refusal_excess", float, "its 4xx share over production's, a share"),
+        ("--max-latency-ratio", "max_latency_ratio", float, "its p95 latency over production's"),
+        ("--max-score-psi", "max_score_psi", float, "PSI of its scores against production's on the same calls"),
+        ("--max-disagreement", "max_disagreement", float, "share of calls the two put on opposite sides"),
+    ):
+        default = getattr(defaults, name)
+        canary.add_argument(flag, dest=name, type=kind, default=default, help=f"{help_text} (default {default:g})")
     status = actions.add_parser("status", help="what the pointers name, and what a running service serves")
     status.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8887 (its /metrics is read)")
     model.set_defaults(run=_model)

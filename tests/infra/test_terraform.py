@@ -730,8 +730,9 @@ def test_task_role_may_put_and_check_objects_under_the_prefix_only(prefix: str |
     assert config.resources_of_type("aws_iam_role_policy_attachment") == {}
 
     statements = _statements(config, "aws_iam_policy_document.task")
-    # The model registry: read only, its prefix only (test_task_reads_the_model_registry_and_nothing_else_new).
-    statements = [s for s in statements if s.get("sid") != "ReadModelRegistry"]
+    # The model registry: read, and the canary's two objects written conditionally
+    # (test_task_reads_the_model_registry_and_nothing_else_new, test_terraform_audit_trail.py).
+    statements = [s for s in statements if s.get("sid") not in ("ReadModelRegistry", "SteerCanary")]
     s3 = [s for s in statements if any(a.startswith("s3:") for a in s["actions"])]
     # Put, and GetObject for the HEAD that confirms an upload's size and checksum before the
     # local segment is deleted; both on the prefix only. Never list or delete.

@@ -1,6 +1,7 @@
 """The audit trail is append-only on AWS: the bucket policy and the roles' policies, evaluated as IAM
 evaluates them, refuse an overwrite or a delete of an audit object to everyone (the task, an account
-administrator), and a write to the model registry to everyone but the publisher role, in SSE-S3 only.
+administrator), and a write to the model registry to everyone but the publisher role, in SSE-S3 only
+(and the tasks' conditional writes of a canary's plan and the production pointer).
 
 The evaluator covers what these policies use: Allow and Deny statements, action and resource
 wildcards, the `*` and role principals, and the condition operators Null, Bool, StringEquals,
@@ -184,6 +185,21 @@ def test_an_audit_record_admin_alone_may_remove_a_version_and_still_never_overwr
 
 
 # -- the model registry: the publisher role alone, SSE-S3 only -----------------------------------
+
+
+def test_the_task_writes_the_canary_plan_and_production_conditionally_and_nothing_else_there(
+    policies: Policies,
+) -> None:
+    if_match = {"s3:if-match": '"etag-it-read"'}
+    for key in ("canary", "production"):
+        resource = f"{AUDIT_BUCKET_ARN}/models/bot-score/{key}"
+        assert _allows(policies, TASK, "s3:PutObject", resource, SSE_S3, if_match), key
+        assert not _allows(policies, TASK, "s3:PutObject", resource, SSE_S3), key  # an unconditional overwrite
+        assert not _allows(policies, TASK, "s3:PutObject", resource, if_match), key  # the bucket's KMS default
+        assert not _allows(policies, ADMIN, "s3:PutObject", resource, SSE_S3, if_match), key
+    for resource in (f"{AUDIT_BUCKET_ARN}/models/bot-score/shadow", VERSION):
+        assert not _allows(policies, TASK, "s3:PutObject", resource, SSE_S3, if_match)
+        assert not _allows(policies, TASK, "s3:PutObject", resource, SSE_S3, CREATE)
 
 
 def test_only_the_publisher_role_writes_the_model_registry_and_only_with_sse_s3(policies: Policies) -> None:

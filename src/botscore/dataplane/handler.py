@@ -150,8 +150,8 @@ class Handler:
         compared = call.scorer.compared
         if compared is None:
             self._note_shadowed((x1, x2, p_bot, shadow_p_bot))
-        else:
-            self._note_score((x1, x2, p_bot))
+        else:  # a canary's arm: drift is production's score, as on every other call, not the candidate's
+            self._note_score((x1, x2, shadow_p_bot))
             compared((p_bot, shadow_p_bot))
         return shadow_p_bot
 

@@ -15,12 +15,13 @@ is about (b - 1) / n, so below MIN_SAMPLES values an interval reports no figure.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
+
+from botscore.ops.metrics import bucket_counts
 
 NAMES = ("x1", "x2", "p_bot")
 PSI_FLOOR = 1e-4
@@ -47,17 +48,9 @@ class Distribution:
         return psi
 
 
-def counts(bounds: Sequence[float], values: Iterable[float]) -> list[int]:
-    """How many of `values` fall in each bucket `bounds` make (the open one last)."""
-    found = [0] * (len(bounds) + 1)
-    for value in values:
-        found[bisect.bisect_left(bounds, value)] += 1
-    return found
-
-
 def distribution(bounds: Sequence[float], values: Iterable[float]) -> Distribution:
     """The shares of `values` in the buckets `bounds` make (what training writes into the artifact)."""
-    found = counts(bounds, values)
+    found = bucket_counts(bounds, values)
     total = sum(found)
     if not total:
         raise ValueError("a baseline needs values")

@@ -27,21 +27,32 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from botscore.model import artifact, baseline
+from botscore.ops.metrics import P_BOT_BUCKETS
+from botscore.ops.tally import Calls, Window
 
 FORMAT = "botscore.model-canary/v1"
 State = Literal["running", "rolled_back", "promoted", "stopped"]
 STATES: tuple[State, ...] = ("running", "rolled_back", "promoted", "stopped")
 _SCALE = 10_000  # a share is cut in hundredths of a percent
-Bounds = Sequence[float]
+_Arm = TypeVar("_Arm")
 
 
 class PlanError(ValueError):
     """A canary plan that cannot be run; the message says why."""
+
+
+# A share guardrail breaches only when the excess is also significant: a two-proportion z of at least
+# this (about 3 in 100,000 one-sided), so client errors and shed answers, which fall on both arms alike,
+# do not roll back a good candidate by chance in any of the judgements a step makes.
+Z_BREACH = 4.0
+MAX_WINDOW_SECONDS = 3600.0
+# Seconds: a candidate is not slow for 8 ms where production takes 4 (a loaded host's noise); the model
+# family is fixed, so what this catches is a candidate far slower on some inputs.
+LATENCY_FLOOR = 0.025
 
 
 @dataclass(frozen=True)
@@ -56,49 +67,80 @@ class Guardrails:
     max_score_psi: float = 0.2  # PSI of its scores against production's on the same requests
     max_disagreement: float = 0.05  # share of those requests the two put on opposite sides of the threshold
 
-    def breach(
-        self, canary: list[float], production: list[float], scores: list[float], threshold: float, bounds: Bounds
-    ) -> str | None:
-        """Why the canary must be rolled back, judged on one window: each arm's calls (status, latency in
-        seconds, status, ...) and the canary calls' scores (the candidate's, production's, ...); None if it
-        may go on, or the window holds too few canary calls to say. Scores are compared in the buckets
-        `bounds` (the service's p_bot histogram's, as drift is), with baseline.MIN_SAMPLES at least."""
-        if len(canary) // 2 < self.min_calls:
+    def check(self) -> None:
+        """PlanError naming the first value a plan cannot run with."""
+        limits = {
+            "window_seconds": (0.0, MAX_WINDOW_SECONDS),
+            "max_error_excess": (0.0, 1.0),
+            "max_refusal_excess": (0.0, 1.0),
+            "max_latency_ratio": (1.0, math.inf),
+            "max_score_psi": (0.0, math.inf),
+            "max_disagreement": (0.0, 1.0),
+        }
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not (type(value) in (int, float) and math.isfinite(value) and low <= value <= high):
+                raise PlanError(f"guardrail {name} must be a number from {low:g} to {high:g}, got {value!r}")
+        if not (type(self.min_calls) is int and self.min_calls >= 1):
+            raise PlanError(f"guardrail min_calls must be a whole number of 1 or more, got {self.min_calls!r}")
+
+    def breach(self, window: Window, production: Calls) -> str | None:
+        """Why the canary must be rolled back, judged on one window; None if it may go on, or the window
+        holds too few canary calls to say. `production` is the arm the canary is measured against: the
+        window's own, or, when it holds too few calls (the 100 % step), the last window that held enough.
+        Scores are compared in the p_bot histogram's buckets (as drift is), with baseline.MIN_SAMPLES."""
+        canary, compared = window.canary, window.compared
+        if canary.count < self.min_calls:
             return None
-        window = f"in the last {self.window_seconds:g} s ({len(canary) // 2} canary calls)"
-        for name, low, limit in (("5xx", 500, self.max_error_excess), ("refusal", 400, self.max_refusal_excess)):
-            mine, theirs = _share(canary, low), _share(production, low)
-            if mine - theirs > limit:
-                return f"{name} share {mine:.1%} against production's {theirs:.1%} (over +{limit:.1%}) {window}"
-        if len(canary) // 2 >= baseline.MIN_SAMPLES:  # a tail needs calls: the p95 of 50 is the 3rd slowest
-            mine, theirs = _p95(canary), max(_p95(production), LATENCY_FLOOR)
-            if mine > self.max_latency_ratio * theirs:
-                return f"p95 latency {mine * 1000:.1f} ms against production's {theirs * 1000:.1f} ms {window}"
-        candidate, current = scores[0::2], scores[1::2]
-        if len(candidate) >= self.min_calls:
-            psi = baseline.distribution(bounds, current).psi(baseline.counts(bounds, candidate)) or 0.0
+        at = f"in the last {self.window_seconds:g} s ({canary.count} canary calls)"
+        for name, mine, theirs, limit in (
+            ("5xx", canary.server_errors, production.server_errors, self.max_error_excess),
+            ("refusal", canary.refusals, production.refusals, self.max_refusal_excess),
+        ):
+            excess = canary.share(mine) - production.share(theirs)
+            if excess > limit and _z(mine, canary.count, theirs, production.count) >= Z_BREACH:
+                return (
+                    f"{name} share {canary.share(mine):.1%} against production's {production.share(theirs):.1%} "
+                    f"(over +{limit:.1%}) {at}"
+                )
+        if canary.count >= baseline.MIN_SAMPLES and production.count >= baseline.MIN_SAMPLES:
+            mine_p95, theirs_p95 = canary.p95(), max(production.p95(), LATENCY_FLOOR)
+            if mine_p95 > self.max_latency_ratio * theirs_p95:  # each a bucket's upper bound
+                return (
+                    f"p95 latency {mine_p95 * 1000:g} ms against production's {theirs_p95 * 1000:g} ms "
+                    f"(over {self.max_latency_ratio:g}x) {at}"
+                )
+        if compared.count >= max(self.min_calls, baseline.MIN_SAMPLES):
+            shares = [n / compared.count for n in compared.production]
+            psi = baseline.Distribution(tuple(P_BOT_BUCKETS), tuple(shares)).psi(compared.candidate) or 0.0
             if psi > self.max_score_psi:
                 return (
                     f"score PSI {psi:.2f} against production's scores of the same calls "
-                    f"(over {self.max_score_psi:g}) {window}"
+                    f"(over {self.max_score_psi:g}) {at}"
                 )
-            apart = sum((c >= threshold) is not (p >= threshold) for c, p in zip(candidate, current, strict=True))
-            if apart / len(candidate) > self.max_disagreement:
-                return (
-                    f"disagreement {apart / len(candidate):.1%} with production at threshold {threshold:g} "
-                    f"(over {self.max_disagreement:.1%}) {window}"
-                )
+        if compared.count >= self.min_calls and compared.apart / compared.count > self.max_disagreement:
+            return (
+                f"disagreement {compared.apart / compared.count:.1%} with production on the same calls "
+                f"(over {self.max_disagreement:.1%}) {at}"
+            )
         return None
 
 
-# Seconds: a candidate is not slow for 8 ms where production takes 4 (a loaded host's noise); the model
-# family is fixed, so what this catches is a candidate far slower on some inputs.
-LATENCY_FLOOR = 0.025
+def _z(bad_a: int, n_a: int, bad_b: int, n_b: int) -> float:
+    """The two-proportion z of a's share of bad over b's (pooled); inf when b has none to compare and a has."""
+    if not n_b:
+        return math.inf if bad_a else 0.0
+    pooled = (bad_a + bad_b) / (n_a + n_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    return (bad_a / n_a - bad_b / n_b) / spread if spread else 0.0
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A canary as stored: the candidate, its steps (percent of requests), dwell, where it is and why it ended."""
+    """A canary as stored: the candidate, its steps (percent of requests), dwell, where it is and why it
+    ended; `run` tells one start of it from another (a restart of the same version is a new run), and
+    `replaces` is the production version it was started against (a promotion moves the pointer only
+    from that version: a pointer a person moved since is left alone)."""
 
     version: str
     steps: tuple[float, ...]
@@ -107,6 +149,8 @@ class Plan:
     state: State = "running"
     reason: str | None = None
     guardrails: Guardrails = field(default_factory=Guardrails)
+    run: str = ""
+    replaces: str | None = None
 
     def __post_init__(self) -> None:
         if not artifact.VERSION_PATTERN.fullmatch(self.version):
@@ -117,9 +161,9 @@ class Plan:
             raise PlanError(f"dwell must be 0 or more seconds, got {self.dwell_seconds}")
         if not 0 <= self.step < len(self.steps) or self.state not in STATES:
             raise PlanError(f"step {self.step} of {len(self.steps)} in state {self.state!r} is not a plan's")
-        g = self.guardrails
-        if not (g.window_seconds > 0 and g.min_calls >= 1 and g.max_latency_ratio >= 1):
-            raise PlanError("guardrails need a window over 0 s, min_calls of 1 or more, a latency ratio of 1 or more")
+        if not isinstance(self.run, str) or not (self.replaces is None or isinstance(self.replaces, str)):
+            raise PlanError(f"run must be a string and replaces a version or null, got {self.run!r}, {self.replaces!r}")
+        self.guardrails.check()
 
     @property
     def percent(self) -> float:
@@ -158,29 +202,18 @@ class Plan:
         return replace(self, **changes)
 
 
-def _share(calls: list[float], low: int) -> float:
-    """The share of `calls` (status, latency, status, latency, ...) answered `low` to `low` + 99."""
-    statuses = calls[0::2]
-    return sum(low <= s < low + 100 for s in statuses) / len(statuses) if statuses else 0.0
-
-
-def _p95(calls: list[float]) -> float:
-    latencies = sorted(calls[1::2])
-    return latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] if latencies else 0.0
-
-
-class Split:
+class Split(Generic[_Arm]):
     """Which arm answers a request: the candidate for ids that hash under the step's share, else production."""
 
     __slots__ = ("canary", "cut", "production", "salt")
 
-    def __init__(self, production: Any, canary: Any, percent: float, version: str) -> None:
+    def __init__(self, production: _Arm, canary: _Arm, percent: float, version: str) -> None:
         self.production = production
         self.canary = canary
         self.cut = round(percent * _SCALE / 100)
         self.salt = zlib.crc32(version.encode())
 
-    def pick(self, request_id: bytes) -> Any:
+    def pick(self, request_id: bytes) -> _Arm:
         # CRC-32, not hash(): the same on every worker and after a restart (str hashes are salted per process),
         # and 8 times cheaper than blake2b; its shares over sequential ids and UUIDs alike are within 0.3 %.
         return self.canary if zlib.crc32(request_id, self.salt) % _SCALE < self.cut else self.production

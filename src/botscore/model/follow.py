@@ -110,7 +110,9 @@ class Follower:
                 moved = self._follow(role) or moved
             moved = self.rollout.follow() or moved
             reachable = True
-            moved = self.rollout.steer(self._models["production"], self._promoted) or moved
+            production = self._models["production"]
+            assert production is not None  # `first` ran
+            moved = self.rollout.steer(production.version, self._promote) or moved
         except RegistryUnreachable as exc:
             self._unreachable(exc)
         else:
@@ -165,10 +167,17 @@ class Follower:
         assert production is not None
         return self.rollout.pair(production, Scorer(shadow) if shadow is not None else None)
 
-    def _promoted(self, candidate: Artifact) -> None:
-        """The canary's candidate was promoted (by this worker's write): it is production here now, and the
-        pointer is read again at the next poll."""
-        self._models["production"], self._etags["production"] = candidate, None
+    def _promote(self, candidate: Artifact, replaced: str) -> None:
+        """Move production to the canary's candidate, only over the pointer this worker read (If-Match): a
+        pointer moved since (a person's promote) stays. The pointer is read again at the next poll."""
+        etag = self._etags["production"]
+        if etag is None:
+            log.warning(
+                "canary promoted, but production has no pointer here to move: run botscore model promote",
+                extra=self._context(version=candidate.version, replaced=replaced),
+            )
+        elif self.registry.point("production", candidate.version, if_match=etag):
+            self._models["production"], self._etags["production"] = candidate, None
 
     def _context(self, **fields: object) -> dict[str, object]:
         return {"model_registry": self.registry.url, "pid": os.getpid(), **fields}

@@ -7,13 +7,14 @@ why nothing changed. The registry's URL is `--registry`, else BOTSCORE_MODEL_REG
 from __future__ import annotations
 
 import urllib.request
+import uuid
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from botscore.model.artifact import ArtifactError
 from botscore.model.canary import Guardrails, Plan, PlanError
-from botscore.model.registry import CANARY, ROLES, Registry, RegistryError
+from botscore.model.registry import CANARY, ROLES, Registry, RegistryError, RegistryUnreachable
 
 
 def _read(path: Path) -> bytes:
@@ -59,9 +60,18 @@ def shadow(registry: Registry, version: str | None) -> str:
 def canary(
     registry: Registry, version: str, steps: tuple[float, ...], dwell_seconds: float, guardrails: Guardrails
 ) -> str:
-    """Start a canary of `version` (replacing any other): `steps` percent of requests, each for `dwell_seconds`."""
+    """Start a canary of `version` (replacing any other): `steps` percent of requests, each for `dwell_seconds`.
+    Each start is a new run (a fresh window and dwell in every worker), against production as it is now."""
+    production = registry.pointer("production")
     try:
-        plan = Plan(version, steps, dwell_seconds, guardrails=guardrails)
+        plan = Plan(
+            version,
+            steps,
+            dwell_seconds,
+            guardrails=guardrails,
+            run=uuid.uuid4().hex[:12],
+            replaces=production.version if production else None,
+        )
     except PlanError as exc:
         raise RegistryError(str(exc)) from None
     registry.plan(plan)
@@ -77,8 +87,15 @@ def stop_canary(registry: Registry) -> str:
 
 def _end_canary(registry: Registry, reason: str) -> str | None:
     """Mark the canary's plan stopped, so that no worker moves it on (nor completes its promotion over the
-    production pointer a person moves); what was stopped, or None if no canary was running."""
-    read = registry.canary()
+    production pointer a person moves); what was stopped, or None if no canary was running. A plan that
+    cannot be read is replaced by none: it must never stand in the way of a promote."""
+    try:
+        read = registry.canary()
+    except RegistryUnreachable:
+        raise
+    except RegistryError:
+        registry.plan(None)
+        return "an unreadable canary plan removed"
     plan = read[0] if read else None
     if plan is None or plan.state not in ("running", "promoted"):
         return None

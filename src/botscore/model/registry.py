@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from botscore.model import artifact
 from botscore.model.artifact import Artifact, ArtifactError
+from botscore.model.canary import FORMAT as CANARY_FORMAT
 from botscore.model.canary import Plan, PlanError
 
 POINTER_FORMAT = "botscore.model-pointer/v1"
@@ -125,24 +126,31 @@ class Registry:
         except PlanError as exc:
             raise RegistryError(str(exc)) from None
 
-    def plan(self, plan: Plan, if_match: str | None = None) -> str | None:
-        """Write the canary's plan; with `if_match`, only over the plan of that ETag (one writer wins). The
-        new ETag, or None when the plan had moved meanwhile (412: nothing written)."""
-        if plan.state == "running":
-            self.load(plan.version)  # a plan runs only a stored, valid version
+    def plan(self, plan: Plan | None, if_match: str | None = None) -> str | None:
+        """Write the canary's plan (None: no canary, over a plan that cannot be read); with `if_match`, only
+        over the plan of that ETag (one writer wins). The new ETag, or None when the plan had moved
+        meanwhile (412: nothing written). A plan written without `if_match` (a person's) runs only a
+        stored, valid version."""
+        if plan is not None and plan.state == "running" and if_match is None:
+            self.load(plan.version)
+        body = plan.encode() if plan is not None else json.dumps({"format": CANARY_FORMAT, "version": None}).encode()
+        return self._put("cannot write the canary plan", CANARY, body, if_match)
+
+    def _put(self, what: str, name: str, body: bytes, if_match: str | None) -> str | None:
+        """Write a pointer or the plan, SSE-S3; with `if_match`, conditionally: None when that failed (412)."""
         try:
             response = self._s3(
-                "cannot write the canary plan",
+                what,
                 self.client.put_object,
-                Key=self.prefix + CANARY,
-                Body=plan.encode(),
+                Key=self.prefix + name,
+                Body=body,
                 ContentType="application/json",
                 **({"IfMatch": if_match} if if_match else {}),
                 **_SSE,
             )
         except _Precondition:
             return None
-        etag: str | None = response.get("ETag")
+        etag: str = response.get("ETag") or ""
         return etag
 
     def _read(self, name: str, etag: str | None) -> tuple[bytes | None, str | None] | None:
@@ -161,21 +169,15 @@ class Registry:
             return None, None
         return response["Body"].read(16384), response.get("ETag")
 
-    def point(self, role: Role, version: str | None) -> Artifact | None:
-        """Move the `role` pointer to `version` (None: no shadow), once it is found stored and valid."""
+    def point(self, role: Role, version: str | None, *, if_match: str | None = None) -> bool:
+        """Move the `role` pointer to `version` (None: no shadow), once it is found stored and valid; with
+        `if_match`, only over the pointer of that ETag (False: it had moved meanwhile, nothing written)."""
         if version is None and role == "production":
             raise RegistryError("production must name a version")
-        model = None if version is None else self.load(version)
+        if version is not None:
+            self.load(version)
         body = json.dumps({"format": POINTER_FORMAT, "version": version}, sort_keys=True).encode() + b"\n"
-        self._s3(
-            f"cannot move {role}",
-            self.client.put_object,
-            Key=self.prefix + role,
-            Body=body,
-            ContentType="application/json",
-            **_SSE,
-        )
-        return model
+        return self._put(f"cannot move {role}", role, body, if_match) is not None
 
     def _get(self, url: str, key: str) -> bytes:
         try:

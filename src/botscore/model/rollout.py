@@ -1,13 +1,14 @@
 """A worker's side of a canary (model/canary.py): it follows the plan, judges its guardrails, and moves it on.
 
 At each poll of the registry (`Follower.poll`, in a thread) the plan is read with a conditional GET
-on its ETag; a new candidate is fetched and validated once (a missing or invalid one is refused,
-counted and logged once, and production answers everything). After the read the worker steers: it
-rolls its tally's window and judges the guardrails (`guard`, also in an S3 outage), writes the
-rollback when they find a breach, moves a step on once its dwell has passed, and completes a
-promotion; each write is conditional on the plan's ETag (`Registry.plan`). A breach stops the
-candidate in the worker that found it at once, whoever wins the write. `pair` builds the scorers a
-worker serves: production's, and while the canary runs here, the candidate's arm and the split.
+on its ETag; a new run's candidate is fetched and validated once (a missing or invalid one is
+refused, counted and logged once, and production answers everything). After the read the worker
+steers: it rolls its tally's window and judges the guardrails (`guard`, also in an S3 outage),
+writes the rollback when they find a breach, moves a step on once its dwell has passed, and
+completes a promotion; each write is conditional on the ETag it read (`Registry.plan`,
+`Registry.point`). A breach stops the candidate in the worker that found it at once, whoever wins
+the write. `pair` builds the scorers a worker serves: production's, and while the canary runs
+here, the candidate's arm and the split.
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ from botscore.model.artifact import Artifact, ArtifactError
 from botscore.model.canary import Plan, Split
 from botscore.model.registry import Registry, RegistryError, RegistryUnreachable
 from botscore.model.scorer import Scorer
-from botscore.ops.metrics import P_BOT_BUCKETS
-from botscore.ops.tally import Tally
+from botscore.ops.tally import Calls, Tally, Window
 
 log = logging.getLogger("botscore.reload")
+Promote = Callable[[Artifact, str], None]  # the candidate, the production version it replaces
 
 
 class Rollout:
     """What a worker knows of the canary, and what it does about it: the plan as last read or written and
-    its ETag (`refused`: the plan could not be read, counted once until it can), the candidate, since
-    when (monotonic) this worker sees the plan's step, the breach its guardrails found (it serves no
-    candidate then), its tally and the window last rolled from it, and whether the pair last built
-    splits to the candidate."""
+    its ETag (`refused`: the plan could not be read, counted once until it can), the run's candidate,
+    since when (monotonic) this worker sees the plan's step, the breach its guardrails found (it serves
+    no candidate then), its tally, the last production arm with enough calls to compare against, and
+    whether the pair last built splits to the candidate."""
 
     def __init__(
         self,
@@ -55,13 +56,10 @@ class Rollout:
         self.candidate: Artifact | None = None
         self.since = 0.0
         self.breach: str | None = None
-        self.tally = Tally(60.0)
-        self.window: tuple[list[float], list[float], list[float]] = ([], [], [])
+        self.tally = Tally(60.0, threshold)
+        self.window: Window | None = None
+        self.baseline: Calls | None = None
         self.served = False
-
-    def start(self, candidate: Artifact | None, window_seconds: float) -> None:
-        """A new candidate (or new guardrails): a fresh tally, no breach."""
-        self.candidate, self.breach, self.tally = candidate, None, Tally(window_seconds)
 
     def serving(self) -> bool:
         """True when the candidate should answer a share of this worker's calls."""
@@ -72,7 +70,8 @@ class Rollout:
         return self.serving() != self.served
 
     def follow(self) -> bool:
-        """Read the canary's plan; True if what this worker serves changes with it."""
+        """Read the plan; True if what this worker serves may change with it. The ETag is kept only once
+        the plan was taken in whole, so a read S3 failed half-way is made again at the next poll."""
         try:
             read = self.registry.canary(None if self.refused else self.etag)
         except RegistryUnreachable:
@@ -86,15 +85,22 @@ class Rollout:
         self.refused = False
         if read is None:
             return False
-        plan, self.etag = read
+        plan, etag = read
         serving = self.serving()
+        old = self.plan
         if plan is not None and plan.state in ("running", "promoted"):
-            if self.plan is None or (plan.version, plan.guardrails) != (self.plan.version, self.plan.guardrails):
-                self.start(self._load_candidate(plan.version), plan.guardrails.window_seconds)
-            if self.plan is None or (plan.version, plan.step) != (self.plan.version, self.plan.step):
+            if old is None or (plan.version, plan.run, plan.guardrails) != (old.version, old.run, old.guardrails):
+                self._start(plan)  # a new run: a fresh tally, no breach, the first step's dwell from now
+            elif plan.step != old.step:
                 self.since = self.clock()
-        self.plan = plan
+        self.plan, self.etag = plan, etag
         return serving or self.serving() or (plan is not None and plan.state == "promoted")
+
+    def _start(self, plan: Plan) -> None:
+        self.candidate = self._load_candidate(plan.version)
+        self.breach, self.baseline, self.window = None, None, None
+        self.tally = Tally(plan.guardrails.window_seconds, self.threshold)
+        self.since = self.clock()
 
     def _load_candidate(self, version: str) -> Artifact | None:
         try:
@@ -106,15 +112,37 @@ class Rollout:
             self.on_refused("canary")
             return None
 
-    def steer(self, production: Artifact | None, promoted: Callable[[Artifact], None]) -> bool:
-        """The canary's guardrails and steps, in this worker: True if what it serves changed."""
+    def guard(self) -> None:
+        """Roll the tally's window and judge a running canary on it; a breach stops the candidate here (at
+        the next `pair`). Needs no registry: it runs in an S3 outage too."""
+        plan = self.plan
+        if plan is None or plan.state != "running" or self.candidate is None:
+            return
+        window = self.window = self.tally.roll(self.clock())
+        if window.production.count >= plan.guardrails.min_calls:
+            self.baseline = window.production
+        if self.breach is None:  # at the 100 % step, production as it was when it last answered enough
+            self.breach = plan.guardrails.breach(window, self.baseline or window.production)
+
+    def steer(self, production: str, promote: Promote) -> bool:
+        """After a read of the registry: the guardrails, the steps and the promotion, in this worker
+        (`production`: the version it serves there; `promote` moves the pointer); True if what it
+        serves changed. A refusal of S3 other than no answer is logged and the poll goes on."""
+        try:
+            return self._steer(production, promote)
+        except RegistryUnreachable:
+            raise
+        except RegistryError as exc:
+            log.error("canary not moved on", extra=self.log_context(reason=str(exc)))
+            return False
+
+    def _steer(self, production: str, promote: Promote) -> bool:
         plan, candidate = self.plan, self.candidate
         if plan is None or candidate is None:
             return False
         if plan.state == "promoted":  # complete a promotion whose writer stopped between its two writes
-            if production is not None and production.version != plan.version:
-                self.registry.point("production", plan.version)
-                promoted(candidate)
+            if production == plan.replaces:
+                promote(candidate, production)
             return False
         if plan.state != "running":
             return False
@@ -124,47 +152,42 @@ class Rollout:
                 log.error("canary rolled back", extra=self.log_context(version=plan.version, reason=self.breach))
                 self.on_rollback()
             return False
-        canary_calls = self.window[1]
-        if self.clock() - self.since < plan.dwell_seconds or len(canary_calls) // 2 < plan.guardrails.min_calls:
+        assert self.window is not None
+        if self.clock() - self.since < plan.dwell_seconds or self.window.canary.count < plan.guardrails.min_calls:
             return False
         if not plan.last:
             return self._write(plan.moved(step=plan.step + 1))
-        if plan.percent < 100 or not self._write(plan.moved(state="promoted")):
+        replaces = plan.replaces or production
+        if plan.percent < 100 or not self._write(plan.moved(state="promoted", replaces=replaces)):
             return False  # a last step under 100 % holds until a person promotes or stops it
-        self.registry.point("production", plan.version)
-        promoted(candidate)
+        if production == replaces:  # else a person moved the pointer meanwhile: theirs stands
+            promote(candidate, production)
         log.info("canary promoted", extra=self.log_context(version=plan.version, steps=list(plan.steps)))
         return True
 
-    def guard(self) -> None:
-        """Roll the tally's window and judge a running canary on it; a breach stops the candidate here (at
-        the next `_pair`). Needs no registry: it runs in an S3 outage too."""
-        if self.plan is None or self.plan.state != "running" or self.candidate is None:
-            return
-        self.window = self.tally.roll(self.clock())
-        if self.breach is None:
-            production_calls, canary_calls, scores = self.window
-            guardrails = self.plan.guardrails
-            self.breach = guardrails.breach(canary_calls, production_calls, scores, self.threshold, P_BOT_BUCKETS)
-
     def _write(self, plan: Plan) -> bool:
-        """Write the plan over the one this worker read (If-Match); True if it won, else it reads again."""
+        """Write the plan over the one this worker read (If-Match); True if it won. On a 412 the plan is read
+        again: if it is the one this worker wrote (a retried PUT whose first try was applied), it won."""
         etag = self.registry.plan(plan, if_match=self.etag)
         if etag is None:
-            self.etag = None
-            return False
+            read = self.registry.canary()
+            if read is None or read[0] != plan:
+                self.etag = None  # lost: the next poll reads the plan whoever wrote it
+                return False
+            etag = read[1]
         if self.plan is None or plan.step != self.plan.step:
             self.since = self.clock()
         self.plan, self.etag = plan, etag
         return True
 
     def pair(self, production: Artifact, shadow: Scorer | None) -> Scorer:
-        """The scorers to serve: production (the candidate once promoted here) with `shadow`, and while the
-        canary runs in this worker, its split to the candidate's arm (production scored beside it)."""
+        """The scorers to serve: production (the candidate while its promotion is half-written) with `shadow`,
+        and while the canary runs in this worker, its split to the candidate's arm (production beside it)."""
         plan, candidate = self.plan, self.candidate
         self.served = self.serving()
-        if plan is not None and candidate is not None and plan.state == "promoted":
-            production = candidate  # promoted: the pointer follows (see `steer`)
+        promoting = plan is not None and plan.state == "promoted" and production.version == plan.replaces
+        if promoting and candidate is not None:
+            production = candidate  # the pointer still names what the candidate replaced: `steer` moves it
         if not self.served or candidate is None or plan is None:
             return Scorer(production, shadow)
         tally = self.tally

@@ -75,7 +75,7 @@ class Scorer:
         self.arm = b"" if arm is None else b',"arm":"%s"' % arm.encode()  # preformatted for the audit record
         self.watch = watch
         self.compared = compared
-        self.split: Split | None = None
+        self.split: Split[Scorer] | None = None
         self.version = artifact.version
         self.version_json = json.dumps(artifact.version).encode()  # preformatted for the audit record
         self.version_bytes = artifact.version.encode("ascii", "replace")  # for the X-Model-Version header

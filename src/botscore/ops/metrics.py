@@ -17,7 +17,7 @@ import os
 from bisect import bisect_right
 from collections import Counter as _Counts
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import compress
 from pathlib import Path
 from typing import TypeVar, cast
@@ -341,6 +341,14 @@ class Metrics:
             multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]  # unannotated upstream
             return generate_latest(_Exposed(collected.collect(), self._histograms))
         return generate_latest(_Exposed(self.registry.collect(), self._histograms))
+
+
+def bucket_counts(bounds: Sequence[float], values: Iterable[float]) -> list[int]:
+    """How many of `values` fall in each bucket of `bounds` (`le`: a value equal to a bound is in its
+    bucket), the open bucket last: the counts a histogram of these bounds adds."""
+    ordered = sorted(values)
+    edges = [*(bisect_right(ordered, bound) for bound in bounds), len(ordered)]
+    return [upto - below for below, upto in zip([0, *edges[:-1]], edges, strict=True)]
 
 
 def take(pending: list[_T]) -> list[_T]:

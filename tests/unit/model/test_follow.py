@@ -36,18 +36,22 @@ class MemoryRegistry(Registry):
             raise RegistryUnreachable(f"model pointer {self.url}canary: Could not connect")
         return None if etag is not None and self.stored_plan[1] == etag else self.stored_plan
 
-    def plan(self, plan: Plan, if_match: str | None = None) -> str | None:
+    def plan(self, plan: Plan | None, if_match: str | None = None) -> str | None:
         if "canary" in self.down:
             raise RegistryUnreachable(f"cannot write the canary plan {self.url}canary: Could not connect")
+        if plan is not None and plan.state == "running" and if_match is None:
+            self.load(plan.version)  # as S3's: a person's plan runs only a stored version
         if if_match is not None and if_match != self.stored_plan[1]:
             return None
         self.plan_writes += 1
         self.stored_plan = (plan, f'"plan-{self.plan_writes}"')
         return self.stored_plan[1]
 
-    def point(self, role: Role, version: str | None) -> Artifact | None:
+    def point(self, role: Role, version: str | None, *, if_match: str | None = None) -> bool:
+        if if_match is not None and if_match != self.pointers.get(role, Pointer(None, None)).etag:
+            return False
         self.move(role, version)
-        return None if version is None else self.artifacts[version]
+        return True
 
     def move(self, role: Role, version: str | None) -> None:
         self.pointers[role] = Pointer(version, f'"{role}-{len(self.pointers)}-{version}-{self.loads}"')
