@@ -151,3 +151,48 @@ def test_raw_ends_before_another_message_or_an_authorization_field() -> None:
     assert raw_limit(b"{" * 250 + b"GET / HTTP/1.1", 256) == 250  # found though it starts before the limit only
     assert raw_limit(None, 256) == 256
     assert raw_limit(b"GET / HTTP/1.1", 0) == 0
+
+
+def test_on_a_canary_arm_every_row_names_the_candidate_and_the_arm_and_the_pair_reaches_the_tally(
+    audit: AuditLog, tmp_path: Path
+) -> None:
+    candidate = Scorer(artifact.parse(artifact.seal({**json.loads(SHIPPED_MODEL.read_text()), "intercept": -3.0})))
+    compared: list[float] = []
+    arm = Scorer(candidate.artifact, SCORER, arm="canary", watch=lambda _: None, compared=compared.extend)
+    metrics = Metrics(shadow_threshold=0.5)
+    handler = Handler(audit, metrics)
+    calls = {
+        "score": Call("/bot-score", "POST", b"c-score", arm, time.time(), time.perf_counter(), body=b'{"x1":3,"x2":0}'),
+        "batch": Call(
+            "/bot-score/batch",
+            "POST",
+            b"c-batch",
+            arm,
+            time.time(),
+            time.perf_counter(),
+            body=b'{"instances": [{"x1": 0.1, "x2": 0.2}]}',
+        ),
+        "infer": Call(
+            "/v2/models/bot-score/infer",
+            "POST",
+            b"c-infer",
+            arm,
+            time.time(),
+            time.perf_counter(),
+            body=b'{"inputs": [{"name": "x1", "shape": [1], "datatype": "FP64", "data": [0.5]},'
+            b' {"name": "x2", "shape": [1], "datatype": "FP64", "data": [1.0]}]}',
+        ),
+        "invalid": Call("/bot-score", "POST", b"c-422", arm, time.time(), time.perf_counter(), body=b'{"x1":"a"}'),
+    }
+    handler.score(calls["score"])
+    handler.score_batch(calls["batch"])
+    handler.infer(calls["infer"])
+    handler.score(calls["invalid"])
+    handler.fail(Call("/bot-score", "POST", b"c-401", arm, time.time(), time.perf_counter()), RequestError("no key"))
+    rows = _records(tmp_path)
+    for rid in ("c-score", "c-batch", "c-infer", "c-422", "c-401"):
+        assert (rows[rid]["model_version"], rows[rid]["arm"]) == (candidate.version, "canary"), rid
+    assert rows["c-score"]["shadow_version"] == SCORER.version  # production, scored beside the candidate
+    assert rows["c-score"]["shadow_p_bot"] == shadow_as_recorded(SCORER.p_bot(3, 0))
+    pairs = [(candidate.p_bot(3, 0), SCORER.p_bot(3, 0)), (candidate.p_bot(0.1, 0.2), SCORER.p_bot(0.1, 0.2))]
+    assert compared[:4] == [v for pair in pairs for v in pair]  # the guardrails' pairs, in order
