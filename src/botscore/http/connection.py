@@ -127,8 +127,8 @@ class Connection(HttpToolsProtocol):
                 self.refuse(*too_large)
                 return
         _data_received(self, data)
-        if not self._fresh and self._reading is _HEAD:
-            self._head.tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
+        if not self._fresh and self._began is not None and self._reading is _HEAD:
+            self._head.tail = data[-3:]  # a head began after another ended in this read: its end may be split
 
     def _read_after_head(self, data: bytes) -> None:
         """A read that begins in a body, its chunk framing or its trailers (bounded: head.py)."""
@@ -165,7 +165,8 @@ class Connection(HttpToolsProtocol):
         _on_message_begin(self)
         if self._began is None:  # it begins in the read in which the request before it ended
             self._began = self.loop.time()
-        self._head.exact = self._fresh
+            if not self._fresh:
+                self._head.began_inside()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A field of the head, or of the trailer section: trailer fields are counted and dropped, for
@@ -188,7 +189,7 @@ class Connection(HttpToolsProtocol):
         if self.expect_100_continue and self.parser.get_http_version() != "1.1":
             self.expect_100_continue = False
         head = self._head
-        if head.plain and head.exact:
+        if head.plain:
             return None
         return head.refusal(self.url, self.parser.get_method(), self.headers)
 
@@ -232,7 +233,10 @@ class Connection(HttpToolsProtocol):
 
     def served(self) -> bytes:
         """The server's header lines (Date), made again when uvicorn renews them (once a second)."""
-        return self._served.lines(self.server_state.default_headers)
+        served, fields = self._served, self.server_state.default_headers
+        if fields is not served.fields:
+            served.renew(fields)
+        return served.lines
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: answers still owed here go out first, then the close."""

@@ -45,6 +45,9 @@ class Stage(Enum):
     ANSWERED = "answered from its head; the rest of its body is dropped"
 
 
+_READING, _ANSWERED = Stage.READING, Stage.ANSWERED  # (an Enum's class attribute costs a metaclass __getattr__)
+
+
 class ScoringCycle:
     """One request to a scoring route, from its head to its answer: the route, the call its head
     opened, its stage, and the body received so far (`chunks`, `size` bytes: the connection keeps
@@ -55,7 +58,7 @@ class ScoringCycle:
     def __init__(self, route: ScoringRoute, opened: Opened) -> None:
         self.route = route
         self.opened = opened
-        self.stage = Stage.READING if opened.refusal is None else Stage.ANSWERED
+        self.stage = _READING if opened.refusal is None else _ANSWERED
         self.chunks: list[bytes] = []
         self.size = 0
 
@@ -69,9 +72,10 @@ class Owed(NamedTuple):
     close: bool
 
 
-class Answers:
+class Answers(deque[Owed]):
     """The answers a connection owes that wait, in request order, and the one task that writes them as
-    their fsyncs complete (uvicorn's graceful shutdown waits for it, as it is in the server's tasks)."""
+    their fsyncs complete (uvicorn's graceful shutdown waits for it, as it is in the server's tasks).
+    A deque: "is any answer owed", asked on every request, is its length, with no Python call."""
 
     def __init__(
         self,
@@ -81,20 +85,17 @@ class Answers:
         loop: asyncio.AbstractEventLoop,
         tasks: set[asyncio.Task[None]],
     ) -> None:
+        super().__init__()
         self._write = write  # sends one answer (unless its client left)
         self._drained = drained  # told when the last owed answer went out
         self._in_flight = in_flight
         self._loop = loop
         self._tasks = tasks
-        self._owed: deque[Owed] = deque()
         self._writer: asyncio.Task[None] | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self._owed)
 
     def owe(self, owed: Owed) -> None:
         """Queue an answer; it counts in flight until its record is on disk."""
-        self._owed.append(owed)
+        self.append(owed)
         self._in_flight.count += 1
         if self._writer is None:
             self._writer = self._loop.create_task(self._write_owed())
@@ -102,15 +103,14 @@ class Answers:
             self._writer.add_done_callback(self._tasks.discard)
 
     async def _write_owed(self) -> None:
-        owed = self._owed
         try:
-            while owed:
-                route, call, answer, close = owed[0]
+            while self:
+                route, call, answer, close = self[0]
                 try:
                     if answer.recorded and route.settles:
                         answer = await route.settle(call, answer)
                 finally:
-                    owed.popleft()
+                    self.popleft()
                     self._in_flight.count -= 1
                 self._write(route, call, answer, close)
         finally:

@@ -41,7 +41,8 @@ _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
 _on_response_complete = HttpToolsProtocol.on_response_complete
 _perf_counter = time.perf_counter
-_HEAD, _BODY, _SKIP, _OPEN, _READING = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN, Stage.READING
+_HEAD, _BODY, _SKIP, _OPEN = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN
+_READING, _ANSWERED = Stage.READING, Stage.ANSWERED  # (an Enum's class attribute costs a metaclass __getattr__)
 
 
 def bounded(options: ConnectionOptions) -> type[BotscoreProtocol]:
@@ -74,8 +75,7 @@ class BotscoreProtocol(Connection):
         skip = self._reading = _SKIP  # until the request is found to be read
         if self.transport.is_closing() or self._ending is not _OPEN:
             return  # behind a refusal or a shed answer: nobody will read its answer
-        head = self._head
-        if not (head.plain and head.exact) or self.expect_100_continue:  # else the head refuses nothing
+        if not self._head.plain or self.expect_100_continue:  # else the head refuses nothing
             refusal = self.head_refusal()
             if refusal is not None:
                 self.refuse(*refusal)
@@ -96,7 +96,7 @@ class BotscoreProtocol(Connection):
         route = self._routes.get(self.url)
         if route is not None and idle and parser.get_method() == b"POST":
             scoring = self._scoring = ScoringCycle(route, route.open("POST", self.headers, _perf_counter()))
-            if scoring.stage is Stage.ANSWERED:  # decided by the head: answered now, the body is dropped
+            if scoring.stage is _ANSWERED:  # decided by the head: answered now, the body is dropped
                 self._answer(scoring, None)
             elif self.expect_100_continue and not self._answers:  # (behind answers owed: no 100, the client
                 self.transport.write(_CONTINUE)  # sends its body after its own wait)
@@ -128,13 +128,14 @@ class BotscoreProtocol(Connection):
         self._began = None
         self._reading = _HEAD
         self._fresh = False
-        self._head.end()
+        if not self._head.plain:
+            self._head.end()
         if reading is _SKIP:
             return
         scoring = self._scoring
         if scoring is not None:
             self._scoring = None
-            if scoring.stage is Stage.READING:
+            if scoring.stage is _READING:
                 self._answer(scoring, b"".join(scoring.chunks))
             return
         cycle = self.cycle
@@ -174,7 +175,7 @@ class BotscoreProtocol(Connection):
     def _answer(self, scoring: ScoringCycle, body: bytes | None, *, timed_out: bool = False) -> None:
         """Decide a scoring request and write its answer (closing after it when it must); an answer
         that waits for an fsync, and any behind it, are owed (`Answers`)."""
-        scoring.stage = Stage.ANSWERED  # the rest of its body, if any, is dropped
+        scoring.stage = _ANSWERED  # the rest of its body, if any, is dropped
         route, call = scoring.route, scoring.opened.call
         answer = route.answer(scoring.opened, body, timed_out=timed_out)
         # An Expect request refused before its body: the client may never send it (RFC 9110 10.1.1).
@@ -224,13 +225,13 @@ class BotscoreProtocol(Connection):
         scoring = self._scoring
         if scoring is not None:
             self._scoring = None
-            if scoring.stage is Stage.ANSWERED:
+            if scoring.stage is _ANSWERED:
                 self.transport.close()  # answered already (a 401 or 413 before its body): the rest is not wanted
             else:
                 self._answer(scoring, b"".join(scoring.chunks), timed_out=True)
             return
         pending = self.cycle is not None and not self.cycle.response_complete
-        reading_head = self._reading is Reading.HEAD
+        reading_head = self._reading is _HEAD
         if reading_head and pending:
             # A pipelined head behind an answer still being made: that answer goes out, then the close.
             self.cycle.keep_alive = False
