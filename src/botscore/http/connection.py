@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from botscore.call import Answer
@@ -39,11 +40,6 @@ from botscore.http.options import ConnectionOptions
 
 _CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
 _FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
-
-# Called directly, not through super(), on every request (~1,500 instructions a call under callgrind).
-_data_received = HttpToolsProtocol.data_received
-_on_message_begin = HttpToolsProtocol.on_message_begin
-
 
 _HEAD, _BODY, _SKIP = Reading.HEAD, Reading.BODY, Reading.SKIP
 _OPEN = Ending.OPEN
@@ -113,28 +109,35 @@ class Connection(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """uvicorn's, with the bounds: a read that begins in a head is counted up to the head's end (or
+        all of it); one that begins after it, in a body's framing or trailers, by what is not body."""
         if self._began is None:
             self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
         self._fresh = True
-        if self._reading is not _HEAD:
-            self._read_after_head(data)
-            return
-        head = self._head
-        end = data.find(b"\r\n\r\n")
-        if end < 0 or head.bytes + end + 4 > head.max_bytes:  # else the head ends in this read, within its bound
-            too_large = head.scan(data)
-            if too_large is not None:
-                self.refuse(*too_large)
-                return
-        _data_received(self, data)
-        if not self._fresh and self._began is not None and self._reading is _HEAD:
-            self._head.tail = data[-3:]  # a head began after another ended in this read: its end may be split
-
-    def _read_after_head(self, data: bytes) -> None:
-        """A read that begins in a body, its chunk framing or its trailers (bounded: head.py)."""
+        after_head = self._reading is not _HEAD
         body_before = self._body_seen
-        _data_received(self, data)
-        if self._fresh and self._reading is not _HEAD:  # the same request, still after its head
+        if not after_head:
+            head = self._head
+            end = data.find(b"\r\n\r\n")
+            if end < 0 or head.bytes + end + 4 > head.max_bytes:  # else the head ends in this read, within its bound
+                too_large = head.scan(data)
+                if too_large is not None:
+                    self.refuse(*too_large)
+                    return
+        if self.timeout_keep_alive_task is not None:  # uvicorn's, set after an answer over ASGI
+            self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("")
+            return
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()  # no WebSocket (ws="none"): on_headers_complete answered it
+        if not self._fresh:  # a request ended in this read
+            if self._began is not None and self._reading is _HEAD:
+                self._head.tail = data[-3:]  # a head began after it in this read: its end may be split
+        elif after_head and self._reading is not _HEAD:  # the same request, still after its head
             too_large = self._head.after(len(data) - (self._body_seen - body_before))
             if too_large is not None:
                 self._cut(*too_large)
@@ -162,7 +165,11 @@ class Connection(HttpToolsProtocol):
             self.flow.resume_reading()  # paused while this client read none of its answers
 
     def on_message_begin(self) -> None:
-        _on_message_begin(self)
+        # uvicorn's, less the ASGI scope: a request the connection answers itself needs none, and one
+        # handed to the app gets it then (BotscoreProtocol._to_app).
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         if self._began is None:  # it begins in the read in which the request before it ended
             self._began = self.loop.time()
             if not self._fresh:

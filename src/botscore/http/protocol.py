@@ -36,6 +36,7 @@ __all__ = ["SWEEP_SECONDS", "UVICORN_INTERNALS", "BotscoreProtocol", "Connection
 SWEEP_SECONDS = 0.25  # how often a worker checks its connections' deadlines: a 408 comes up to this late
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_on_message_begin = HttpToolsProtocol.on_message_begin
 _on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
@@ -86,7 +87,7 @@ class BotscoreProtocol(Connection):
                 self.refuse(400, "upgrade_not_supported", "Connection: Upgrade is not supported with a body")
                 return
             self._reading = _BODY
-            _on_headers_complete(self)
+            self._to_app()
             self.cycle.keep_alive = False  # the parser stops at an upgrade: nothing after it can be read safely
             return
         idle = self.cycle is None or self.cycle.response_complete
@@ -107,11 +108,20 @@ class BotscoreProtocol(Connection):
             self._ending = Ending.CLOSE
             self._reading = skip
             return
-        _on_headers_complete(self)
+        self._to_app()
         if self.expect_100_continue:
             # The app may answer without asking for the body; the client then may never send it, and
             # what it sends next would be read as that body: the connection closes after the answer.
             self.cycle.keep_alive = False
+
+    def _to_app(self) -> None:
+        """Hand the request to the app over ASGI: uvicorn's scope for it, as uvicorn makes it when a request
+        begins (deferred to here: Connection.on_message_begin), then uvicorn's on_headers_complete."""
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        _on_message_begin(self)
+        self.url, self.headers, self.expect_100_continue = url, headers, expect_100_continue
+        self.scope["headers"] = headers
+        _on_headers_complete(self)
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
