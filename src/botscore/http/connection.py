@@ -1,13 +1,12 @@
 """One client connection: reading, the bounds of a head and its trailers, deadlines, the worker's
 connection count, and the refusals that end a connection.
 
-uvicorn (pinned) bounds neither the size of a request head nor the time a client takes to send
-a request, nor the time an answer waits for a client that does not read, nor the connections
-a worker holds; httptools hands it trailer fields as if they were header fields. `Connection`
-adds, with its options (`ConnectionOptions`, from the composition root):
+uvicorn (pinned) bounds neither a request head's size, nor the time a client takes to send a request
+or leaves an answer unread, nor a worker's connections; httptools hands it trailer fields as header
+fields. `Connection` adds, with its options (`ConnectionOptions`, from the composition root):
 
-- a head over `max_header_bytes`, counted over every read from where its request starts (also
-  when that is inside a read in which another request ended): 431 and the close;
+- a head over `max_header_bytes`, counted from where its request starts (also inside a read in
+  which another request ended): 431 and the close;
 - trailer fields: read and dropped, never a request's field; more than MAX_TRAILER_FIELDS, or
   bytes after a head that are not body (chunk framing, trailers) over `max_header_bytes`: 431;
 - a request not received whole `request_timeout` seconds after its first byte: 408;
@@ -17,9 +16,8 @@ adds, with its options (`ConnectionOptions`, from the composition root):
 - two Authorization fields (400), a transfer coding besides chunked (501, or 400 when chunked is
   not the last), Expect: 100-continue over HTTP/1.0 (ignored, RFC 9110 10.1.1).
 
-Refusals leave after the answers still owed on the connection (answers leave in request order),
-then the connection closes: its `Ending`. Routing, shedding and answering are `BotscoreProtocol`'s
-(protocol.py); the cycle of a request answered here is `cycle.py`'s.
+Refusals leave after the answers still owed (in request order), then the connection closes: its
+`Ending`. Routing, shedding and answering are `BotscoreProtocol`'s (protocol.py).
 """
 
 from __future__ import annotations
@@ -38,11 +36,12 @@ from botscore.http.head import Head, Refusal
 from botscore.http.ids import new_request_id
 from botscore.http.options import ConnectionOptions
 
+_on_message_begin = HttpToolsProtocol.on_message_begin
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
 _CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
 _FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
 
-_HEAD, _BODY, _SKIP = Reading.HEAD, Reading.BODY, Reading.SKIP
-_OPEN = Ending.OPEN
+_HEAD, _BODY, _SKIP, _OPEN = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN
 
 
 class Connection(HttpToolsProtocol):
@@ -109,8 +108,7 @@ class Connection(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """uvicorn's, with the bounds: a read that begins in a head is counted up to the head's end (or
-        all of it); one that begins after it, in a body's framing or trailers, by what is not body."""
+        """uvicorn's, bounded: a read from a head counted to the head's end; one after it, by what is not body."""
         if self._began is None:
             self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
         self._fresh = True
@@ -129,8 +127,8 @@ class Connection(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.logger.warning("Invalid HTTP request received.")
-            self.send_400_response("")
+            self.logger.warning("Invalid HTTP request received.")  # as uvicorn; answered in the error shape
+            self.refuse(400, "bad_request", "invalid HTTP request: the parser could not read it")
             return
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()  # no WebSocket (ws="none"): on_headers_complete answered it
@@ -141,10 +139,6 @@ class Connection(HttpToolsProtocol):
             too_large = self._head.after(len(data) - (self._body_seen - body_before))
             if too_large is not None:
                 self._cut(*too_large)
-
-    def send_400_response(self, msg: str) -> None:
-        """The parser refused the request: a 400 in the error shape, after the answers before it."""
-        self.refuse(400, "bad_request", "invalid HTTP request: the parser could not read it")
 
     def pause_writing(self) -> None:
         self._stalled_since = self.loop.time()
@@ -166,7 +160,7 @@ class Connection(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         # uvicorn's, less the ASGI scope: a request the connection answers itself needs none, and one
-        # handed to the app gets it then (BotscoreProtocol._to_app).
+        # handed to the app gets it then (`_to_app`).
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -174,6 +168,15 @@ class Connection(HttpToolsProtocol):
             self._began = self.loop.time()
             if not self._fresh:
                 self._head.began_inside()
+
+    def _to_app(self) -> None:
+        """Hand the request to the app over ASGI: uvicorn's scope for it, as uvicorn makes it when a request
+        begins (deferred to here: on_message_begin), then uvicorn's on_headers_complete."""
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        _on_message_begin(self)
+        self.url, self.headers, self.expect_100_continue = url, headers, expect_100_continue
+        self.scope["headers"] = headers
+        _on_headers_complete(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A field of the head, or of the trailer section: trailer fields are counted and dropped, for

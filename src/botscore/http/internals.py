@@ -15,7 +15,6 @@ UVICORN_INTERNALS: tuple[tuple[type, str], ...] = (
     (HttpToolsProtocol, "on_body"),
     (HttpToolsProtocol, "on_message_complete"),
     (HttpToolsProtocol, "on_response_complete"),
-    (HttpToolsProtocol, "send_400_response"),
     (HttpToolsProtocol, "_unset_keepalive_if_required"),  # data_received is ours, not called: its parts
     (HttpToolsProtocol, "_unsupported_upgrade_warning"),
     (HttpToolsProtocol, "pause_writing"),

@@ -1,15 +1,12 @@
 """uvicorn's `http` option: a bounded `Connection` (connection.py) that routes each request.
 
-A POST to a scoring route's exact path, with no ASGI answer pending on the connection, is
-answered here: the route opens a `ScoringCycle` (cycle.py) from the head, decides with the body,
-and the answer goes out through `answers.encode` (no task, scope or ASGI messages: most of what
-a request costs uvicorn); under BOTSCORE_AUDIT_SYNC=always the connection's `Answers` write the
-answers in order as their fsyncs complete. Anything else (other routes, query strings,
-pipelined behind an ASGI answer) is the app's, over ASGI, as under plain uvicorn. A request
-arriving while the worker works on `max_in_flight` requests is shed at once when it is a scoring
-request or /metrics (503, Retry-After, recorded when scoring), with no task or scope, and the
-connection closed; `Connection: Upgrade` with a body is refused (the parser stops at an
-upgrade, so the body would be read as a request of its own). uvicorn's internals used: internals.py.
+A POST to a scoring route's exact path, with no ASGI answer pending on the connection, is answered
+here, as a `ScoringCycle` (cycle.py): no task, scope or ASGI messages, most of what a request costs
+uvicorn; answers waiting for their fsync (BOTSCORE_AUDIT_SYNC=always) are the connection's `Answers`.
+Anything else is the app's, over ASGI, as under plain uvicorn. Past `max_in_flight` requests of the
+worker, a scoring request or /metrics is shed at once (503, Retry-After) and the connection closed;
+`Connection: Upgrade` with a body is refused (the parser stops at an upgrade, so the body would be
+read as a request of its own). uvicorn's internals used: internals.py.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from urllib.parse import unquote
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from botscore.call import Answer, Call
 from botscore.http.answers import encode
@@ -36,8 +33,6 @@ __all__ = ["SWEEP_SECONDS", "UVICORN_INTERNALS", "BotscoreProtocol", "Connection
 SWEEP_SECONDS = 0.25  # how often a worker checks its connections' deadlines: a 408 comes up to this late
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_on_message_begin = HttpToolsProtocol.on_message_begin
-_on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
 _on_response_complete = HttpToolsProtocol.on_response_complete
@@ -114,15 +109,6 @@ class BotscoreProtocol(Connection):
             # what it sends next would be read as that body: the connection closes after the answer.
             self.cycle.keep_alive = False
 
-    def _to_app(self) -> None:
-        """Hand the request to the app over ASGI: uvicorn's scope for it, as uvicorn makes it when a request
-        begins (deferred to here: Connection.on_message_begin), then uvicorn's on_headers_complete."""
-        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
-        _on_message_begin(self)
-        self.url, self.headers, self.expect_100_continue = url, headers, expect_100_continue
-        self.scope["headers"] = headers
-        _on_headers_complete(self)
-
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
         scoring = self._scoring
@@ -149,7 +135,7 @@ class BotscoreProtocol(Connection):
                 self._answer(scoring, b"".join(scoring.chunks))
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and not self._queued(cycle):
+        if cycle is not None and not cycle.response_complete and not (self.pipeline and self.pipeline[0][0] is cycle):
             self._started()
         _on_message_complete(self)
 
@@ -178,9 +164,6 @@ class BotscoreProtocol(Connection):
         else:
             self.in_flight.count += 1
             self._unanswered += 1
-
-    def _queued(self, cycle: RequestResponseCycle) -> bool:
-        return bool(self.pipeline) and self.pipeline[0][0] is cycle
 
     def _answer(self, scoring: ScoringCycle, body: bytes | None, *, timed_out: bool = False) -> None:
         """Decide a scoring request and write its answer (closing after it when it must); an answer
@@ -223,9 +206,8 @@ class BotscoreProtocol(Connection):
         )
         if answer is None:
             return False
-        # Answered, and closed: what follows on the connection (its body, or pipelined requests) is
-        # not read, so a shed costs one write, and a client that sends the body after all (Expect:
-        # 100-continue) cannot have it taken for its next request.
+        # Answered, and closed: what follows (its body, pipelined requests) is not read, so a shed costs one
+        # write, and a client that sends the body after all (Expect: 100-continue) cannot have it taken for a request.
         self.transport.write(answer)
         self.transport.close()
         return True
