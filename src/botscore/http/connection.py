@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from botscore.call import Answer
 from botscore.errors import error_bytes
 from botscore.http.answers import encode
-from botscore.http.cycle import Answers, Ending, Reading, ScoringCycle
+from botscore.http.cycle import Answers, Ending, Reading, ScoringCycle, Stage
 from botscore.http.head import Head, Refusal
 from botscore.http.ids import new_request_id
 from botscore.http.options import ConnectionOptions
@@ -41,7 +41,7 @@ _on_headers_complete = HttpToolsProtocol.on_headers_complete
 _CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
 _FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
 
-_HEAD, _BODY, _SKIP, _OPEN = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN
+_HEAD, _BODY, _SKIP, _OPEN, _NONE = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN, Stage.NONE
 
 
 class Connection(HttpToolsProtocol):
@@ -67,7 +67,7 @@ class Connection(HttpToolsProtocol):
         self._running: RequestResponseCycle | None = None  # the cycle answering over ASGI now
         self._ending = _OPEN
         self._refusal = b""  # with Ending.REFUSE: the answer written before the close
-        self._scoring: ScoringCycle | None = None  # the request being answered here, not over ASGI
+        self._scoring = ScoringCycle()  # the request being answered here, not over ASGI
         self._answers: Answers  # the answers this connection owes: made by BotscoreProtocol, which writes them
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -102,7 +102,7 @@ class Connection(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._began = None
-        self._scoring = None  # a request whose client left: nothing was answered, nothing recorded
+        self._scoring.stage = _NONE  # a request whose client left: nothing was answered, nothing recorded
         self.in_flight.count -= self._unanswered  # requests whose client left: they will not be answered
         self._unanswered = 0
         super().connection_lost(exc)
@@ -225,7 +225,7 @@ class Connection(HttpToolsProtocol):
         answers still owed on it are abandoned (its client broke the bound)."""
         self._began = None
         self._reading = _SKIP
-        self._scoring = None
+        self._scoring.stage = _NONE
         self.pipeline.clear()
         self._abandon()
         if self._ending is _OPEN and not self.transport.is_closing():

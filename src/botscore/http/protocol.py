@@ -38,7 +38,8 @@ _on_message_complete = HttpToolsProtocol.on_message_complete
 _on_response_complete = HttpToolsProtocol.on_response_complete
 _perf_counter = time.perf_counter
 _HEAD, _BODY, _SKIP, _OPEN = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN
-_READING, _ANSWERED = Stage.READING, Stage.ANSWERED  # (an Enum's class attribute costs a metaclass __getattr__)
+# Module names, read on every request: an Enum class attribute goes through a metaclass __getattr__ (3.11).
+_NONE, _READING, _ANSWERED = Stage.NONE, Stage.READING, Stage.ANSWERED
 
 
 def bounded(options: ConnectionOptions) -> type[BotscoreProtocol]:
@@ -91,7 +92,8 @@ class BotscoreProtocol(Connection):
         self._reading = _BODY
         route = self._routes.get(self.url)
         if route is not None and idle and parser.get_method() == b"POST":
-            scoring = self._scoring = ScoringCycle(route, route.open("POST", self.headers, _perf_counter()))
+            scoring = self._scoring
+            scoring.open(route, route.open("POST", self.headers, _perf_counter()))
             if scoring.stage is _ANSWERED:  # decided by the head: answered now, the body is dropped
                 self._answer(scoring, None)
             elif self.expect_100_continue and not self._answers:  # (behind answers owed: no 100, the client
@@ -112,7 +114,7 @@ class BotscoreProtocol(Connection):
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
         scoring = self._scoring
-        if scoring is not None:
+        if scoring.stage is not _NONE:
             if scoring.stage is _READING and scoring.size <= scoring.route.max_body_bytes:
                 scoring.chunks.append(body)  # kept up to one part past the bound: enough to answer 413
                 scoring.size += len(body)
@@ -129,10 +131,10 @@ class BotscoreProtocol(Connection):
         if reading is _SKIP:
             return
         scoring = self._scoring
-        if scoring is not None:
-            self._scoring = None
+        if scoring.stage is not _NONE:
             if scoring.stage is _READING:
                 self._answer(scoring, b"".join(scoring.chunks))
+            scoring.stage = _NONE
             return
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not (self.pipeline and self.pipeline[0][0] is cycle):
@@ -215,12 +217,12 @@ class BotscoreProtocol(Connection):
     def timed_out(self) -> None:
         seconds = self.limits.request_timeout
         scoring = self._scoring
-        if scoring is not None:
-            self._scoring = None
+        if scoring.stage is not _NONE:
             if scoring.stage is _ANSWERED:
                 self.transport.close()  # answered already (a 401 or 413 before its body): the rest is not wanted
             else:
                 self._answer(scoring, b"".join(scoring.chunks), timed_out=True)
+            scoring.stage = _NONE
             return
         pending = self.cycle is not None and not self.cycle.response_complete
         reading_head = self._reading is _HEAD
