@@ -61,7 +61,7 @@ class Connection(HttpToolsProtocol):
         self._body_seen = 0  # body bytes parsed on this connection (to tell them from framing)
         self._began: float | None = None  # loop.time() at the first byte of the request being received
         self._quiet_since = 0.0  # loop.time() since which nothing was asked or answered
-        self._stalled_since: float | None = None  # loop.time() since which the client reads no answer
+        self._stalled_at = 0.0  # loop.time() when the client stopped reading answers (while flow.write_paused)
         self._unanswered = 0  # of this connection's requests, the one being worked on (0 or 1)
         self._parked = 0  # the same, while its answer waits for the client to read (not counted)
         self._running: RequestResponseCycle | None = None  # the cycle answering over ASGI now
@@ -141,7 +141,7 @@ class Connection(HttpToolsProtocol):
                 self._cut(*too_large)
 
     def pause_writing(self) -> None:
-        self._stalled_since = self.loop.time()
+        self._stalled_at = self.loop.time()
         # An answer waiting for its client to read is not work: it stops counting in flight, so a
         # client that reads nothing holds its own connection (until the sweep drops it), nobody else's.
         self.in_flight.count -= self._unanswered
@@ -150,7 +150,6 @@ class Connection(HttpToolsProtocol):
         super().pause_writing()
 
     def resume_writing(self) -> None:
-        self._stalled_since = None
         self.in_flight.count += self._parked
         self._unanswered += self._parked
         self._parked = 0
@@ -263,8 +262,8 @@ class Connection(HttpToolsProtocol):
                 self._began = None
                 if not self.transport.is_closing():
                     self.timed_out()
-        elif self._stalled_since is not None:
-            if now - self._stalled_since > self.limits.request_timeout:
+        elif self.flow.write_paused:
+            if now - self._stalled_at > self.limits.request_timeout:
                 self._abandon()  # its client reads none of its answers
                 self.transport.abort()
         elif (

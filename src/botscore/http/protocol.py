@@ -196,7 +196,7 @@ class BotscoreProtocol(Connection):
     def _drained(self) -> None:
         if self._ending is not _OPEN and (self.cycle is None or self.cycle.response_complete):
             self.end()
-        elif self._stalled_since is None:
+        elif not self.flow.write_paused:
             self.flow.resume_reading()
 
     def _shed(self) -> bool:
