@@ -1,13 +1,12 @@
 """One client connection: reading, the bounds of a head and its trailers, deadlines, the worker's
 connection count, and the refusals that end a connection.
 
-uvicorn (pinned) bounds neither the size of a request head nor the time a client takes to send
-a request, nor the time an answer waits for a client that does not read, nor the connections
-a worker holds; httptools hands it trailer fields as if they were header fields. `Connection`
-adds, with its options (`ConnectionOptions`, from the composition root):
+uvicorn (pinned) bounds neither a request head's size, nor the time a client takes to send a request
+or leaves an answer unread, nor a worker's connections; httptools hands it trailer fields as header
+fields. `Connection` adds, with its options (`ConnectionOptions`, from the composition root):
 
-- a head over `max_header_bytes`, counted over every read from where its request starts (also
-  when that is inside a read in which another request ended): 431 and the close;
+- a head over `max_header_bytes`, counted from where its request starts (also inside a read in
+  which another request ended): 431 and the close;
 - trailer fields: read and dropped, never a request's field; more than MAX_TRAILER_FIELDS, or
   bytes after a head that are not body (chunk framing, trailers) over `max_header_bytes`: 431;
 - a request not received whole `request_timeout` seconds after its first byte: 408;
@@ -17,9 +16,8 @@ adds, with its options (`ConnectionOptions`, from the composition root):
 - two Authorization fields (400), a transfer coding besides chunked (501, or 400 when chunked is
   not the last), Expect: 100-continue over HTTP/1.0 (ignored, RFC 9110 10.1.1).
 
-Refusals leave after the answers still owed on the connection (answers leave in request order),
-then the connection closes: its `Ending`. Routing, shedding and answering are `BotscoreProtocol`'s
-(protocol.py); the cycle of a request answered here is `cycle.py`'s.
+Refusals leave after the answers still owed (in request order), then the connection closes: its
+`Ending`. Routing, shedding and answering are `BotscoreProtocol`'s (protocol.py).
 """
 
 from __future__ import annotations
@@ -27,26 +25,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from botscore.call import Answer
 from botscore.errors import error_bytes
 from botscore.http.answers import encode
-from botscore.http.cycle import Answers, Ending, Reading, ScoringCycle
+from botscore.http.cycle import Answers, Ending, Reading, ScoringCycle, Stage
 from botscore.http.head import Head, Refusal
 from botscore.http.ids import new_request_id
 from botscore.http.options import ConnectionOptions
 
+_on_message_begin = HttpToolsProtocol.on_message_begin
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
 _CHECKED = frozenset((b"expect", b"authorization", b"transfer-encoding"))  # fields `on_header` looks into
 _FULL = error_bytes("overloaded", "the worker holds as many connections as it can; retry after the Retry-After seconds")
 
-# Called directly, not through super(), on every request (~1,500 instructions a call under callgrind).
-_data_received = HttpToolsProtocol.data_received
-_on_message_begin = HttpToolsProtocol.on_message_begin
-
-
-_HEAD, _BODY, _SKIP = Reading.HEAD, Reading.BODY, Reading.SKIP
-_OPEN = Ending.OPEN
+_HEAD, _BODY, _SKIP, _OPEN, _NONE = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN, Stage.NONE
 
 
 class Connection(HttpToolsProtocol):
@@ -66,13 +61,13 @@ class Connection(HttpToolsProtocol):
         self._body_seen = 0  # body bytes parsed on this connection (to tell them from framing)
         self._began: float | None = None  # loop.time() at the first byte of the request being received
         self._quiet_since = 0.0  # loop.time() since which nothing was asked or answered
-        self._stalled_since: float | None = None  # loop.time() since which the client reads no answer
+        self._stalled_at = 0.0  # loop.time() when the client stopped reading answers (while flow.write_paused)
         self._unanswered = 0  # of this connection's requests, the one being worked on (0 or 1)
         self._parked = 0  # the same, while its answer waits for the client to read (not counted)
         self._running: RequestResponseCycle | None = None  # the cycle answering over ASGI now
         self._ending = _OPEN
         self._refusal = b""  # with Ending.REFUSE: the answer written before the close
-        self._scoring: ScoringCycle | None = None  # the request being answered here, not over ASGI
+        self._scoring = ScoringCycle()  # the request being answered here, not over ASGI
         self._answers: Answers  # the answers this connection owes: made by BotscoreProtocol, which writes them
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -107,44 +102,46 @@ class Connection(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._began = None
-        self._scoring = None  # a request whose client left: nothing was answered, nothing recorded
+        self._scoring.stage = _NONE  # a request whose client left: nothing was answered, nothing recorded
         self.in_flight.count -= self._unanswered  # requests whose client left: they will not be answered
         self._unanswered = 0
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """uvicorn's, bounded: a read from a head counted to the head's end; one after it, by what is not body."""
         if self._began is None:
             self._began = self.loop.time()  # not a timer per request: one sweep a worker (a timer costs ~6 µs)
         self._fresh = True
-        if self._reading is not _HEAD:
-            self._read_after_head(data)
-            return
-        head = self._head
-        end = data.find(b"\r\n\r\n")
-        if end < 0 or head.bytes + end + 4 > head.max_bytes:  # else the head ends in this read, within its bound
-            too_large = head.scan(data)
-            if too_large is not None:
-                self.refuse(*too_large)
-                return
-        _data_received(self, data)
-        if not self._fresh and self._reading is _HEAD:
-            self._head.tail = data[-3:]  # a head may have begun after another ended in this read: its end may be split
-
-    def _read_after_head(self, data: bytes) -> None:
-        """A read that begins in a body, its chunk framing or its trailers (bounded: head.py)."""
+        after_head = self._reading is not _HEAD
         body_before = self._body_seen
-        _data_received(self, data)
-        if self._fresh and self._reading is not _HEAD:  # the same request, still after its head
+        if not after_head:
+            head = self._head
+            end = data.find(b"\r\n\r\n")
+            if end < 0 or head.bytes + end + 4 > head.max_bytes:  # else the head ends in this read, within its bound
+                too_large = head.scan(data)
+                if too_large is not None:
+                    self.refuse(*too_large)
+                    return
+        if self.timeout_keep_alive_task is not None:  # uvicorn's, set after an answer over ASGI
+            self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")  # as uvicorn; answered in the error shape
+            self.refuse(400, "bad_request", "invalid HTTP request: the parser could not read it")
+            return
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()  # no WebSocket (ws="none"): on_headers_complete answered it
+        if not self._fresh:  # a request ended in this read
+            if self._began is not None and self._reading is _HEAD:
+                self._head.tail = data[-3:]  # a head began after it in this read: its end may be split
+        elif after_head and self._reading is not _HEAD:  # the same request, still after its head
             too_large = self._head.after(len(data) - (self._body_seen - body_before))
             if too_large is not None:
                 self._cut(*too_large)
 
-    def send_400_response(self, msg: str) -> None:
-        """The parser refused the request: a 400 in the error shape, after the answers before it."""
-        self.refuse(400, "bad_request", "invalid HTTP request: the parser could not read it")
-
     def pause_writing(self) -> None:
-        self._stalled_since = self.loop.time()
+        self._stalled_at = self.loop.time()
         # An answer waiting for its client to read is not work: it stops counting in flight, so a
         # client that reads nothing holds its own connection (until the sweep drops it), nobody else's.
         self.in_flight.count -= self._unanswered
@@ -153,7 +150,6 @@ class Connection(HttpToolsProtocol):
         super().pause_writing()
 
     def resume_writing(self) -> None:
-        self._stalled_since = None
         self.in_flight.count += self._parked
         self._unanswered += self._parked
         self._parked = 0
@@ -162,10 +158,24 @@ class Connection(HttpToolsProtocol):
             self.flow.resume_reading()  # paused while this client read none of its answers
 
     def on_message_begin(self) -> None:
-        _on_message_begin(self)
+        # uvicorn's, less the ASGI scope: a request the connection answers itself needs none, and one
+        # handed to the app gets it then (`_to_app`).
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         if self._began is None:  # it begins in the read in which the request before it ended
             self._began = self.loop.time()
-        self._head.exact = self._fresh
+            if not self._fresh:
+                self._head.began_inside()
+
+    def _to_app(self) -> None:
+        """Hand the request to the app over ASGI: uvicorn's scope for it, as uvicorn makes it when a request
+        begins (deferred to here: on_message_begin), then uvicorn's on_headers_complete."""
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        _on_message_begin(self)
+        self.url, self.headers, self.expect_100_continue = url, headers, expect_100_continue
+        self.scope["headers"] = headers
+        _on_headers_complete(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A field of the head, or of the trailer section: trailer fields are counted and dropped, for
@@ -188,7 +198,7 @@ class Connection(HttpToolsProtocol):
         if self.expect_100_continue and self.parser.get_http_version() != "1.1":
             self.expect_100_continue = False
         head = self._head
-        if head.plain and head.exact:
+        if head.plain:
             return None
         return head.refusal(self.url, self.parser.get_method(), self.headers)
 
@@ -214,7 +224,7 @@ class Connection(HttpToolsProtocol):
         answers still owed on it are abandoned (its client broke the bound)."""
         self._began = None
         self._reading = _SKIP
-        self._scoring = None
+        self._scoring.stage = _NONE
         self.pipeline.clear()
         self._abandon()
         if self._ending is _OPEN and not self.transport.is_closing():
@@ -232,7 +242,10 @@ class Connection(HttpToolsProtocol):
 
     def served(self) -> bytes:
         """The server's header lines (Date), made again when uvicorn renews them (once a second)."""
-        return self._served.lines(self.server_state.default_headers)
+        served, fields = self._served, self.server_state.default_headers
+        if fields is not served.fields:
+            served.renew(fields)
+        return served.lines
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: answers still owed here go out first, then the close."""
@@ -249,8 +262,8 @@ class Connection(HttpToolsProtocol):
                 self._began = None
                 if not self.transport.is_closing():
                     self.timed_out()
-        elif self._stalled_since is not None:
-            if now - self._stalled_since > self.limits.request_timeout:
+        elif self.flow.write_paused:
+            if now - self._stalled_at > self.limits.request_timeout:
                 self._abandon()  # its client reads none of its answers
                 self.transport.abort()
         elif (

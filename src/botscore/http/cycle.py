@@ -1,9 +1,9 @@
 """The cycle of a request the connection answers itself, and the answers a connection owes.
 
 A POST to a scoring route's exact path is not handed to the app over ASGI: the connection opens
-a `ScoringCycle` from its head, which is in one of two named stages, READING its body (kept up to
-one chunk past the route's bound, enough to answer 413) or ANSWERED from its head alone (401,
-405, 413 by length: the rest of its body is read and dropped). When the body is complete, the
+its `ScoringCycle` from its head, which moves from NONE to READING its body (kept up to one chunk
+past the route's bound, enough to answer 413) or ANSWERED from its head alone (401, 405, 413 by
+length: the rest of its body is read and dropped), and to NONE again. When the body is complete, the
 route decides. The answer goes out at once, unless it waits for the fsync that covers its record
 (BOTSCORE_AUDIT_SYNC=always) or for an answer before it: then it is `Owed`, and the connection's
 `Answers` writes it, in request order, from one task, as its fsync completes.
@@ -39,24 +39,38 @@ class Ending(Enum):
 
 
 class Stage(Enum):
-    """Where a scoring request the connection answers itself stands."""
+    """Where the scoring request the connection answers itself stands."""
 
+    NONE = "no such request: a head is being read, or the request is the app's"
     READING = "its body is being read"
     ANSWERED = "answered from its head; the rest of its body is dropped"
 
 
+# Module names, read on every request: an Enum class attribute goes through a metaclass __getattr__ (3.11).
+_NONE, _READING, _ANSWERED = Stage.NONE, Stage.READING, Stage.ANSWERED
+
+
 class ScoringCycle:
-    """One request to a scoring route, from its head to its answer: the route, the call its head
-    opened, its stage, and the body received so far (`chunks`, `size` bytes: the connection keeps
-    them while READING, up to one part past the route's bound, enough to answer 413)."""
+    """The request to a scoring route the connection is answering itself, from its head to its answer
+    (one a connection, opened again by each such request): its stage; outside NONE, the route, the call
+    its head opened, and the body received so far (`chunks`, `size` bytes: kept while READING, up to
+    one part past the route's bound, enough to answer 413)."""
 
     __slots__ = ("chunks", "opened", "route", "size", "stage")
+    route: ScoringRoute
+    opened: Opened
+    chunks: list[bytes]
+    size: int
 
-    def __init__(self, route: ScoringRoute, opened: Opened) -> None:
+    def __init__(self) -> None:
+        self.stage = _NONE
+
+    def open(self, route: ScoringRoute, opened: Opened) -> None:
+        """A request to `route` whose head `opened` it: READING its body, or ANSWERED by its head alone."""
         self.route = route
         self.opened = opened
-        self.stage = Stage.READING if opened.refusal is None else Stage.ANSWERED
-        self.chunks: list[bytes] = []
+        self.stage = _READING if opened.refusal is None else _ANSWERED
+        self.chunks = []
         self.size = 0
 
 
@@ -69,9 +83,10 @@ class Owed(NamedTuple):
     close: bool
 
 
-class Answers:
+class Answers(deque[Owed]):
     """The answers a connection owes that wait, in request order, and the one task that writes them as
-    their fsyncs complete (uvicorn's graceful shutdown waits for it, as it is in the server's tasks)."""
+    their fsyncs complete (uvicorn's graceful shutdown waits for it, as it is in the server's tasks).
+    A deque: "is any answer owed", asked on every request, is its length, with no Python call."""
 
     def __init__(
         self,
@@ -81,20 +96,17 @@ class Answers:
         loop: asyncio.AbstractEventLoop,
         tasks: set[asyncio.Task[None]],
     ) -> None:
+        super().__init__()
         self._write = write  # sends one answer (unless its client left)
         self._drained = drained  # told when the last owed answer went out
         self._in_flight = in_flight
         self._loop = loop
         self._tasks = tasks
-        self._owed: deque[Owed] = deque()
         self._writer: asyncio.Task[None] | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self._owed)
 
     def owe(self, owed: Owed) -> None:
         """Queue an answer; it counts in flight until its record is on disk."""
-        self._owed.append(owed)
+        self.append(owed)
         self._in_flight.count += 1
         if self._writer is None:
             self._writer = self._loop.create_task(self._write_owed())
@@ -102,15 +114,14 @@ class Answers:
             self._writer.add_done_callback(self._tasks.discard)
 
     async def _write_owed(self) -> None:
-        owed = self._owed
         try:
-            while owed:
-                route, call, answer, close = owed[0]
+            while self:
+                route, call, answer, close = self[0]
                 try:
                     if answer.recorded and route.settles:
                         answer = await route.settle(call, answer)
                 finally:
-                    owed.popleft()
+                    self.popleft()
                     self._in_flight.count -= 1
                 self._write(route, call, answer, close)
         finally:

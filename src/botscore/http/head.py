@@ -44,25 +44,31 @@ class Head:
         self._codings: list[bytes] = []  # the transfer codings, in order, over every such field
         self._trailers = 0
         self._framing = 0
-        # Nothing of the head was checked or counted past its scans: nearly every request; `refusal`
-        # and `end` then cost one test (they run on every request).
+        # Nothing was counted, checked or noted past the one search of the read its head ended in: nearly
+        # every request; the connection then asks nothing more of it (one test a request).
         self.plain = True
 
     def end(self) -> None:
-        """The request's message is complete: the next bytes are a head again (its `exact` is set when
-        it begins)."""
+        """The request's message is complete: the next bytes are a head again (not needed while `plain`)."""
+        self.plain = True
+        self.exact = True
         self.bytes = 0
         self.tail = b""
-        if not self.plain:
-            self.plain = True
-            self._fault = None
-            self._authorized = False
-            self._codings = []
-            self._trailers = 0
-            self._framing = 0
+        self._fault = None
+        self._authorized = False
+        self._codings = []
+        self._trailers = 0
+        self._framing = 0
+
+    def began_inside(self) -> None:
+        """The head began inside a read, after the request before it ended there: the scans will see only
+        part of it, so it is measured from its parsed fields when complete (`refusal`)."""
+        self.plain = False
+        self.exact = False
 
     def scan(self, data: bytes) -> Refusal | None:
         """Count a read that begins in a head: up to the head's end when it ends in it, else all of it."""
+        self.plain = False
         end = data.find(b"\r\n\r\n")
         if end >= 0:
             counted = end + 4

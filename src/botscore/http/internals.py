@@ -15,7 +15,8 @@ UVICORN_INTERNALS: tuple[tuple[type, str], ...] = (
     (HttpToolsProtocol, "on_body"),
     (HttpToolsProtocol, "on_message_complete"),
     (HttpToolsProtocol, "on_response_complete"),
-    (HttpToolsProtocol, "send_400_response"),
+    (HttpToolsProtocol, "_unset_keepalive_if_required"),  # data_received is ours, not called: its parts
+    (HttpToolsProtocol, "_unsupported_upgrade_warning"),
     (HttpToolsProtocol, "pause_writing"),
     (HttpToolsProtocol, "resume_writing"),
     (HttpToolsProtocol, "timeout_keep_alive_handler"),
@@ -34,6 +35,8 @@ UVICORN_INTERNALS: tuple[tuple[type, str], ...] = (
     (HttpToolsProtocol, "server_state"),
     (HttpToolsProtocol, "expect_100_continue"),
     (HttpToolsProtocol, "timeout_keep_alive"),
+    (HttpToolsProtocol, "timeout_keep_alive_task"),
+    (HttpToolsProtocol, "logger"),
     (ServerState, "default_headers"),  # the Date header uvicorn renews every second
     (ServerState, "total_requests"),
     # the request-response cycle of a request answered over ASGI

@@ -5,6 +5,7 @@ refusals the routes really answer (`refusals.py`, the data plane's parsers).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from botscore.http.endpoints import (
     INFER_PATH,
     SCORE_PATH,
 )
-from botscore.http.operations import OIP_PREFIX, OIP_TAG, READINESS_PATH
+from botscore.http.operations import OIP_PREFIX, OIP_TAG, READINESS_PATH, VERSIONS
 from botscore.http.schemas import (
     BatchRequest,
     BatchResponse,
@@ -160,6 +161,23 @@ def _put_examples(operation: dict[str, Any], examples: _Examples) -> None:
         operation["responses"][str(status)]["content"]["application/json"]["examples"] = named
 
 
+VERSIONED_INFER = VERSIONS + "{model_version}/infer"
+
+
+def _versioned_infer(paths: dict[str, Any]) -> None:
+    """The Open Inference Protocol's versioned infer route, which the app answers outside the schema (the
+    version serving now scores as the infer route, any other is a 404): the infer operation, under the
+    version's path, with the version's parameter and 404, after the version's other routes."""
+    operation = copy.deepcopy(paths[INFER_PATH]["post"])
+    metadata = paths[VERSIONS + "{model_version}"]["get"]
+    operation["summary"] = operation["summary"].replace("Infer:", "Infer, of a version (the one serving now):")
+    operation["operationId"] = "infer_version"
+    operation["parameters"] = copy.deepcopy(metadata["parameters"])
+    operation["responses"]["404"] = copy.deepcopy(metadata["responses"]["404"])
+    operation["responses"] = dict(sorted(operation["responses"].items()))
+    paths[VERSIONED_INFER] = {"post": operation}
+
+
 def document(app: FastAPI, max_body_bytes: int) -> None:
     """Make `app`'s OpenAPI document describe the scoring routes too, each error with its own examples."""
     score_errors, score_examples = _error_responses(SCORE_PATH, max_body_bytes)
@@ -230,6 +248,7 @@ def document(app: FastAPI, max_body_bytes: int) -> None:
             _put_examples(schema["paths"][BATCH_PATH]["post"], batch_examples)
             _put_examples(schema["paths"][INFER_PATH]["post"], infer_examples)
             _put_examples(schema["paths"][READINESS_PATH]["get"], {503: {"not_ready": {"value": not_ready}}})
+            _versioned_infer(schema["paths"])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -23,18 +23,17 @@ class InFlight:
 
 
 class ServerLines:
-    """The server's own header fields (Date) as uvicorn last renewed them, as lines (made once a second)."""
+    """The server's own header fields (Date) as uvicorn last renewed them (`fields`), as lines (`lines`)."""
 
-    __slots__ = ("_fields", "_lines")
+    __slots__ = ("fields", "lines")
 
     def __init__(self) -> None:
-        self._fields: list[tuple[bytes, bytes]] | None = None
-        self._lines = b""
+        self.fields: list[tuple[bytes, bytes]] | None = None
+        self.lines = b""
 
-    def lines(self, fields: list[tuple[bytes, bytes]]) -> bytes:
-        if fields is not self._fields:
-            self._fields, self._lines = fields, server_fields(fields)
-        return self._lines
+    def renew(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """uvicorn renewed its fields (once a second): the lines again."""
+        self.fields, self.lines = fields, server_fields(fields)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,12 @@
 """uvicorn's `http` option: a bounded `Connection` (connection.py) that routes each request.
 
-A POST to a scoring route's exact path, with no ASGI answer pending on the connection, is
-answered here: the route opens a `ScoringCycle` (cycle.py) from the head, decides with the body,
-and the answer goes out through `answers.encode` (no task, scope or ASGI messages: most of what
-a request costs uvicorn); under BOTSCORE_AUDIT_SYNC=always the connection's `Answers` write the
-answers in order as their fsyncs complete. Anything else (other routes, query strings,
-pipelined behind an ASGI answer) is the app's, over ASGI, as under plain uvicorn. A request
-arriving while the worker works on `max_in_flight` requests is shed at once when it is a scoring
-request or /metrics (503, Retry-After, recorded when scoring), with no task or scope, and the
-connection closed; `Connection: Upgrade` with a body is refused (the parser stops at an
-upgrade, so the body would be read as a request of its own). uvicorn's internals used: internals.py.
+A POST to a scoring route's exact path, with no ASGI answer pending on the connection, is answered
+here, as a `ScoringCycle` (cycle.py): no task, scope or ASGI messages, most of what a request costs
+uvicorn; answers waiting for their fsync (BOTSCORE_AUDIT_SYNC=always) are the connection's `Answers`.
+Anything else is the app's, over ASGI, as under plain uvicorn. Past `max_in_flight` requests of the
+worker, a scoring request or /metrics is shed at once (503, Retry-After) and the connection closed;
+`Connection: Upgrade` with a body is refused (the parser stops at an upgrade, so the body would be
+read as a request of its own). uvicorn's internals used: internals.py.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from urllib.parse import unquote
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from botscore.call import Answer, Call
 from botscore.http.answers import encode
@@ -36,12 +33,13 @@ __all__ = ["SWEEP_SECONDS", "UVICORN_INTERNALS", "BotscoreProtocol", "Connection
 SWEEP_SECONDS = 0.25  # how often a worker checks its connections' deadlines: a 408 comes up to this late
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_body = HttpToolsProtocol.on_body
 _on_message_complete = HttpToolsProtocol.on_message_complete
 _on_response_complete = HttpToolsProtocol.on_response_complete
 _perf_counter = time.perf_counter
-_HEAD, _BODY, _SKIP, _OPEN, _READING = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN, Stage.READING
+_HEAD, _BODY, _SKIP, _OPEN = Reading.HEAD, Reading.BODY, Reading.SKIP, Ending.OPEN
+# Module names, read on every request: an Enum class attribute goes through a metaclass __getattr__ (3.11).
+_NONE, _READING, _ANSWERED = Stage.NONE, Stage.READING, Stage.ANSWERED
 
 
 def bounded(options: ConnectionOptions) -> type[BotscoreProtocol]:
@@ -74,8 +72,7 @@ class BotscoreProtocol(Connection):
         skip = self._reading = _SKIP  # until the request is found to be read
         if self.transport.is_closing() or self._ending is not _OPEN:
             return  # behind a refusal or a shed answer: nobody will read its answer
-        head = self._head
-        if not (head.plain and head.exact) or self.expect_100_continue:  # else the head refuses nothing
+        if not self._head.plain or self.expect_100_continue:  # else the head refuses nothing
             refusal = self.head_refusal()
             if refusal is not None:
                 self.refuse(*refusal)
@@ -86,7 +83,7 @@ class BotscoreProtocol(Connection):
                 self.refuse(400, "upgrade_not_supported", "Connection: Upgrade is not supported with a body")
                 return
             self._reading = _BODY
-            _on_headers_complete(self)
+            self._to_app()
             self.cycle.keep_alive = False  # the parser stops at an upgrade: nothing after it can be read safely
             return
         idle = self.cycle is None or self.cycle.response_complete
@@ -95,8 +92,9 @@ class BotscoreProtocol(Connection):
         self._reading = _BODY
         route = self._routes.get(self.url)
         if route is not None and idle and parser.get_method() == b"POST":
-            scoring = self._scoring = ScoringCycle(route, route.open("POST", self.headers, _perf_counter()))
-            if scoring.stage is Stage.ANSWERED:  # decided by the head: answered now, the body is dropped
+            scoring = self._scoring
+            scoring.open(route, route.open("POST", self.headers, _perf_counter()))
+            if scoring.stage is _ANSWERED:  # decided by the head: answered now, the body is dropped
                 self._answer(scoring, None)
             elif self.expect_100_continue and not self._answers:  # (behind answers owed: no 100, the client
                 self.transport.write(_CONTINUE)  # sends its body after its own wait)
@@ -107,7 +105,7 @@ class BotscoreProtocol(Connection):
             self._ending = Ending.CLOSE
             self._reading = skip
             return
-        _on_headers_complete(self)
+        self._to_app()
         if self.expect_100_continue:
             # The app may answer without asking for the body; the client then may never send it, and
             # what it sends next would be read as that body: the connection closes after the answer.
@@ -116,7 +114,7 @@ class BotscoreProtocol(Connection):
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
         scoring = self._scoring
-        if scoring is not None:
+        if scoring.stage is not _NONE:
             if scoring.stage is _READING and scoring.size <= scoring.route.max_body_bytes:
                 scoring.chunks.append(body)  # kept up to one part past the bound: enough to answer 413
                 scoring.size += len(body)
@@ -128,17 +126,18 @@ class BotscoreProtocol(Connection):
         self._began = None
         self._reading = _HEAD
         self._fresh = False
-        self._head.end()
+        if not self._head.plain:
+            self._head.end()
         if reading is _SKIP:
             return
         scoring = self._scoring
-        if scoring is not None:
-            self._scoring = None
-            if scoring.stage is Stage.READING:
+        if scoring.stage is not _NONE:
+            if scoring.stage is _READING:
                 self._answer(scoring, b"".join(scoring.chunks))
+            scoring.stage = _NONE
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and not self._queued(cycle):
+        if cycle is not None and not cycle.response_complete and not (self.pipeline and self.pipeline[0][0] is cycle):
             self._started()
         _on_message_complete(self)
 
@@ -168,13 +167,10 @@ class BotscoreProtocol(Connection):
             self.in_flight.count += 1
             self._unanswered += 1
 
-    def _queued(self, cycle: RequestResponseCycle) -> bool:
-        return bool(self.pipeline) and self.pipeline[0][0] is cycle
-
     def _answer(self, scoring: ScoringCycle, body: bytes | None, *, timed_out: bool = False) -> None:
         """Decide a scoring request and write its answer (closing after it when it must); an answer
         that waits for an fsync, and any behind it, are owed (`Answers`)."""
-        scoring.stage = Stage.ANSWERED  # the rest of its body, if any, is dropped
+        scoring.stage = _ANSWERED  # the rest of its body, if any, is dropped
         route, call = scoring.route, scoring.opened.call
         answer = route.answer(scoring.opened, body, timed_out=timed_out)
         # An Expect request refused before its body: the client may never send it (RFC 9110 10.1.1).
@@ -200,7 +196,7 @@ class BotscoreProtocol(Connection):
     def _drained(self) -> None:
         if self._ending is not _OPEN and (self.cycle is None or self.cycle.response_complete):
             self.end()
-        elif self._stalled_since is None:
+        elif not self.flow.write_paused:
             self.flow.resume_reading()
 
     def _shed(self) -> bool:
@@ -212,9 +208,8 @@ class BotscoreProtocol(Connection):
         )
         if answer is None:
             return False
-        # Answered, and closed: what follows on the connection (its body, or pipelined requests) is
-        # not read, so a shed costs one write, and a client that sends the body after all (Expect:
-        # 100-continue) cannot have it taken for its next request.
+        # Answered, and closed: what follows (its body, pipelined requests) is not read, so a shed costs one
+        # write, and a client that sends the body after all (Expect: 100-continue) cannot have it taken for a request.
         self.transport.write(answer)
         self.transport.close()
         return True
@@ -222,15 +217,15 @@ class BotscoreProtocol(Connection):
     def timed_out(self) -> None:
         seconds = self.limits.request_timeout
         scoring = self._scoring
-        if scoring is not None:
-            self._scoring = None
-            if scoring.stage is Stage.ANSWERED:
+        if scoring.stage is not _NONE:
+            if scoring.stage is _ANSWERED:
                 self.transport.close()  # answered already (a 401 or 413 before its body): the rest is not wanted
             else:
                 self._answer(scoring, b"".join(scoring.chunks), timed_out=True)
+            scoring.stage = _NONE
             return
         pending = self.cycle is not None and not self.cycle.response_complete
-        reading_head = self._reading is Reading.HEAD
+        reading_head = self._reading is _HEAD
         if reading_head and pending:
             # A pipelined head behind an answer still being made: that answer goes out, then the close.
             self.cycle.keep_alive = False

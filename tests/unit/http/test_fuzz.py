@@ -19,7 +19,8 @@ _spool = Path(tempfile.mkdtemp(prefix="botscore-fuzz-"))
 service = build(load_settings(audit_dir=_spool, audit_segment_max_age_seconds=1))
 # A schema-violating body may be refused as too large (413) before it is parsed: still a refusal.
 # JSON Schema cannot say that x1 and x2 hold the same N, or that data holds as many values as the
-# shape says, so a schema-valid infer request can still be the protocol's 400.
+# shape says, so a schema-valid infer request can still be the protocol's 400. The versioned infer
+# route checks the version before the body: a version other than the one serving is its 404.
 config = SchemathesisConfig.from_dict(
     {
         "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 405, 413, 415, 422]}},
@@ -27,7 +28,14 @@ config = SchemathesisConfig.from_dict(
             {
                 "include-path": "/v2/models/bot-score/infer",
                 "checks": {"positive_data_acceptance": {"expected-statuses": [200, 400]}},
-            }
+            },
+            {
+                "include-path": "/v2/models/bot-score/versions/{model_version}/infer",
+                "checks": {
+                    "positive_data_acceptance": {"expected-statuses": [200, 400, 404]},
+                    "negative_data_rejection": {"expected-statuses": [400, 401, 404, 405, 413, 415, 422]},
+                },
+            },
         ],
     }
 )

@@ -98,3 +98,30 @@ def test_a_worker_holds_connections_from_its_in_flight_bound_below_its_open_file
     assert connection_limit(1000, open_files=65536) == 4000  # 4 per request in flight
     assert connection_limit(1000, open_files=1024) == 896  # 128 descriptors left to the audit log
     assert connection_limit(238, open_files=256) == 128
+
+
+def test_a_request_handed_to_the_app_gets_the_scope_plain_uvicorn_gives_it() -> None:
+    """The connection makes no scope for the requests it answers itself; one handed to the app gets it when
+    handed (`_to_app`): the same scope, headers and all, as under uvicorn's own protocol."""
+    request = b"POST /other/a%20b?q=1 HTTP/1.1\r\nHost: x\r\nX-Id: 7\r\nContent-Length: 2\r\n\r\n{}"
+
+    async def scope_under(protocol_class: type[HttpToolsProtocol]) -> dict[str, Any]:
+        seen: list[dict[str, Any]] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope)
+
+        config = Config(app, http="httptools", ws="none", lifespan="off")
+        config.load()
+        protocol = protocol_class(config=config, server_state=ServerState(), app_state={"k": 1})
+        protocol.connection_made(_Transport())
+        protocol.data_received(request)
+        await asyncio.sleep(0)
+        (scope,) = seen
+        return scope
+
+    ours = asyncio.run(scope_under(bounded(ConnectionOptions(Limits(32768, 10.0, 0)))))
+    plain = asyncio.run(scope_under(HttpToolsProtocol))
+    assert ours == plain
+    assert ours["headers"] == [(b"host", b"x"), (b"x-id", b"7"), (b"content-length", b"2")]
+    assert (ours["path"], ours["query_string"], ours["state"]) == ("/other/a b", b"q=1", {"k": 1})
