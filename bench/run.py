@@ -294,6 +294,7 @@ def _measure_against(against: dict[Path, list[Figures]], weed: Weed, tmp: Path, 
 def instructions_table() -> str:
     """Instructions per /bot-score request under callgrind: the ceiling, this checkout and each BENCH_AGAINST,
     with BOTSCORE_AUDIT_SYNC none and always (bench/instructions.py)."""
+    from bench import inprocess
     from bench.instructions import measure
 
     lines = [
@@ -301,13 +302,17 @@ def instructions_table() -> str:
         "",
         "`valgrind --tool=callgrind`, the server alone (`bench/instructions.py`): one keep-alive connection, "
         "the counters zeroed after a warm-up, then N POSTs of the usual body; every instruction of the process "
-        "meanwhile (event loop, audit spool and its threads) divided by N. The host's noise does not move it.",
+        "meanwhile (event loop, audit spool and its threads) divided by N. That count moves with the host's "
+        "load (the worker's periodic jobs run by the second, and a slower run charges more of them to each "
+        "request: the same code has measured 114,667 and 125,483), so beside it is `bench/inprocess.py`: the "
+        "same requests fed to one connection of the same app in process, no socket and no job between them, "
+        "which two runs repeat to about 1 % (`none` only).",
         "",
-        "| server | `BOTSCORE_AUDIT_SYNC` | instructions per request | to the ceiling |",
-        "| --- | --- | --- | --- |",
+        "| server | `BOTSCORE_AUDIT_SYNC` | instructions per request, served | to the ceiling | in process |",
+        "| --- | --- | --- | --- | --- |",
     ]
     ceiling = measure("ceiling")
-    lines.append(f"| ceiling (bare ASGI app, plain uvicorn httptools) | - | {ceiling:,.0f} | 1.00x |")
+    lines.append(f"| ceiling (bare ASGI app, plain uvicorn httptools) | - | {ceiling:,.0f} | 1.00x | - |")
     for mode in ("none", "always"):
         os.environ["BOTSCORE_AUDIT_SYNC"] = mode
         try:
@@ -316,7 +321,8 @@ def instructions_table() -> str:
                     continue  # a checkout from before BOTSCORE_AUDIT_SYNC
                 name = "this checkout" if path == ROOT else f"`{path}`"
                 count = measure(str(path))
-                lines.append(f"| {name} | `{mode}` | {count:,.0f} | {count / ceiling:.2f}x |")
+                local = f"{inprocess.measure(str(path)):,.0f}" if mode == "none" else "-"
+                lines.append(f"| {name} | `{mode}` | {count:,.0f} | {count / ceiling:.2f}x | {local} |")
         finally:
             del os.environ["BOTSCORE_AUDIT_SYNC"]
     return "\n".join(lines) + "\n"

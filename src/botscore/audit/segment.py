@@ -67,11 +67,12 @@ class SegmentWriter:
         refuses it or this worker cannot prove it still owns its folder (FolderTaken once it knows another
         worker adopted it). Not `fenced`: the row of a refusal, written to the open segment of a folder
         not known to be taken though its lease lapsed (no answer waits for it; a new segment is not opened)."""
+        lease = self.spool.lease  # read directly, not through the spool's properties: two checks every append
         if not fenced:
-            if self._fd is None or self._generation != self.spool.generation or self.spool.taken:
+            if self._fd is None or self._generation != self.spool.generation or lease.taken is not None:
                 raise SpoolUnavailable("no segment of a folder not known to be taken is open")
         else:
-            problem = self.spool.ownership_problem()
+            problem = lease.problem()
             if problem is not None:
                 raise problem
         fd = self._fd
@@ -104,9 +105,9 @@ class SegmentWriter:
         # The write may have stalled (a hung mount) while the folder was adopted and its segment shipped:
         # the line then sits in a file nobody ships. No storage call here: what the heartbeat (or the
         # lease) knows now is checked, and `always` checks the lock itself after the fsync (sync.py).
-        if generation != self.spool.generation or self.spool.taken:
+        if generation != self.spool.generation or lease.taken is not None:
             raise FolderTaken(f"this worker's spool folder was adopted by another worker while a write to {name} ran")
-        problem = self.spool.ownership_problem() if fenced else None
+        problem = lease.problem() if fenced else None
         if problem is not None:
             raise Unreleased(str(problem))
 
