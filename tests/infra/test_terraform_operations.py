@@ -13,8 +13,9 @@ import pytest
 
 from bench.sizing import OUTAGE_SECONDS, WAF_WINDOW_SECONDS, rides_out
 from botscore.http.operations import LIVENESS_PATH, METRICS_PATH
+from botscore.ops.buckets import LATENCY_BUCKETS
 from botscore.ops.emf import EmfWriter
-from botscore.ops.metrics import LATENCY_BUCKETS, Metrics
+from botscore.ops.metrics import Metrics
 from tests.infra.test_terraform import SECRET_ARN, TERRAFORM_DIR, Config, _validation_passes, ref
 from tests.support import emf
 

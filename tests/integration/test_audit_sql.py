@@ -403,7 +403,7 @@ def test_the_drift_query_gives_per_day_the_psi_the_service_emits(tmp_path: Path)
     import random
 
     from botscore.model import baseline
-    from botscore.ops.metrics import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
+    from botscore.ops.buckets import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
     from tests.support.servers import ROOT
 
     model = artifact.load(SHIPPED_MODEL)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from botscore.ops.metrics import bucket_counts
+from botscore.ops.buckets import bucket_counts
 
 NAMES = ("x1", "x2", "p_bot")
 PSI_FLOOR = 1e-4

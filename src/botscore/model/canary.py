@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Generic, Literal, TypeVar
 
 from botscore.model import artifact, baseline
-from botscore.ops.metrics import P_BOT_BUCKETS
+from botscore.ops.buckets import P_BOT_BUCKETS
 from botscore.ops.tally import Calls, Window
 
 FORMAT = "botscore.model-canary/v1"

@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from prometheus_client.registry import Collector
 
-from botscore.ops.metrics import FSYNC_BUCKETS, LATENCY_BUCKETS, P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
+from botscore.ops.buckets import FSYNC_BUCKETS, LATENCY_BUCKETS, P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
 
 # From /metrics families to EMF metric names. A counter family is named without `_total`.
 REQUESTS = "botscore_requests"

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from botscore.ops.metrics import LATENCY_BUCKETS, P_BOT_BUCKETS, bucket_counts, take
+from botscore.ops.buckets import LATENCY_BUCKETS, P_BOT_BUCKETS, bucket_counts, take
 
 
 @dataclass

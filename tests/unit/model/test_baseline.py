@@ -7,7 +7,7 @@ import random
 import pytest
 
 from botscore.model import artifact, baseline
-from botscore.ops.metrics import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
+from botscore.ops.buckets import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
 from botscore.settings import SHIPPED_MODEL
 
 BOUNDS = (0.0, 1.0, 2.0)

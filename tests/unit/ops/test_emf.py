@@ -121,7 +121,7 @@ def test_the_next_set_holds_only_what_was_counted_since_and_none_before_the_inte
 def test_a_plain_prometheus_histogram_gives_the_same_values_and_counts_as_the_bulk_counted_one() -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
-    from botscore.ops.metrics import LATENCY_BUCKETS
+    from botscore.ops.buckets import LATENCY_BUCKETS
 
     seconds = (0.0004, 0.001, 0.001, 0.001, 0.003, 0.003, 0.04, 3.0)
     registry = CollectorRegistry()

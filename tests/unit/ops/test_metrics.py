@@ -7,7 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from botscore.http.auth import key_id
-from botscore.ops.metrics import P_BOT_BUCKETS, Metrics
+from botscore.ops.buckets import P_BOT_BUCKETS
+from botscore.ops.metrics import Metrics
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

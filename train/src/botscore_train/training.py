@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from botscore.model import artifact, baseline
-from botscore.ops.metrics import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
+from botscore.ops.buckets import P_BOT_BUCKETS, X1_BUCKETS, X2_BUCKETS
 from botscore_train import modelcard
 from botscore_train.dataset import DATA_FILE, SEED, SYNTHETIC_DESCRIPTION, TEST_SIZE, read_dataset, split
 from botscore_train.evaluation import held_out_metrics
