@@ -32,6 +32,7 @@ from botscore.ops.logs import configure as configure_logging
 from botscore.ops.memory import tune_malloc
 from botscore.ops.metrics import Metrics, forget_dead_workers, mark_process_dead
 from botscore.ops.schedule import Schedule
+from botscore.ops.threads import off_loop
 from botscore.settings import Settings, SettingsError, env_name, load_settings
 
 if TYPE_CHECKING:  # imported where a setting turns them on: about 1 MiB of every worker's RSS otherwise
@@ -126,7 +127,7 @@ class Service:
         await self.schedule.stop()
         if self._watcher is not None:
             self._watcher.stop()
-        await asyncio.to_thread(self.audit.close)
+        await off_loop(self.audit.close)
         self.metrics.flush()
         if self.emf is not None:
             self.emf.flush()  # the last interval, shutdown's shipping included
@@ -138,7 +139,7 @@ FOLLOW_JOB = "follow the model registry's pointers"
 
 async def _follow(follower: Follower, model: ModelSlot) -> None:
     """One check of the registry's pointers (off the loop); a new pair is swapped into `model`."""
-    pair = await asyncio.to_thread(follower.poll)
+    pair = await off_loop(follower.poll)
     if pair is not None:
         model.swap(pair, model_registry=follower.registry.url, pid=os.getpid())
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from botscore.audit.spool import SpoolDirectory
+from botscore.ops.threads import daemon
 
 log = logging.getLogger("botscore.spool")
 
@@ -123,8 +124,7 @@ class Sealer:
         """Wake the seal thread (a daemon: a seal hung on a dead file server never holds the exit)."""
         if self._thread is None or not self._thread.is_alive():
             self._stopped = False
-            self._thread = threading.Thread(target=self._seal_forever, name="botscore-seal", daemon=True)
-            self._thread.start()
+            self._thread = daemon(self._seal_forever, "botscore-seal")
         self._wake.set()
 
     def close(self) -> None:

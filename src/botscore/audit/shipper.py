@@ -22,6 +22,7 @@ from isal import isal_zlib
 from botscore.audit.segment import SegmentWriter
 from botscore.audit.spool import Segment, SpoolDirectory
 from botscore.audit.uploaders import Uploader, UploadError
+from botscore.ops.threads import daemon
 
 log = logging.getLogger("botscore.shipper")
 
@@ -109,8 +110,7 @@ class Shipper:
         self._failures = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="botscore-shipper", daemon=True)
-        self._thread.start()
+        self._thread = daemon(self._run, "botscore-shipper")
 
     def stop(self, timeout: float) -> bool:
         """Seal, ship what is left within `timeout` seconds; True if the spool is empty after."""

@@ -15,6 +15,7 @@ from botscore.audit.lease import FolderTaken
 from botscore.audit.readiness import Readiness
 from botscore.audit.segment import SegmentWriter
 from botscore.audit.spool import SpoolDirectory
+from botscore.ops.threads import daemon
 
 log = logging.getLogger("botscore.audit")
 
@@ -61,9 +62,7 @@ class Upkeep:
         self.open()
         self.refresh()
         for target, name in ((self._housekeep, "botscore-audit"), (self._beat, "botscore-heartbeat")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(daemon(target, name))
 
     def stop(self) -> None:
         self._stop.set()

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from botscore.ops.threads import daemon
+
 log = logging.getLogger("botscore.auth")
 
 KEY_ID_HEX_DIGITS = 12  # 48 bits: unique among any real set of keys, and says nothing usable of the key
@@ -113,11 +115,7 @@ class ApiKeys:
             return loaded
         loaded = cls([], path=path)
         found: list[tuple[list[str], Stamp] | KeysFileError] = []
-        reader = threading.Thread(
-            target=lambda: found.append(_try(read_keys_file, path)), name="botscore-keys-read", daemon=True
-        )
-        reader.start()
-        reader.join(timeout)
+        daemon(lambda: found.append(_try(read_keys_file, path)), "botscore-keys-read").join(timeout)
         if not found:
             raise KeysFileError(f"not read within {timeout:g} s (a hung network mount?)")
         result = found[0]

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from botscore.model import artifact
 from botscore.model.scorer import ModelSlot, Scorer
+from botscore.ops.threads import off_loop
 
 log = logging.getLogger("botscore.reload")
 
@@ -59,7 +60,7 @@ class Reloader:
         old = self.model.scorer.version
         log.info("model reload started", extra=self._context(serving_version=old))
         try:
-            loaded = await self.loop.run_in_executor(None, artifact.load, self.model_path)
+            loaded = await off_loop(artifact.load, self.model_path)
         except artifact.ArtifactError as exc:
             log.error(
                 "model reload failed; still serving the old model",
