@@ -65,6 +65,10 @@ def test_health_answers_within_100_ms_while_opening_each_segment_hangs(tmp_path:
             wait_for(lambda: _traced_by(service.process.pid, strace.pid), 20, "strace attached to every thread")
             time.sleep(1)
             with httpx.Client(base_url=service.url, timeout=10) as client:
+                # The connection's first request is not timed: under ptrace its setup (the accept and the
+                # first syscalls of a new connection, each stopped) took 0.94 s once on a loaded host; the
+                # bound is for answers while segment opens hang, which every probe after it measures.
+                assert client.get("/healthz").status_code == 200
                 until = time.monotonic() + 8
                 while time.monotonic() < until:
                     started = time.monotonic()
