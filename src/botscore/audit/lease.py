@@ -76,7 +76,7 @@ def write_token(fd: int, host: str, holder: str) -> None:
     os.fsync(fd)
 
 
-def holder(lock: Path) -> str:
+def holder(lock: str | Path) -> str:
     """The token in `lock`, read through a new open (NFS asks the server: close-to-open); OSError if
     it cannot be read."""
     fd = os.open(lock, os.O_RDONLY)

@@ -25,7 +25,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,6 +66,10 @@ class _Home:
     worker: str
     root: Path
     generation: int
+    lock: str = field(init=False)  # its lock file's path, made once: the Syncer opens it every round
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lock", os.path.join(self.root, "lock"))
 
     def token(self, host: str) -> str:
         return f"{host}/{self.worker}"
@@ -154,7 +158,7 @@ class SpoolDirectory:
         if self._lock_fd is None:
             return
         started = self.lease.clock()
-        lock = home.root / "lock"
+        lock = home.lock
         try:
             token = holder(lock)  # opened anew each time: an open revalidates NFS's cached copy
         except OSError as exc:
@@ -173,7 +177,7 @@ class SpoolDirectory:
         folder taken. One open and one read: the Syncer calls it once per round of fsyncs."""
         home = self._home
         try:
-            token = holder(home.root / "lock")
+            token = holder(home.lock)
         except OSError:
             return None  # gone, or the server cannot say: nothing is proven
         if token and token != home.token(self.host):

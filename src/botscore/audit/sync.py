@@ -56,12 +56,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from botscore.audit.sealer import Detached
 from botscore.audit.segment import SegmentWriter
+from botscore.ops.threads import Workers
 
 log = logging.getLogger("botscore.audit")
 
@@ -122,7 +122,7 @@ class Syncer:
         self._last_failure = ""
         self._running: list[_Fsync] = []
         self._next: _Fsync | None = None  # started, waiting for the next turn of the loop or a thread
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool = Workers(threads, "botscore-fsync")
         self._noted: dict[object, tuple[int, int]] = {}  # an unanswered record's end and folder generation
         self._noted_before: dict[object, tuple[int, int]] = {}  # the same, noted in the previous period
         self._noted_since = time.monotonic()
@@ -188,7 +188,6 @@ class Syncer:
         return self._next.done
 
     async def _run(self, job: _Fsync) -> None:
-        loop = asyncio.get_running_loop()
         opens = self._last_started + self.window - time.monotonic()
         if opens > 0:  # the commit window: requests that append meanwhile join this round
             await asyncio.sleep(opens)
@@ -210,10 +209,8 @@ class Syncer:
         job.failures = self._failures
         self._running.append(job)
         try:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="botscore-fsync")
             fds, job.covered, owners = self.writer.dup_unsynced()
-            job.generation = await loop.run_in_executor(self._pool, self._round, fds, owners)
+            job.generation = await self._pool.run(self._round, fds, owners)
             if self.writer.sync_error is not None:  # a segment sealed meanwhile could not be synced
                 raise OSError(self.writer.sync_error)
             if job.generation is None:
@@ -271,6 +268,4 @@ class Syncer:
 
     def close(self) -> None:
         """Stop the threads; an fsync hung in the kernel is not waited for (shutdown has a deadline)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        self._pool.close()
