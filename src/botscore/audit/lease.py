@@ -91,12 +91,12 @@ class Lease:
 
     def __init__(self, clock: Callable[[], float] = boot_clock) -> None:
         self.clock = clock  # passed in so that a test can stop it or set it back
-        self._until = 0.0  # clock() time the lease runs out
+        self.until = 0.0  # clock() time the lease runs out (an append compares it inline: `problem` says why)
         self.taken: str | None = None  # why the folder is no longer this worker's
 
     def renew(self, started: float, lease: float) -> None:
         """A heartbeat that started at `started` (this clock) proved the folder ours."""
-        self._until = started + lease
+        self.until = started + lease
 
     def start(self, started: float, lease: float) -> None:
         """A new folder: not taken, the lease running from `started`."""
@@ -111,7 +111,7 @@ class Lease:
         """None while this worker provably owns its folder; else why not (FolderTaken once known taken)."""
         if self.taken is not None:
             return FolderTaken(self.taken)
-        late = self.clock() - self._until
+        late = self.clock() - self.until
         if late > 0:
             return LeaseLapsed(
                 f"cannot confirm that this worker still owns its spool folder (lease ran out {late:.1f} s ago)"

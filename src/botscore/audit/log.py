@@ -181,7 +181,7 @@ class AuditLog:
         `reject` the refusal is returned (the caller answers it; its own row is kept while the reserve
         lasts), under `drop` the record is counted as lost and None returned, as when it was kept."""
         problem, written = self.upkeep.unavailable, False
-        if problem is None and self.room.full():
+        if problem is None and self.writer.bytes_appended >= self.room.append_limit:  # room.full(), inline
             problem = self.room.full_reason
         if problem is None:
             try:

@@ -94,6 +94,9 @@ class SpoolDirectory:
         self.workers = self.directory / "workers"
         worker = worker or self._new_worker()
         self._home = _Home(worker, self.workers / worker, 0)
+        # Bumped each time the worker moves to a new folder (a segment of an older one is not ours): its
+        # home's, kept as a plain attribute, for every append reads it twice.
+        self.generation = 0
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
         self._sealed: dict[str, Segment] = {}
@@ -107,11 +110,6 @@ class SpoolDirectory:
     @property
     def worker(self) -> str:
         return self._home.worker
-
-    @property
-    def generation(self) -> int:
-        """Bumped each time the worker moves to a new folder; a segment of an older one is not ours."""
-        return self._home.generation
 
     @property
     def sealed_folder(self) -> Path:
@@ -144,6 +142,7 @@ class SpoolDirectory:
         self._lock_fd = None
         worker = self._new_worker()
         self._home = _Home(worker, self.workers / worker, old.generation + 1)
+        self.generation = self._home.generation  # the old folder is still taken: no append passes meanwhile
         with self._lock:
             self._sealed = {name: s for name, s in self._sealed.items() if old.root not in s.path.parents}
         if old_fd is not None:

@@ -114,16 +114,17 @@ class BotscoreProtocol(Connection):
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
         scoring = self._scoring
-        if scoring.stage is not _NONE:
-            if scoring.stage is _READING and scoring.size <= scoring.route.max_body_bytes:
+        stage = scoring.stage
+        if stage is _READING:
+            if scoring.size <= scoring.route.max_body_bytes:
                 scoring.chunks.append(body)  # kept up to one part past the bound: enough to answer 413
                 scoring.size += len(body)
-        elif self._reading is _BODY:
+        elif stage is _NONE and self._reading is _BODY:  # else ANSWERED: the rest of its body is dropped
             _on_body(self, body)
 
     def on_message_complete(self) -> None:
         reading = self._reading  # the message is complete: the next bytes are a head again
-        self._began = None
+        self._receiving = False
         self._reading = _HEAD
         self._fresh = False
         if not self._head.plain:
@@ -176,14 +177,17 @@ class BotscoreProtocol(Connection):
         # An Expect request refused before its body: the client may never send it (RFC 9110 10.1.1).
         close = timed_out or not self.parser.should_keep_alive() or (body is None and self.expect_100_continue)
         if not self._answers and not (answer.recorded and route.settles):
-            self._write(route, call, answer, close)
+            self._send(route, call, answer, close)  # its client is here: this read brought its body
             return
         self._answers.owe(Owed(route, call, answer, close))
         self.flow.pause_reading()  # one client's pipelined requests wait for its answers
 
     def _write(self, route: ScoringRoute, call: Call, answer: Answer, close: bool) -> None:
-        if self.transport.is_closing():
-            return  # its client left: not sent, nothing more recorded
+        """An owed answer, unless its client left while it waited (then not sent, nothing more recorded)."""
+        if not self.transport.is_closing():
+            self._send(route, call, answer, close)
+
+    def _send(self, route: ScoringRoute, call: Call, answer: Answer, close: bool) -> None:
         self.transport.write(encode(answer, call.id, call.scorer.version_bytes, close=close, server=self.served()))
         route.noted(call, answer)
         self.server_state.total_requests += 1

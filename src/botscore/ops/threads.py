@@ -4,11 +4,11 @@
 segments, shipping them, the spool's heartbeat and housekeeping, reading the keys file. A daemon, so
 that a call stuck on a dead file server never holds the process's exit (shutdown has its deadlines).
 `off_loop` awaits one blocking call from the event loop, run in the loop's default executor: a poll
-of the model registry, loading a model, closing the audit log. Two pools stay their own, because
-they bound how many run at once: the fsync rounds of audit/sync.py and the one peer scan of
-audit/health.py; and the keys watcher (http/auth.py) is a thread of its own that a SIGHUP pokes.
-`Workers` is the fsync rounds' pool: a fixed number of daemon threads, each call awaited as an
-asyncio future.
+of the model registry, loading a model, closing the audit log. `Workers` is a fixed number of daemon
+threads whose calls are awaited from the loop, for calls that must be bounded in number and cheap to
+hand over: the fsync rounds of audit/sync.py (one a request at low load). The one peer scan of
+audit/health.py keeps its own one-thread pool, and the keys watcher (http/auth.py) is a thread of its
+own that a SIGHUP pokes.
 """
 
 from __future__ import annotations
