@@ -42,9 +42,10 @@ class Workers:
 
     By hand, not loop.run_in_executor: that hand-off (a concurrent Future and its Condition, a work
     item, a second future chained to the first) measured 119,000 instructions a round trip under
-    callgrind and this one 18,000 (a SimpleQueue, one call_soon_threadsafe), and `always` makes a
-    round trip per request at low load. And these threads are daemons: an fsync hung on a dead file
-    server never holds the process's exit, where ThreadPoolExecutor joins its threads at exit."""
+    callgrind and this one 25,000 (a SimpleQueue, one call_soon_threadsafe; bench/handoff.py), and
+    `always` makes a round trip per request at low load. And these threads are daemons: an fsync hung
+    on a dead file server never holds the process's exit, where ThreadPoolExecutor joins its threads
+    at exit."""
 
     def __init__(self, size: int, name: str) -> None:
         self.size = size
