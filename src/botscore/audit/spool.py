@@ -142,7 +142,10 @@ class SpoolDirectory:
         self._lock_fd = None
         worker = self._new_worker()
         self._home = _Home(worker, self.workers / worker, old.generation + 1)
-        self.generation = self._home.generation  # the old folder is still taken: no append passes meanwhile
+        # Between these two stores an append still sees the old generation: it goes to the old folder, as
+        # one a moment earlier would, which is taken (refused by the lease) or was removed from outside
+        # (lost either way; under `always` the round's lock read refuses its answer).
+        self.generation = self._home.generation
         with self._lock:
             self._sealed = {name: s for name, s in self._sealed.items() if old.root not in s.path.parents}
         if old_fd is not None:

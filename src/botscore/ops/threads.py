@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Callable
@@ -48,6 +49,8 @@ class Workers:
     at exit."""
 
     def __init__(self, size: int, name: str) -> None:
+        if size < 1:
+            raise ValueError(f"Workers needs at least one thread, not {size}")
         self.size = size
         self.name = name
         self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -56,19 +59,25 @@ class Workers:
     def run(self, call: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """`call(*args)` in one of the threads (event loop)."""
         if not self._threads:
-            self._threads = [daemon(self._serve, f"{self.name}-{n}") for n in range(self.size)]
+            self._threads = [
+                daemon(functools.partial(self._serve, self._calls), f"{self.name}-{n}") for n in range(self.size)
+            ]
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._calls.put((future, call, args))
         return future
 
     def close(self) -> None:
-        """Let the threads end once their calls return; a call hung in the kernel is not waited for."""
-        for _ in self._threads:
-            self._calls.put(_STOP)
-        self._threads = []
+        """Let the threads end once the calls handed to them return (a call hung in the kernel is not
+        waited for). A `run` after it starts new threads on a new queue: none of them takes a stop
+        meant for an old one still in its call."""
+        calls, threads = self._calls, self._threads
+        self._calls, self._threads = queue.SimpleQueue(), []
+        for _ in threads:
+            calls.put(_STOP)
 
-    def _serve(self) -> None:
-        while (item := self._calls.get()) is not _STOP:
+    @staticmethod
+    def _serve(calls: queue.SimpleQueue[Any]) -> None:
+        while (item := calls.get()) is not _STOP:
             future, call, args = item
             result: Any = None
             error: BaseException | None = None

@@ -45,6 +45,30 @@ def test_calls_run_side_by_side_up_to_the_size() -> None:
     assert sorted(asyncio.run(main())) == [0, 1, 2]
 
 
+def test_after_close_the_calls_handed_over_still_run_and_a_new_call_gets_new_threads() -> None:
+    release = threading.Event()
+
+    async def main() -> tuple[bool, str]:
+        workers = Workers(1, "test")
+        first = workers.run(release.wait, 5)  # its thread is busy when close() comes
+        workers.close()
+        second = workers.run(lambda: threading.current_thread().name)
+        name = await asyncio.wait_for(second, 5)  # not stuck behind the old thread's stop
+        release.set()
+        done = await asyncio.wait_for(first, 5)
+        workers.close()
+        return done, name
+
+    done, name = asyncio.run(main())
+    assert done is True
+    assert name.startswith("test-")
+
+
+def test_a_pool_of_no_threads_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one thread"):
+        Workers(0, "test")
+
+
 def test_a_call_hung_in_a_thread_does_not_hold_the_process_exit() -> None:
     """An fsync hung on a dead file server: the process still exits (ThreadPoolExecutor's threads
     are joined at exit, these are daemons)."""
