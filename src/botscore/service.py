@@ -192,9 +192,9 @@ def build(settings: Settings, *, uploader: Uploader | None = None) -> Service:
     schedule.every(HOUSEKEEPING_SECONDS, "move metrics into prometheus_client", metrics.flush)
     if emf is not None:  # after the metrics flush, so a set holds what /metrics says
         schedule.every(HOUSEKEEPING_SECONDS, "write the EMF metric lines when due", emf.tick)
-    if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back (its own loop)
+    if settings.audit_sync != "none":  # interval: its timer; always: brings a failed fsync back
         every = settings.audit_sync_interval_ms / 1000 if settings.audit_sync == "interval" else 1.0
-        schedule.every(every, "fsync the audit spool", lambda: audit.syncer.every(every))
+        schedule.every(every, "fsync the audit spool", audit.syncer.catch_up)
     if follower is not None:
         schedule.every(settings.model_poll_seconds, FOLLOW_JOB, functools.partial(_follow, follower, model))
     return Service(settings, model, audit, metrics, _api_keys(settings), schedule, follower=follower, emf=emf)

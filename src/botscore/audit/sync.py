@@ -161,14 +161,13 @@ class Syncer:
             return False
         return True
 
-    async def every(self, seconds: float) -> None:
-        """Sync what was appended since the last fsync, and retry after a failure, every `seconds`
-        (the `interval` mode's timer; in `always` mode, what brings a failed spool back)."""
-        while True:
-            await asyncio.sleep(seconds)
-            target = self.writer.bytes_appended
-            if self.failure is not None or self.synced < target:
-                await asyncio.shield(self._covering(target))
+    async def catch_up(self) -> None:
+        """Sync what was appended since the last fsync, or retry after a failure: the `interval` mode's
+        job, every interval; in `always` mode, what brings a failed spool back with no request (the
+        service's schedule runs it)."""
+        target = self.writer.bytes_appended
+        if self.failure is not None or self.synced < target:
+            await asyncio.shield(self._covering(target))
 
     def running_for(self) -> float:
         """Seconds the oldest running fsync has taken so far (0 when none runs)."""

@@ -39,7 +39,8 @@ class Schedule:
         self._timer: asyncio.Task[None] | None = None
 
     def every(self, seconds: float, name: str, run: Callable[[], Any]) -> None:
-        """Run `run` every `seconds` (rounded up to the tick), first one period after it was added."""
+        """Run `run` every `seconds`, first one period after it was added (a coroutine job that is still
+        running when it is due again: once it ends, within a tick)."""
         self._jobs.append(_Job(name, seconds, run, time.monotonic() + seconds))
 
     def poke(self, name: str) -> None:
@@ -67,12 +68,15 @@ class Schedule:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.tick)
             now = time.monotonic()
+            wake = now + self.tick  # at the latest: a running job's end and a poke are seen within a tick
             for job in self._jobs:
-                if now >= job.due and (job.task is None or job.task.done()):
-                    job.due = now + job.seconds
-                    self._start(job)
+                if job.task is None or job.task.done():
+                    if now >= job.due:
+                        job.due = now + job.seconds
+                        self._start(job)
+                    wake = min(wake, job.due)
+            await asyncio.sleep(wake - now)
 
     def _start(self, job: _Job) -> None:
         try:

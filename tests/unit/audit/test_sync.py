@@ -25,6 +25,7 @@ from botscore.http.app import BotscoreApp, create_app
 from botscore.model import artifact
 from botscore.model.scorer import ModelSlot, Scorer
 from botscore.ops.metrics import Metrics
+from botscore.ops.schedule import Schedule
 from botscore.settings import SHIPPED_MODEL
 from tests.support.audit import audit_log
 from tests.support.records import spooled_records
@@ -107,17 +108,25 @@ def test_none_answers_without_waiting_for_any_fsync(tmp_path: Path) -> None:
     assert fsync.done == []
 
 
+def _fsync_job(audit: AuditLog, seconds: float) -> Schedule:
+    """The service's fsync job (service.py): `catch_up` every `seconds` on a schedule, started."""
+    schedule = Schedule(0.25)
+    schedule.every(seconds, "fsync the audit spool", audit.syncer.catch_up)
+    schedule.start()
+    return schedule
+
+
 def test_interval_syncs_what_was_appended_within_the_interval(tmp_path: Path) -> None:
     fsync = SlowFsync(tmp_path / "audit", delay=0)
 
     async def scenario() -> list[tuple[str, float, int]]:
         app, audit = _app(tmp_path, "interval", fsync)
-        timer = asyncio.create_task(audit.syncer.every(audit.sync_interval))
+        schedule = _fsync_job(audit, audit.sync_interval)
         try:
             answers = await _post_all(app, 5)
             await asyncio.sleep(0.3)
         finally:
-            timer.cancel()
+            await schedule.stop()
             audit.close()
         return answers
 
@@ -169,7 +178,7 @@ def test_always_comes_back_after_a_failed_fsync_without_any_request(tmp_path: Pa
     app, audit = _app(tmp_path, "always", fsync)
 
     async def scenario() -> tuple[int, int]:
-        retry = asyncio.create_task(audit.syncer.every(0.05))
+        retry = _fsync_job(audit, 0.05)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:
             fsync.fail_with = errno.EIO
             assert (await client.post("/bot-score", json=SCORE)).status_code == 503
@@ -177,7 +186,7 @@ def test_always_comes_back_after_a_failed_fsync_without_any_request(tmp_path: Pa
             fsync.fail_with = None
             await asyncio.sleep(0.3)  # no request comes: the load balancer sent none to an unready task
             ready = (await client.get("/readyz")).status_code
-        retry.cancel()
+        await retry.stop()
         return unready, ready
 
     try:
