@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.instructions import callgrind_control, first_dump  # noqa: E402
 
 CALLS = 2000
 WARMUP = 200
@@ -45,10 +49,10 @@ async def _calls(way: str) -> None:
         run = lambda: loop.run_in_executor(pool, _nothing)  # noqa: E731
     for _ in range(WARMUP):
         await run()
-    subprocess.run(["callgrind_control", "-z", str(os.getpid())], check=True, capture_output=True)
+    callgrind_control(os.getpid(), "-z")
     for _ in range(CALLS):
         await run()
-    subprocess.run(["callgrind_control", "-d", str(os.getpid())], check=True, capture_output=True)
+    callgrind_control(os.getpid(), "-d")
 
 
 def measure(way: str) -> float:
@@ -56,10 +60,7 @@ def measure(way: str) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="botscore-handoff-"))
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out.%p", sys.executable, __file__, way]
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (dump,) = tmp.glob("out.*.1")  # the first dump: what the CALLS round trips cost
-    summary = re.search(r"^summary:\s+(\d+)", dump.read_text(), re.M)
-    assert summary is not None, dump
-    return int(summary.group(1)) / CALLS
+    return first_dump(tmp) / CALLS  # what the CALLS round trips cost
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.instructions import REQUEST, REQUESTS, WARMUP  # noqa: E402  (the same requests, counted the same)
+from bench.instructions import REQUEST, REQUESTS, WARMUP, callgrind_control, first_dump  # noqa: E402  (the same requests, counted the same)
 
 
 class _Transport(asyncio.Transport):
@@ -76,10 +75,10 @@ async def _feed(requests: int) -> None:
     connection.connection_made(transport)
     for _ in range(WARMUP):
         connection.data_received(REQUEST)
-    subprocess.run(["callgrind_control", "-z", str(os.getpid())], check=True, capture_output=True)
+    callgrind_control(os.getpid(), "-z")
     for _ in range(requests):
         connection.data_received(REQUEST)
-    subprocess.run(["callgrind_control", "-d", str(os.getpid())], check=True, capture_output=True)
+    callgrind_control(os.getpid(), "-d")
     assert transport.writes == WARMUP + requests, transport.writes  # every request answered, one write each
     await stop()
 
@@ -93,10 +92,7 @@ def measure(checkout: str) -> float:
     env.pop("PYTHONMALLOC", None)
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable, __file__, "--feed"]
     subprocess.run(argv, env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (dump,) = tmp.glob("callgrind.out.*.1")  # the first dump: what the N requests cost
-    summary = re.search(r"^summary:\s+(\d+)", dump.read_text(), re.M)
-    assert summary is not None, dump
-    return int(summary.group(1)) / REQUESTS
+    return first_dump(tmp) / REQUESTS  # what the N requests cost
 
 
 def main() -> None:

@@ -72,6 +72,20 @@ def _argv(target: str, port: int) -> list[str]:
     return [str(Path(target) / ".venv" / "bin" / "botscore"), "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
+def callgrind_control(pid: int, action: str) -> None:
+    """Tell the callgrind run of `pid` to zero its counters (`-z`) or dump them (`-d`)."""
+    subprocess.run(["callgrind_control", action, str(pid)], check=True, capture_output=True)
+
+
+def first_dump(folder: Path) -> int:
+    """The instructions in the first dump of the callgrind run writing `*.1` into `folder`: what was
+    counted between the zeroing and that dump."""
+    (dump,) = folder.glob("*.1")
+    summary = re.search(r"^summary:\s+(\d+)", dump.read_text(), re.M)
+    assert summary is not None, dump
+    return int(summary.group(1))
+
+
 def measure(target: str, **settings: str) -> float:
     """Instructions per request of `target` (the ceiling, or a checkout's `botscore serve`, with `settings`)."""
     port = _free_port()
@@ -95,13 +109,10 @@ def measure(target: str, **settings: str) -> float:
                 time.sleep(0.5)
         with conn:
             _post(conn, WARMUP)
-            subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
+            callgrind_control(server.pid, "-z")
             _post(conn, REQUESTS)
-            subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
-        (dump,) = tmp.glob("callgrind.out.*.1")  # the first dump: what the N requests cost
-        summary = re.search(r"^summary:\s+(\d+)", dump.read_text(), re.M)
-        assert summary is not None, dump
-        return int(summary.group(1)) / REQUESTS
+            callgrind_control(server.pid, "-d")
+        return first_dump(tmp) / REQUESTS  # what the N requests cost
     finally:
         server.send_signal(signal.SIGINT)
         try:

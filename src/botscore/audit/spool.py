@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import re
 import secrets
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,10 +67,11 @@ class _Home:
     worker: str
     root: Path
     generation: int
-    lock: str = field(init=False)  # its lock file's path, made once: the Syncer opens it every round
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lock", os.path.join(self.root, "lock"))
+    @functools.cached_property
+    def lock(self) -> str:
+        """Its lock file's path, made once: the Syncer opens it every round."""
+        return os.path.join(self.root, "lock")
 
     def token(self, host: str) -> str:
         return f"{host}/{self.worker}"
